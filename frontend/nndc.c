@@ -1,0 +1,264 @@
+/* nndc.c - the compiler driver.  Compilation is a straight list of passes
+ * with the IR verifier between every two (see `pipeline` below); any stage
+ * can be printed with `nndc emit --stage ... [--after PASS]`. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "ast.h"
+#include "../passes/passes.h"
+#include "../codegen/codegen.h"
+#include "../runtime/rt.h"
+
+typedef struct opts {
+	const char *cmd, *model, *output, *stage, *after, *target;
+	int opt_level;
+	pass_options po;
+	int prog_argc;              /* after "--" */
+	char **prog_argv;
+} opts;
+
+static void usage(FILE *f)
+{
+	fputs("usage: nndc COMMAND MODEL.nnd [OPTIONS]\n"
+	      "\n"
+	      "commands:\n"
+	      "  build MODEL.nnd -o PROGRAM [--target cpu] [-O0..3]\n"
+	      "                         compile to a native training executable\n"
+	      "  run   MODEL.nnd [-O0..3] [-- PROGRAM-OPTIONS]\n"
+	      "                         compile in memory (LLVM ORC JIT) and run, e.g. -- train --epochs 1\n"
+	      "  check MODEL.nnd        parse and type-check only\n"
+	      "  emit  MODEL.nnd --stage ast|ir|plans|manifest|llvm [--after PASS]\n"
+	      "                         print a stage; --after lower|shape|autodiff|optimizer|plans|rng|memplan\n"
+	      "                         picks the IR after that pass (default: after memplan)\n"
+	      "\n"
+	      "options:\n"
+	      "  -o FILE                output executable (build)\n"
+	      "  -O0 -O1 -O2 -O3        LLVM optimisation level (default -O2); never changes a bit\n"
+	      "  --plan seq             reduction plan for every reduction (default: seq)\n"
+	      "  --help, --version\n", f);
+}
+
+static _Noreturn void bad_flag(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "nndc: error: ");
+	fprintf(stderr, fmt, arg);
+	fputs("\n(see nndc --help)\n", stderr);
+	exit(1);
+}
+
+static void parse_args(int argc, char **argv, opts *o)
+{
+	memset(o, 0, sizeof *o);
+	o->opt_level = 2;
+	if (argc < 2) {
+		usage(stderr);
+		exit(1);
+	}
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			usage(stdout);
+			exit(0);
+		} else if (!strcmp(a, "--version")) {
+			printf("nndc %s (LLVM %s)\n", NND_VERSION, NND_LLVM_VERSION);
+			exit(0);
+		} else if (!strcmp(a, "--")) {
+			o->prog_argc = argc - i - 1;
+			o->prog_argv = argv + i + 1;
+			break;
+		} else if (!strcmp(a, "-o") || !strcmp(a, "--stage") || !strcmp(a, "--after") ||
+		           !strcmp(a, "--target") || !strcmp(a, "--plan")) {
+			if (i + 1 >= argc)
+				bad_flag("%s needs a value", a);
+			const char *v = argv[++i];
+			if (!strcmp(a, "-o")) o->output = v;
+			else if (!strcmp(a, "--stage")) o->stage = v;
+			else if (!strcmp(a, "--after")) o->after = v;
+			else if (!strcmp(a, "--target")) o->target = v;
+			else o->po.plan_override = v;
+		} else if (!strncmp(a, "--stage=", 8)) o->stage = a + 8;
+		else if (!strncmp(a, "--after=", 8)) o->after = a + 8;
+		else if (!strncmp(a, "--target=", 9)) o->target = a + 9;
+		else if (!strncmp(a, "--plan=", 7)) o->po.plan_override = a + 7;
+		else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3])
+			o->opt_level = a[2] - '0';
+		else if (a[0] == '-')
+			bad_flag("unknown option '%s'", a);
+		else if (!o->cmd)
+			o->cmd = a;
+		else if (!o->model)
+			o->model = a;
+		else
+			bad_flag("unexpected argument '%s'", a);
+	}
+	if (!o->cmd)
+		bad_flag("%s", "no command given");
+	if (strcmp(o->cmd, "build") && strcmp(o->cmd, "run") && strcmp(o->cmd, "check") &&
+	    strcmp(o->cmd, "emit") && strcmp(o->cmd, "verify"))
+		bad_flag("unknown command '%s'", o->cmd);
+	if (!o->model)
+		bad_flag("%s: no MODEL.nnd given", o->cmd);
+	if (o->target && strcmp(o->target, "cpu"))
+		bad_flag("--target %s: this version builds for the cpu only (the CUDA backend is not built yet)",
+		         o->target);
+}
+
+/* ------------------------------------------------------------ pipeline */
+
+typedef int prog_pass(arena *a, ir_program *p, const opts *o);
+static int run_shape(arena *a, ir_program *p, const opts *o) { (void)a; (void)o; return pass_shape(p); }
+static int run_autodiff(arena *a, ir_program *p, const opts *o) { (void)o; return pass_autodiff(a, p); }
+static int run_optimizer(arena *a, ir_program *p, const opts *o) { (void)o; return pass_optimizer(a, p); }
+static int run_plans(arena *a, ir_program *p, const opts *o) { (void)a; return pass_plans(p, &o->po); }
+static int run_rng(arena *a, ir_program *p, const opts *o) { (void)o; return pass_rng(a, p); }
+static int run_memplan(arena *a, ir_program *p, const opts *o) { (void)a; (void)o; return pass_memplan(p); }
+
+static const struct { const char *name; prog_pass *run; } pipeline[] = {
+	{ "shape", run_shape },          /* re-check the types lowering inferred */
+	{ "autodiff", run_autodiff },    /* backward graph of the loss */
+	{ "optimizer", run_optimizer },  /* in-place parameter updates */
+	{ "shape", run_shape },          /* the backward graph is well typed */
+	{ "plans", run_plans },          /* a reduction plan on every reduction */
+	{ "rng", run_rng },              /* a stream on every random op */
+	{ "memplan", run_memplan },      /* every value gets its place */
+};
+
+static bool known_pass(const char *s)
+{
+	if (!strcmp(s, "lower"))
+		return true;
+	for (size_t i = 0; i < sizeof pipeline / sizeof pipeline[0]; i++)
+		if (!strcmp(pipeline[i].name, s))
+			return true;
+	return false;
+}
+
+/* Parses and compiles MODEL up to (and including) pass `stop`, or all the
+ * way when stop is NULL.  Exits 1 on user errors, 2 on internal ones. */
+static ir_module *compile(arena *a, const opts *o, const char *stop, ast_file **ast_out)
+{
+	ast_file *f = ast_parse_file(a, o->model);
+	if (!f || diag_count())
+		exit(1);
+	if (ast_out)
+		*ast_out = f;
+	if (stop && !strcmp(stop, "ast"))
+		return NULL;
+	ir_module *m = pass_lower(a, f);
+	if (diag_count())
+		exit(1);
+	uint8_t dig[32];
+	nnd_sha256(f->text, strlen(f->text), dig);
+	for (int i = 0; i < m->nprogs; i++) {
+		nnd_sha256_hex(dig, m->progs[i]->source_sha256);
+		if (ir_verify_program(m->progs[i], "lower"))
+			exit(2);
+	}
+	if (stop && !strcmp(stop, "lower"))
+		return m;
+	for (size_t k = 0; k < sizeof pipeline / sizeof pipeline[0]; k++) {
+		for (int i = 0; i < m->nprogs; i++) {
+			if (pipeline[k].run(a, m->progs[i], o) || diag_count())
+				exit(diag_count() ? 1 : 2);
+			if (ir_verify_program(m->progs[i], pipeline[k].name))
+				exit(2);
+		}
+		if (stop && !strcmp(stop, pipeline[k].name))
+			return m;     /* the first time a pass of that name has run */
+	}
+	return m;
+}
+
+static cg_module *build_module(arena *a, const opts *o, bool with_main)
+{
+	ir_module *m = compile(a, o, NULL, NULL);
+	char *manifest = pass_manifest(m);
+	cg_module *cm = cg_build(m, manifest, o->opt_level, with_main);
+	free(manifest);
+	if (!cm)
+		exit(2);
+	return cm;
+}
+
+static int cmd_emit(arena *a, const opts *o)
+{
+	if (!o->stage)
+		bad_flag("%s", "emit needs --stage ast|ir|plans|manifest|llvm");
+	const char *st = o->stage;
+	if (!strcmp(st, "cuda") || !strcmp(st, "ptx")) {
+		fprintf(stderr, "nndc: error: --stage %s: the CUDA backend is not built yet\n", st);
+		return 1;
+	}
+	if (strcmp(st, "ast") && strcmp(st, "ir") && strcmp(st, "plans") && strcmp(st, "manifest") &&
+	    strcmp(st, "llvm"))
+		bad_flag("--stage: unknown stage '%s' (expected ast, ir, plans, manifest or llvm)", st);
+	if (o->after && (strcmp(st, "ir") || !known_pass(o->after)))
+		bad_flag("--after %s: expected --stage ir and one of lower, shape, autodiff, optimizer, "
+		         "plans, rng, memplan", o->after);
+	if (!strcmp(st, "ast")) {
+		ast_file *f;
+		compile(a, o, "ast", &f);
+		ast_print(f, stdout);
+		return 0;
+	}
+	if (!strcmp(st, "llvm")) {
+		cg_module *cm = build_module(a, o, true);
+		cg_print_llvm(cm, stdout);
+		cg_free(cm);
+		return 0;
+	}
+	ir_module *m = compile(a, o, !strcmp(st, "ir") ? o->after : NULL, NULL);
+	if (!strcmp(st, "manifest")) {
+		char *s = pass_manifest(m);
+		fputs(s, stdout);
+		free(s);
+		return 0;
+	}
+	for (int i = 0; i < m->nprogs; i++) {
+		if (!strcmp(st, "plans"))
+			ir_print_plans(m->progs[i], stdout);
+		else
+			ir_print_program(m->progs[i], stdout);
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	opts o;
+	parse_args(argc, argv, &o);
+	arena *a = arena_new();
+	int rc = 0;
+	if (!strcmp(o.cmd, "check")) {
+		compile(a, &o, NULL, NULL);
+		fprintf(stderr, "%s: ok\n", o.model);
+	} else if (!strcmp(o.cmd, "emit")) {
+		rc = cmd_emit(a, &o);
+	} else if (!strcmp(o.cmd, "build")) {
+		if (!o.output)
+			bad_flag("%s", "build needs -o PROGRAM");
+		cg_module *cm = build_module(a, &o, true);
+		char obj[4096];
+		snprintf(obj, sizeof obj, "%s.o", o.output);
+		if (cg_emit_object(cm, obj) || cg_link_executable(obj, o.output))
+			rc = 2;
+		unlink(obj);
+		cg_free(cm);
+	} else if (!strcmp(o.cmd, "run")) {
+		cg_module *cm = build_module(a, &o, false);
+		/* the program sees argv[0] = the model, then what follows "--" */
+		char **pargv = xcalloc((size_t)o.prog_argc + 2, sizeof *pargv);
+		pargv[0] = (char *)o.model;
+		for (int i = 0; i < o.prog_argc; i++)
+			pargv[i + 1] = o.prog_argv[i];
+		fflush(stdout);
+		rc = cg_jit_run(cm, o.prog_argc + 1, pargv);
+		free(pargv);
+	} else {
+		fprintf(stderr, "nndc: error: verify: not available in this version yet\n");
+		rc = 1;
+	}
+	arena_free(a);
+	return rc;
+}

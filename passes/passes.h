@@ -1,0 +1,48 @@
+/* passes.h - the compiler's passes, in the order the driver runs them
+ * (frontend/nndc.c; the verifier runs between every two):
+ *
+ *   pass_lower      AST -> IR: name resolution, def instantiation with
+ *                   instance paths, dataset probing, per-node shape and type
+ *                   inference with symbolic dims (shape.c), train settings
+ *   pass_shape      re-derives every node's type from its inputs: the
+ *                   check that later passes built well-typed graphs
+ *   pass_autodiff   reverse mode: appends the backward graph of the loss
+ *   pass_optimizer  appends the optimizer's in-place updates
+ *   pass_plans      gives every reduction its reduction plan
+ *   pass_rng        pins a stream (seed, instance path) to every random op
+ *   pass_memplan    lays every value out in the runtime's blocks
+ *
+ * Each returns the number of errors it reported (diagnostics for user
+ * errors, internal errors otherwise); the driver stops at the first pass
+ * that reports any. */
+#ifndef NND_PASSES_H
+#define NND_PASSES_H
+
+#include "../frontend/ast.h"
+#include "../ir/ir.h"
+
+typedef struct pass_options {
+	const char *plan_override;   /* NULL, or "FAMILY" / "PATTERN=FAMILY,..." */
+} pass_options;
+
+ir_module *pass_lower(arena *a, const ast_file *f);
+int pass_shape(ir_program *p);
+int pass_autodiff(arena *a, ir_program *p);
+int pass_optimizer(arena *a, ir_program *p);
+int pass_plans(ir_program *p, const pass_options *o);
+int pass_rng(arena *a, ir_program *p);
+int pass_memplan(ir_program *p);
+
+/* shape.c: the per-op shape rule (shape_<ID> from ops.def).  Sets n->type
+ * from the inputs (keeping the preset dtype/dims of ops whose result type
+ * is an attribute: leaves, CAST, RESHAPE, SUM_TO, BROADCAST).  On a user
+ * error writes a message (without location) to err and returns -1. */
+int shape_infer(const ir_graph *g, ir_node *n, char *err, size_t errlen);
+/* NumPy broadcasting of two types' dims; -1 and a message if impossible */
+int shape_broadcast(const ir_type *a, const ir_type *b, ir_type *out, char *err, size_t errlen);
+
+/* manifest.c: the text the runtime reads (format: runtime/rt.h).  Returns
+ * a malloc'd string. */
+char *pass_manifest(const ir_module *m);
+
+#endif

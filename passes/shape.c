@@ -1,0 +1,342 @@
+/* shape.c - one shape and type rule per op (shape_<ID>, dispatched through
+ * ops.def), and pass_shape, which re-runs them over whole graphs. */
+#include <string.h>
+#include <inttypes.h>
+#include "passes.h"
+
+#define IN(k) (&g->nodes[n->in[k]]->type)
+#define FAIL(...) do { snprintf(err, errlen, __VA_ARGS__); return -1; } while (0)
+
+typedef int shape_fn(const ir_graph *g, ir_node *n, char *err, size_t errlen);
+
+static bool dim_eq(ir_dim a, ir_dim b) { return a.c == b.c && a.sym == b.sym; }
+static bool dim_one(ir_dim a) { return a.c == 1 && a.sym == 0; }
+
+int shape_broadcast(const ir_type *a, const ir_type *b, ir_type *out, char *err, size_t errlen)
+{
+	int r = a->rank > b->rank ? a->rank : b->rank;
+	ir_type t;
+	memset(&t, 0, sizeof t);
+	t.dt = a->dt;
+	t.rank = r;
+	for (int i = 0; i < r; i++) {
+		int ia = a->rank - r + i, ib = b->rank - r + i;
+		ir_dim da = ia >= 0 ? a->d[ia] : (ir_dim){ 1, 0 };
+		ir_dim db = ib >= 0 ? b->d[ib] : (ir_dim){ 1, 0 };
+		if (dim_eq(da, db) || dim_one(db))
+			t.d[i] = da;
+		else if (dim_one(da))
+			t.d[i] = db;
+		else {
+			char ta[128], tb[128];
+			FAIL("shapes %s and %s do not broadcast (dimension %d)",
+			     ir_type_str(a, ta, sizeof ta), ir_type_str(b, tb, sizeof tb), i);
+		}
+	}
+	*out = t;
+	return 0;
+}
+
+/* Can `from` be broadcast to exactly `to`? */
+static int broadcasts_to(const ir_type *from, const ir_type *to, char *err, size_t errlen)
+{
+	ir_type t;
+	if (from->rank > to->rank || shape_broadcast(to, from, &t, err, errlen) || !ir_type_eq(&t, to)) {
+		char a[128], b[128];
+		FAIL("%s does not broadcast to %s", ir_type_str(from, a, sizeof a),
+		     ir_type_str(to, b, sizeof b));
+	}
+	return 0;
+}
+
+static int need_f32(const ir_type *t, const char *what, char *err, size_t errlen)
+{
+	if (t->dt != IR_F32) {
+		char b[128];
+		FAIL("%s needs f32 values, found %s (convert with f32(...))", what,
+		     ir_type_str(t, b, sizeof b));
+	}
+	return 0;
+}
+
+static int numel_ok(const ir_type *t, char *err, size_t errlen)
+{
+	if (ir_type_numel(t).sym > 1)
+		FAIL("the shape would hold more than one batch dimension");
+	return 0;
+}
+
+/* ---- leaves and attribute-typed results: the type is set by whoever
+ * built the node; only sanity-check it ---- */
+static int keep(const ir_graph *g, ir_node *n, char *err, size_t errlen)
+{
+	(void)g;
+	return numel_ok(&n->type, err, errlen);
+}
+#define shape_INPUT keep
+#define shape_PARAM keep
+#define shape_STATE keep
+#define shape_CONST keep
+#define shape_OPT_SLOT keep
+
+static int shape_NUMEL(const ir_graph *g, ir_node *n, char *err, size_t errlen)
+{
+	(void)g; (void)err; (void)errlen;
+	n->type = ir_scalar(IR_F32);
+	return 0;
+}
+
+static int unary_f32(const ir_graph *g, ir_node *n, char *err, size_t errlen)
+{
+	if (need_f32(IN(0), ir_ops[n->op].name, err, errlen))
+		return -1;
+	n->type = *IN(0);
+	return 0;
+}
+#define shape_NEG unary_f32
+#define shape_EXP unary_f32
+#define shape_LOG unary_f32
+#define shape_SQRT unary_f32
+#define shape_TANH unary_f32
+#define shape_SIGMOID unary_f32
+#define shape_RELU unary_f32
+#define shape_GELU unary_f32
+#define shape_SOFTMAX unary_f32
+#define shape_LOG_SOFTMAX unary_f32
+#define shape_DROPOUT unary_f32
+#define shape_DROPOUT_BWD unary_f32
+
+static int shape_CAST(const ir_graph *g, ir_node *n, char *err, size_t errlen)
+{
+	ir_dtype dt = n->type.dt;
+	(void)err; (void)errlen;
+	n->type = *IN(0);
+	n->type.dt = dt;
+	return 0;
+}
+
+static int binary(const ir_graph *g, ir_node *n, char *err, size_t errlen)
+{
+	const ir_type *a = IN(0), *b = IN(1);
+	if (need_f32(a, ir_ops[n->op].name, err, errlen) || need_f32(b, ir_ops[n->op].name, err, errlen))
+		return -1;
+	if (shape_broadcast(a, b, &n->type, err, errlen))
+		return -1;
+	return numel_ok(&n->type, err, errlen);
+}
+#define shape_ADD binary
+#define shape_SUB binary
+#define shape_MUL binary
+#define shape_DIV binary
+#define shape_POW binary
+#define shape_MAXIMUM binary
+#define shape_MINIMUM binary
+#define shape_GE binary
+
+static int shape_WHERE(const ir_graph *g, ir_node *n, char *err, size_t errlen)
+{
+	ir_type t;
+	if (need_f32(IN(1), "where", err, errlen) || need_f32(IN(2), "where", err, errlen))
+		return -1;
+	if (shape_broadcast(IN(1), IN(2), &t, err, errlen))
+		return -1;
+	ir_type c = *IN(0);
+	c.dt = IR_F32;
+	if (shape_broadcast(&t, &c, &n->type, err, errlen))
+		return -1;
+	n->type.dt = IR_F32;
+	return numel_ok(&n->type, err, errlen);
+}
+
+/* gradient helpers: (dy, saved) with dy's type */
+static int same_as_dy(const ir_graph *g, ir_node *n, char *err, size_t errlen)
+{
+	if (!ir_type_eq(IN(0), IN(1))) {
+		char a[128], b[128];
+		FAIL("%s: %s and %s differ", ir_ops[n->op].name, ir_type_str(IN(0), a, sizeof a),
+		     ir_type_str(IN(1), b, sizeof b));
+	}
+	n->type = *IN(0);
+	return 0;
+}
+#define shape_RELU_BWD same_as_dy
+#define shape_TANH_BWD same_as_dy
+#define shape_SIGMOID_BWD same_as_dy
+#define shape_GELU_BWD same_as_dy
+#define shape_SOFTMAX_BWD same_as_dy
+#define shape_LOG_SOFTMAX_BWD same_as_dy
+
+static int shape_RESHAPE(const ir_graph *g, ir_node *n, char *err, size_t errlen)
+{
+	ir_dim a = ir_type_numel(IN(0)), b = ir_type_numel(&n->type);
+	if (!dim_eq(a, b)) {
+		char x[128], y[128];
+		FAIL("cannot reshape %s (%" PRId64 "%s elements) to %s",
+		     ir_type_str(IN(0), x, sizeof x), a.c, a.sym ? "*B" : "",
+		     ir_type_str(&n->type, y, sizeof y));
+	}
+	n->type.dt = IN(0)->dt;
+	return 0;
+}
+
+static int shape_TRANSPOSE(const ir_graph *g, ir_node *n, char *err, size_t errlen)
+{
+	const ir_type *a = IN(0);
+	int64_t i = n->ia[0], j = n->ia[1];
+	if (i < 0 || j < 0 || i >= a->rank || j >= a->rank)
+		FAIL("transpose axes %" PRId64 ", %" PRId64 " out of range for rank %d", i, j, a->rank);
+	n->type = *a;
+	n->type.d[i] = a->d[j];
+	n->type.d[j] = a->d[i];
+	return 0;
+}
+
+static int shape_MATMUL(const ir_graph *g, ir_node *n, char *err, size_t errlen)
+{
+	const ir_type *a = IN(0), *b = IN(1);
+	char x[128], y[128];
+	if (need_f32(a, "matmul", err, errlen) || need_f32(b, "matmul", err, errlen))
+		return -1;
+	if (a->rank != 2 || b->rank != 2)
+		FAIL("matmul needs two matrices, found %s and %s",
+		     ir_type_str(a, x, sizeof x), ir_type_str(b, y, sizeof y));
+	ir_dim m = a->d[n->ia[0] ? 1 : 0], ka = a->d[n->ia[0] ? 0 : 1];
+	ir_dim kb = b->d[n->ia[1] ? 1 : 0], nn = b->d[n->ia[1] ? 0 : 1];
+	if (!dim_eq(ka, kb))
+		FAIL("matmul: inner dimensions differ: %s @ %s",
+		     ir_type_str(a, x, sizeof x), ir_type_str(b, y, sizeof y));
+	n->type = ir_scalar(IR_F32);
+	n->type.rank = 2;
+	n->type.d[0] = m;
+	n->type.d[1] = nn;
+	return numel_ok(&n->type, err, errlen);
+}
+
+static int reduce_axis(const ir_graph *g, ir_node *n, char *err, size_t errlen, ir_dtype dt)
+{
+	const ir_type *a = IN(0);
+	int64_t ax = n->ia[0];
+	if (a->rank == 0 || ax < 0 || ax >= a->rank)
+		FAIL("%s: axis %" PRId64 " out of range for rank %d", ir_ops[n->op].name, ax, a->rank);
+	if (dt == IR_F32 && need_f32(a, ir_ops[n->op].name, err, errlen))
+		return -1;
+	ir_type t = *a;
+	t.dt = dt;
+	if (n->ia[1]) {
+		t.d[ax] = (ir_dim){ 1, 0 };
+	} else {
+		for (int i = (int)ax; i + 1 < a->rank; i++)
+			t.d[i] = a->d[i + 1];
+		t.rank--;
+	}
+	n->type = t;
+	return 0;
+}
+static int shape_SUM(const ir_graph *g, ir_node *n, char *e, size_t l) { return reduce_axis(g, n, e, l, IR_F32); }
+static int shape_MEAN(const ir_graph *g, ir_node *n, char *e, size_t l) { return reduce_axis(g, n, e, l, IR_F32); }
+static int shape_MAX(const ir_graph *g, ir_node *n, char *e, size_t l) { return reduce_axis(g, n, e, l, IR_F32); }
+static int shape_ARGMAX(const ir_graph *g, ir_node *n, char *e, size_t l) { return reduce_axis(g, n, e, l, IR_I32); }
+
+static int shape_SUM_TO(const ir_graph *g, ir_node *n, char *err, size_t errlen)
+{
+	n->type.dt = IR_F32;
+	return broadcasts_to(&n->type, IN(0), err, errlen);
+}
+
+static int shape_BROADCAST(const ir_graph *g, ir_node *n, char *err, size_t errlen)
+{
+	n->type.dt = IN(0)->dt;
+	return broadcasts_to(IN(0), &n->type, err, errlen);
+}
+
+static int logits_labels(const ir_graph *g, ir_node *n, char *err, size_t errlen)
+{
+	const ir_type *x = IN(0), *l = IN(1);
+	char a[128], b[128];
+	if (need_f32(x, ir_ops[n->op].name, err, errlen))
+		return -1;
+	if (x->rank != 2 || l->rank != 1 || !dim_eq(x->d[0], l->d[0]))
+		FAIL("%s needs logits [N, C] and labels [N], found %s and %s", ir_ops[n->op].name,
+		     ir_type_str(x, a, sizeof a), ir_type_str(l, b, sizeof b));
+	if (l->dt == IR_F32)
+		FAIL("%s: labels must be integers, found %s (convert with i32(...))",
+		     ir_ops[n->op].name, ir_type_str(l, b, sizeof b));
+	n->type = ir_scalar(IR_F32);
+	return 0;
+}
+#define shape_CROSS_ENTROPY logits_labels
+#define shape_ACCURACY logits_labels
+
+static int shape_CROSS_ENTROPY_BWD(const ir_graph *g, ir_node *n, char *err, size_t errlen)
+{
+	if (logits_labels(g, n, err, errlen))
+		return -1;
+	n->type = *IN(0);
+	return 0;
+}
+
+static int shape_MSE(const ir_graph *g, ir_node *n, char *err, size_t errlen)
+{
+	if (need_f32(IN(0), "mse", err, errlen) || need_f32(IN(1), "mse", err, errlen))
+		return -1;
+	if (!ir_type_eq(IN(0), IN(1))) {
+		char a[128], b[128];
+		FAIL("mse: prediction %s and target %s differ", ir_type_str(IN(0), a, sizeof a),
+		     ir_type_str(IN(1), b, sizeof b));
+	}
+	n->type = ir_scalar(IR_F32);
+	return 0;
+}
+
+static int update(const ir_graph *g, ir_node *n, char *err, size_t errlen)
+{
+	for (int k = 1; k < n->nin; k++)
+		if (!ir_type_eq(IN(0), IN(k)))
+			FAIL("%s: operand %d does not match the parameter's shape", ir_ops[n->op].name, k);
+	n->type = *IN(0);
+	return 0;
+}
+#define shape_SGD_UPDATE update
+#define shape_ADAM_UPDATE update
+
+static shape_fn *const shape_rules[IR_NUM_OPS] = {
+#define OP(id, name, arity, flags) [IR_##id] = shape_##id,
+#include "../ir/ops.def"
+#undef OP
+};
+
+int shape_infer(const ir_graph *g, ir_node *n, char *err, size_t errlen)
+{
+	return shape_rules[n->op](g, n, err, errlen);
+}
+
+static int shape_graph(ir_graph *g)
+{
+	int bad = 0;
+	for (int i = 0; i < g->nnodes; i++) {
+		ir_node *n = g->nodes[i];
+		ir_type before = n->type;
+		char err[512];
+		if (shape_infer(g, n, err, sizeof err)) {
+			diag_error(n->loc, "%s", err);
+			bad++;
+		} else if (!ir_type_eq(&before, &n->type)) {
+			char a[128], b[128];
+			fprintf(stderr, "nndc: internal error: graph %s node %%%d (%s): type %s, rule says %s\n",
+			        g->name, i, ir_ops[n->op].name, ir_type_str(&before, a, sizeof a),
+			        ir_type_str(&n->type, b, sizeof b));
+			bad++;
+		}
+	}
+	return bad;
+}
+
+int pass_shape(ir_program *p)
+{
+	int bad = 0;
+	if (p->train)
+		bad += shape_graph(p->train);
+	if (p->eval_g)
+		bad += shape_graph(p->eval_g);
+	return bad;
+}

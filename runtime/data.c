@@ -1,0 +1,571 @@
+/* data.c - dataset readers: IDX (plain or gzip) and numeric CSV.
+ *
+ * Both are used by the compiler (probe_only: shapes and sample count) and by
+ * the runtime (the whole data set in memory).  Every malformed input gives a
+ * precise message naming the file, the offset (IDX) or line and column (CSV)
+ * and what was expected; nothing here exits or crashes, and on error all
+ * memory is released and *d is left empty. */
+#include "rt.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+/* largest data set accepted: 2^40 bytes per field (rejects overflowing or
+ * absurd headers before any allocation is attempted) */
+#define NND_DATA_MAX_BYTES (1ull << 40)
+
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	if (!err || errlen == 0)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* ---------------------------------------------------------------- IDX */
+
+/* a file read either directly or through zlib (gzip magic 1f 8b) */
+typedef struct {
+	const char *path;
+	FILE *f;
+	gzFile gz;
+	uint64_t off;            /* bytes (decompressed) consumed so far */
+} reader;
+
+static int reader_open(reader *r, const char *path, char *err, size_t errlen)
+{
+	memset(r, 0, sizeof *r);
+	r->path = path;
+	r->f = fopen(path, "rb");
+	if (!r->f) {
+		errf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	unsigned char m[2];
+	size_t got = fread(m, 1, 2, r->f);
+	if (got == 2 && m[0] == 0x1f && m[1] == 0x8b) {
+		fclose(r->f);
+		r->f = NULL;
+		r->gz = gzopen(path, "rb");
+		if (!r->gz) {
+			errf(err, errlen, "cannot open %s: %s", path,
+			     errno ? strerror(errno) : "out of memory in zlib");
+			return -1;
+		}
+		gzbuffer(r->gz, 1 << 16);
+	} else {
+		rewind(r->f);
+	}
+	return 0;
+}
+
+static void reader_close(reader *r)
+{
+	if (r->f)
+		fclose(r->f);
+	if (r->gz)
+		gzclose(r->gz);
+	r->f = NULL;
+	r->gz = NULL;
+}
+
+/* zlib's message for the stream's error, without the "PATH: " prefix
+ * gzerror puts in front of it */
+static const char *gz_msg(reader *r, int *code)
+{
+	const char *msg = gzerror(r->gz, code);
+	if (!msg || !*msg)
+		return "unknown zlib error";
+	size_t n = strlen(r->path);
+	if (strncmp(msg, r->path, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ')
+		msg += n + 2;
+	return msg;
+}
+
+/* Reads up to n bytes; returns the count read, or -1 with err set for an
+ * I/O or decompression error (zlib's message). */
+static int64_t reader_read(reader *r, void *buf, uint64_t n, char *err, size_t errlen)
+{
+	uint64_t done = 0;
+	unsigned char *p = buf;
+	while (done < n) {
+		uint64_t chunk = n - done;
+		if (chunk > (1u << 30))
+			chunk = 1u << 30;
+		if (r->gz) {
+			int k = gzread(r->gz, p + done, (unsigned)chunk);
+			if (k < 0) {
+				int code;
+				const char *msg = gz_msg(r, &code);
+				errf(err, errlen, "%s: offset %llu: corrupt gzip data: %s", r->path,
+				     (unsigned long long)(r->off + done), msg);
+				return -1;
+			}
+			done += (uint64_t)k;
+			if ((uint64_t)k < chunk) {
+				/* end of stream, or a stream cut short (zlib reports
+				 * "unexpected end of file" as an error) */
+				int code;
+				const char *msg = gz_msg(r, &code);
+				if (code != Z_OK && code != Z_STREAM_END) {
+					errf(err, errlen, "%s: offset %llu: corrupt gzip data: %s", r->path,
+					     (unsigned long long)(r->off + done), msg);
+					return -1;
+				}
+				break;
+			}
+		} else {
+			size_t k = fread(p + done, 1, (size_t)chunk, r->f);
+			done += k;
+			if (k < chunk) {
+				if (ferror(r->f)) {
+					errf(err, errlen, "%s: offset %llu: read error: %s", r->path,
+					     (unsigned long long)(r->off + done), strerror(errno));
+					return -1;
+				}
+				break;
+			}
+		}
+	}
+	r->off += done;
+	return (int64_t)done;
+}
+
+/* true when the file has no more bytes (a trailing byte is an error) */
+static int reader_at_end(reader *r, char *err, size_t errlen, int *at_end)
+{
+	unsigned char c;
+	uint64_t off = r->off;
+	int64_t k = reader_read(r, &c, 1, err, errlen);
+	if (k < 0)
+		return -1;
+	r->off = off;
+	*at_end = k == 0;
+	return 0;
+}
+
+static uint32_t be32(const unsigned char *b)
+{
+	return ((uint32_t)b[0] << 24) | ((uint32_t)b[1] << 16) | ((uint32_t)b[2] << 8) | b[3];
+}
+
+/* Reads an IDX header.  want_labels: exactly 1 dimension, else >= 2 (at
+ * most 5: a row has rank <= 4).  dims[0] = N. */
+static int idx_header(reader *r, int want_labels, int *ndims, int64_t dims[5],
+                      char *err, size_t errlen)
+{
+	const uint32_t expect_magic = want_labels ? 0x00000801u : 0x00000803u;
+	unsigned char h[4];
+	int64_t k = reader_read(r, h, 4, err, errlen);
+	if (k < 0)
+		return -1;
+	if (k < 4) {
+		errf(err, errlen, "%s: offset 0: expected IDX magic 0x%08X, found %lld byte%s (file too short)",
+		     r->path, expect_magic, (long long)k, k == 1 ? "" : "s");
+		return -1;
+	}
+	uint32_t magic = be32(h);
+	if (h[0] != 0 || h[1] != 0 || h[2] != 0x08) {
+		if (h[0] == 0 && h[1] == 0 && h[2] != 0x08)
+			errf(err, errlen, "%s: offset 2: expected IDX magic 0x%08X (type 0x08, unsigned bytes), "
+			     "found 0x%08X (type 0x%02X)", r->path, expect_magic, magic, h[2]);
+		else
+			errf(err, errlen, "%s: offset 0: expected IDX magic 0x%08X, found 0x%08X",
+			     r->path, expect_magic, magic);
+		return -1;
+	}
+	int nd = h[3];
+	if (want_labels && nd != 1) {
+		errf(err, errlen, "%s: offset 3: expected IDX magic 0x%08X (labels: 1 dimension), "
+		     "found 0x%08X (%d dimensions)", r->path, expect_magic, magic, nd);
+		return -1;
+	}
+	if (!want_labels && (nd < 2 || nd > 5)) {
+		errf(err, errlen, "%s: offset 3: expected IDX magic 0x%08X (images: 2 to 5 dimensions), "
+		     "found 0x%08X (%d dimension%s)", r->path, expect_magic, magic, nd, nd == 1 ? "" : "s");
+		return -1;
+	}
+	unsigned char db[20];
+	k = reader_read(r, db, (uint64_t)4 * nd, err, errlen);
+	if (k < 0)
+		return -1;
+	if (k < 4 * nd) {
+		errf(err, errlen, "%s: offset 4: expected %d bytes of dimensions, found %lld",
+		     r->path, 4 * nd, (long long)k);
+		return -1;
+	}
+	for (int i = 0; i < nd; i++) {
+		dims[i] = be32(db + 4 * i);
+		if (dims[i] == 0) {
+			errf(err, errlen, "%s: offset %d: expected dimension %d to be at least 1, found 0",
+			     r->path, 4 + 4 * i, i);
+			return -1;
+		}
+	}
+	*ndims = nd;
+	return 0;
+}
+
+/* Reads exactly n bytes of payload into a fresh buffer; truncation and
+ * trailing bytes are errors.  what: "image" or "label". */
+static int idx_payload(reader *r, uint64_t n, const char *what, uint8_t **out,
+                       char *err, size_t errlen)
+{
+	uint64_t start = r->off;
+	uint8_t *buf = malloc(n ? (size_t)n : 1);
+	if (!buf) {
+		errf(err, errlen, "%s: offset %llu: cannot allocate %llu bytes of %s data", r->path,
+		     (unsigned long long)start, (unsigned long long)n, what);
+		return -1;
+	}
+	int64_t k = reader_read(r, buf, n, err, errlen);
+	if (k < 0) {
+		free(buf);
+		return -1;
+	}
+	if ((uint64_t)k < n) {
+		errf(err, errlen, "%s: offset %llu: expected %llu bytes of %s data, found %lld", r->path,
+		     (unsigned long long)start, (unsigned long long)n, what, (long long)k);
+		free(buf);
+		return -1;
+	}
+	int at_end;
+	if (reader_at_end(r, err, errlen, &at_end) < 0) {
+		free(buf);
+		return -1;
+	}
+	if (!at_end) {
+		errf(err, errlen, "%s: offset %llu: expected end of file after %llu bytes of %s data, "
+		     "found more bytes", r->path, (unsigned long long)r->off, (unsigned long long)n, what);
+		free(buf);
+		return -1;
+	}
+	*out = buf;
+	return 0;
+}
+
+int nnd_data_load_idx(const char *images, const char *labels, bool probe_only,
+                      nnd_data *d, char *err, size_t errlen)
+{
+	memset(d, 0, sizeof *d);
+	reader ri, rl;
+	int ndi = 0, ndl = 0;
+	int64_t di[5] = { 0 }, dl[5] = { 0 };
+
+	if (reader_open(&ri, images, err, errlen) < 0)
+		return -1;
+	if (idx_header(&ri, 0, &ndi, di, err, errlen) < 0)
+		goto fail_i;
+	/* bytes per row and in all, with overflow checks */
+	uint64_t row = 1;
+	for (int i = 1; i < ndi; i++) {
+		row *= (uint64_t)di[i];              /* each factor < 2^32, checked below */
+		if (row > NND_DATA_MAX_BYTES)
+			break;
+	}
+	if (row > NND_DATA_MAX_BYTES || (uint64_t)di[0] > NND_DATA_MAX_BYTES / row) {
+		errf(err, errlen, "%s: offset 4: expected at most 2^40 bytes of image data, "
+		     "found dimensions that need more", images);
+		goto fail_i;
+	}
+	uint64_t total = row * (uint64_t)di[0];
+
+	d->kind = 0;
+	d->n = di[0];
+	d->dtype[0] = 2;
+	d->dtype[1] = 2;
+	d->rank[0] = ndi - 1;
+	for (int i = 1; i < ndi; i++)
+		d->dims[0][i - 1] = di[i];
+	d->row_bytes[0] = (int64_t)row;
+	d->rank[1] = 0;
+	d->row_bytes[1] = 1;
+
+	if (!probe_only && idx_payload(&ri, total, "image", &d->buf[0], err, errlen) < 0)
+		goto fail_i;
+	reader_close(&ri);
+
+	if (reader_open(&rl, labels, err, errlen) < 0)
+		goto fail;
+	if (idx_header(&rl, 1, &ndl, dl, err, errlen) < 0)
+		goto fail_l;
+	if (dl[0] != di[0]) {
+		errf(err, errlen, "%s: offset 4: expected %lld labels (the number of images in %s), found %lld",
+		     labels, (long long)di[0], images, (long long)dl[0]);
+		goto fail_l;
+	}
+	if (!probe_only && idx_payload(&rl, (uint64_t)dl[0], "label", &d->buf[1], err, errlen) < 0)
+		goto fail_l;
+	reader_close(&rl);
+	return 0;
+
+fail_l:
+	reader_close(&rl);
+	goto fail;
+fail_i:
+	reader_close(&ri);
+fail:
+	nnd_data_free(d);
+	return -1;
+}
+
+/* ---------------------------------------------------------------- CSV */
+
+/* strips a trailing "\n" / "\r\n" in place */
+static void chomp(char *s)
+{
+	size_t n = strlen(s);
+	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+		s[--n] = '\0';
+}
+
+static int blank(const char *s)
+{
+	for (; *s; s++)
+		if (*s != ' ' && *s != '\t')
+			return 0;
+	return 1;
+}
+
+/* trims spaces/tabs (and one pair of double quotes, for header names) */
+static char *trim(char *s, int unquote)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	size_t n = strlen(s);
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+		s[--n] = '\0';
+	if (unquote && n >= 2 && s[0] == '"' && s[n - 1] == '"') {
+		s[n - 1] = '\0';
+		s++;
+	}
+	return s;
+}
+
+static int count_fields(const char *s)
+{
+	int n = 1;
+	for (; *s; s++)
+		n += *s == ',';
+	return n;
+}
+
+/* splits s at commas in place into at most max fields; returns the number
+ * of fields the line has (which may exceed max: then the rest is left) */
+static int split(char *s, char **fields, int max)
+{
+	int n = count_fields(s);
+	for (int i = 0; i < max && i < n; i++) {
+		char *c = strchr(s, ',');
+		fields[i] = s;
+		if (!c)
+			break;
+		*c = '\0';
+		s = c + 1;
+	}
+	return n;
+}
+
+static void quote_field(const char *f, char *out, size_t outlen)
+{
+	size_t n = strlen(f);
+	if (n > 40)
+		snprintf(out, outlen, "%.40s...", f);
+	else
+		snprintf(out, outlen, "%s", f);
+}
+
+int nnd_data_load_csv(const char *path, const char *label_col, bool probe_only,
+                      nnd_data *d, char *err, size_t errlen)
+{
+	memset(d, 0, sizeof *d);
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		errf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	char *line = NULL;
+	size_t cap = 0;
+	char **fields = NULL;
+	float *feat = NULL;
+	int32_t *lab = NULL;
+	size_t rows_cap = 0;
+	int64_t nrows = 0;
+	long lineno = 0;
+	int ncols = 0, label_idx = -1;
+
+	/* header */
+	ssize_t len;
+	do {
+		len = getline(&line, &cap, f);
+		lineno++;
+	} while (len >= 0 && (chomp(line), blank(line)));
+	if (len < 0) {
+		if (ferror(f))
+			errf(err, errlen, "%s: read error: %s", path, strerror(errno));
+		else
+			errf(err, errlen, "%s:%ld: expected a header line of column names, found end of file",
+			     path, lineno);
+		goto fail;
+	}
+	ncols = count_fields(line);
+	if (ncols > 1000000) {
+		errf(err, errlen, "%s:%ld: expected at most 1000000 columns, found %d", path, lineno, ncols);
+		goto fail;
+	}
+	fields = malloc(sizeof *fields * (size_t)ncols);
+	if (!fields) {
+		errf(err, errlen, "%s: out of memory", path);
+		goto fail;
+	}
+	split(line, fields, ncols);
+	for (int i = 0; i < ncols; i++) {
+		char *name = trim(fields[i], 1);
+		if (strcmp(name, label_col) == 0 && label_idx < 0)
+			label_idx = i;
+	}
+	if (label_idx < 0) {
+		errf(err, errlen, "%s:%ld: expected a column named '%s' in the header, found none",
+		     path, lineno, label_col);
+		goto fail;
+	}
+	if (ncols < 2) {
+		errf(err, errlen, "%s:%ld: expected at least one feature column besides '%s', found none",
+		     path, lineno, label_col);
+		goto fail;
+	}
+	const int nf = ncols - 1;
+
+	while ((len = getline(&line, &cap, f)) >= 0) {
+		lineno++;
+		chomp(line);
+		if (blank(line))
+			continue;
+		if (probe_only) {
+			nrows++;
+			continue;
+		}
+		int n = split(line, fields, ncols);
+		if (n != ncols) {
+			errf(err, errlen, "%s:%ld: expected %d fields (as in the header), found %d",
+			     path, lineno, ncols, n);
+			goto fail;
+		}
+		if ((size_t)nrows == rows_cap) {
+			size_t nc = rows_cap ? rows_cap * 2 : 1024;
+			if (nc > (size_t)INT64_MAX / sizeof(float) / (size_t)nf) {
+				errf(err, errlen, "%s:%ld: too many rows", path, lineno);
+				goto fail;
+			}
+			float *nfeat = realloc(feat, nc * (size_t)nf * sizeof *feat);
+			if (!nfeat) {
+				errf(err, errlen, "%s:%ld: out of memory", path, lineno);
+				goto fail;
+			}
+			feat = nfeat;
+			int32_t *nlab = realloc(lab, nc * sizeof *lab);
+			if (!nlab) {
+				errf(err, errlen, "%s:%ld: out of memory", path, lineno);
+				goto fail;
+			}
+			lab = nlab;
+			rows_cap = nc;
+		}
+		float *frow = feat + (size_t)nrows * (size_t)nf;
+		int fi = 0;
+		for (int c = 0; c < ncols; c++) {
+			char *s = trim(fields[c], 0);
+			char *end = NULL;
+			char shown[64];
+			errno = 0;
+			if (c == label_idx) {
+				double v = strtod(s, &end);
+				if (*s == '\0' || *end != '\0') {
+					quote_field(s, shown, sizeof shown);
+					errf(err, errlen, "%s:%ld: column %d: expected a number, found '%s'",
+					     path, lineno, c + 1, shown);
+					goto fail;
+				}
+				if (!(v >= -2147483648.0 && v <= 2147483647.0) || v != (double)(int64_t)v) {
+					quote_field(s, shown, sizeof shown);
+					errf(err, errlen, "%s:%ld: column %d: expected an integer label "
+					     "(32-bit), found '%s'", path, lineno, c + 1, shown);
+					goto fail;
+				}
+				lab[nrows] = (int32_t)v;
+			} else {
+				/* features are f32: strtof rounds the decimal once, directly
+				 * to binary32 (strtod then a cast would round twice) */
+				float v = strtof(s, &end);
+				if (*s == '\0' || *end != '\0') {
+					quote_field(s, shown, sizeof shown);
+					errf(err, errlen, "%s:%ld: column %d: expected a number, found '%s'",
+					     path, lineno, c + 1, shown);
+					goto fail;
+				}
+				if (v != v || v - v != 0.0f) {
+					quote_field(s, shown, sizeof shown);
+					errf(err, errlen, "%s:%ld: column %d: expected a finite number "
+					     "(binary32), found '%s'", path, lineno, c + 1, shown);
+					goto fail;
+				}
+				frow[fi++] = v;
+			}
+		}
+		nrows++;
+	}
+	if (ferror(f)) {
+		errf(err, errlen, "%s:%ld: read error: %s", path, lineno, strerror(errno));
+		goto fail;
+	}
+
+	d->kind = 1;
+	d->n = nrows;
+	d->dtype[0] = 0;
+	d->dtype[1] = 1;
+	d->rank[0] = 1;
+	d->dims[0][0] = nf;
+	d->row_bytes[0] = (int64_t)nf * 4;
+	d->rank[1] = 0;
+	d->row_bytes[1] = 4;
+	if (!probe_only) {
+		/* never NULL when loaded, even for zero rows */
+		d->buf[0] = feat ? (uint8_t *)feat : malloc(1);
+		d->buf[1] = lab ? (uint8_t *)lab : malloc(1);
+		feat = NULL;
+		lab = NULL;
+		if (!d->buf[0] || !d->buf[1]) {
+			errf(err, errlen, "%s: out of memory", path);
+			goto fail;
+		}
+	}
+	free(fields);
+	free(line);
+	fclose(f);
+	return 0;
+
+fail:
+	free(fields);
+	free(line);
+	free(feat);
+	free(lab);
+	fclose(f);
+	nnd_data_free(d);
+	return -1;
+}
+
+void nnd_data_free(nnd_data *d)
+{
+	if (!d)
+		return;
+	free(d->buf[0]);
+	free(d->buf[1]);
+	memset(d, 0, sizeof *d);
+}

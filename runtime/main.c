@@ -1,0 +1,441 @@
+/* main.c - nnd_rt_main: the command line of every built program (cli.md).
+ *
+ *   PROGRAM train [--train NAME] [--threads N] [--device cpu|cuda] [--epochs E]
+ *                 [--steps S] [--limit N] [--seed S] [--log RUN.jsonl]
+ *                 [--save DIR] [--resume DIR]
+ *   PROGRAM eval  --weights FILE.safetensors [--data NAME] [--train NAME]
+ *   PROGRAM infer --weights FILE --input FILE [--batch N]
+ *   PROGRAM info
+ *
+ * Options are GNU style (--name VALUE or --name=VALUE).  Exit status: 0 ok,
+ * 1 user error, 2 internal error (nnd's own bug, e.g. a malformed manifest).
+ * --threads is accepted and checked; the runtime runs the generated steps on
+ * one thread for now, and since reduction plans never depend on the thread
+ * count, the bits would not change with more. */
+#include "rt_internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *progname = "nnd-program";
+static jmp_buf *die_jmp;
+/* What an error unwinding to nnd_rt_main frees (nndc run calls
+ * nnd_rt_main in-process; transient buffers of the failing function are
+ * left to the process exit). */
+static rt_manifest man;
+static rt_run *live_run;
+
+const char *rt_progname(void) { return progname; }
+
+_Noreturn void rt_die(int code, const char *fmt, ...)
+{
+	fflush(stdout);   /* keep stdout results before the message when both go to one terminal */
+	fprintf(stderr, "%s: %s: ", progname, code == 2 ? "internal error" : "error");
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	fflush(stderr);
+	if (die_jmp) longjmp(*die_jmp, code);
+	exit(code);
+}
+
+void *rt_xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p) rt_die(2, "out of memory (%zu bytes)", n);
+	return p;
+}
+
+void *rt_xcalloc(size_t n, size_t sz)
+{
+	void *p = calloc(n ? n : 1, sz ? sz : 1);
+	if (!p) rt_die(2, "out of memory (%zu x %zu bytes)", n, sz);
+	return p;
+}
+
+char *rt_xstrdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *p = rt_xmalloc(n);
+	memcpy(p, s, n);
+	return p;
+}
+
+void *rt_aligned_zalloc(size_t bytes)
+{
+	/* 64 bytes: a cache line and the widest vector generated code uses */
+	size_t n = (bytes + 63) & ~(size_t)63;
+	if (n == 0) n = 64;
+	void *p = aligned_alloc(64, n);
+	if (!p) rt_die(2, "out of memory (%zu bytes)", n);
+	memset(p, 0, n);
+	return p;
+}
+
+uint8_t *rt_read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) rt_die(1, "%s: cannot open: %s", path, strerror(errno));
+	size_t cap = 1 << 16, n = 0;
+	uint8_t *buf = rt_xmalloc(cap);
+	for (;;) {
+		if (n == cap) {
+			cap *= 2;
+			uint8_t *nb = realloc(buf, cap);
+			if (!nb) rt_die(2, "out of memory reading %s", path);
+			buf = nb;
+		}
+		size_t r = fread(buf + n, 1, cap - n, f);
+		n += r;
+		if (r == 0) {
+			if (ferror(f)) {
+				int e = errno;
+				fclose(f);
+				rt_die(1, "%s: cannot read: %s", path, strerror(e));
+			}
+			break;
+		}
+	}
+	if (fclose(f) != 0) rt_die(1, "%s: cannot close: %s", path, strerror(errno));
+	*len = n;
+	return buf;
+}
+
+/* ---- options ---- */
+
+enum { O_STR, O_POS, O_NONNEG, O_U64, O_DEVICE };
+typedef struct optdef { const char *name; int kind; } optdef;
+
+static const optdef train_opts[] = {
+	{ "train", O_STR }, { "threads", O_POS }, { "device", O_DEVICE }, { "epochs", O_POS },
+	{ "steps", O_NONNEG }, { "limit", O_POS }, { "seed", O_U64 }, { "log", O_STR },
+	{ "save", O_STR }, { "resume", O_STR }, { NULL, 0 } };
+static const optdef eval_opts[] = {
+	{ "weights", O_STR }, { "data", O_STR }, { "train", O_STR }, { "threads", O_POS },
+	{ "device", O_DEVICE }, { NULL, 0 } };
+static const optdef infer_opts[] = {
+	{ "weights", O_STR }, { "input", O_STR }, { "batch", O_POS }, { "train", O_STR },
+	{ "threads", O_POS }, { "device", O_DEVICE }, { NULL, 0 } };
+static const optdef info_opts[] = { { NULL, 0 } };
+
+static const char *usage_train =
+	"usage: %s train [OPTIONS]\n"
+	"Train the model (deterministically: same bits on every run).\n"
+	"  --train NAME       train block to run (default: the first)\n"
+	"  --threads N        worker threads (results do not depend on it)\n"
+	"  --device cpu|cuda  backend (default cpu)\n"
+	"  --epochs E         number of epochs (default: the train block's)\n"
+	"  --steps S          stop after S optimizer steps in total, counting those\n"
+	"                     before a resume (0 with --save writes the initial weights)\n"
+	"  --limit N          train on the first N samples only\n"
+	"  --seed S           global seed (default: the source's)\n"
+	"  --log FILE         write a JSON-lines log: run manifest, per-step losses\n"
+	"  --save DIR         write a checkpoint to DIR at the end\n"
+	"  --resume DIR       continue the run saved in DIR exactly where it stopped\n"
+	"Prints one line per epoch and, last, `sha256 HEX` of the final parameters.\n";
+static const char *usage_eval =
+	"usage: %s eval --weights FILE.safetensors [--data NAME] [--train NAME]\n"
+	"Evaluate saved weights on the eval dataset (or the dataset NAME).\n";
+static const char *usage_infer =
+	"usage: %s infer --weights FILE.safetensors --input FILE [--batch N]\n"
+	"Run inference (not supported yet).\n";
+static const char *usage_info =
+	"usage: %s info\n"
+	"Print the compiled program's manifest: train blocks, datasets, parameters,\n"
+	"random streams, reduction plans and versions.\n";
+static const char *usage_main =
+	"usage: %s COMMAND [OPTIONS]\n"
+	"Commands:\n"
+	"  train    train the model\n"
+	"  eval     evaluate saved weights\n"
+	"  infer    run inference on an input file\n"
+	"  info     print the manifest (plans, streams, versions)\n"
+	"Run `%s COMMAND --help` for a command's options.\n";
+
+typedef struct parsed {
+	const char *val[16];
+	bool set[16];
+	int64_t num[16];
+	uint64_t u64[16];
+	bool help;
+} parsed;
+
+static void parse_opts(int argc, char **argv, const optdef *defs, const char *cmd, parsed *P)
+{
+	memset(P, 0, sizeof *P);
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) { P->help = true; continue; }
+		if (strncmp(a, "--", 2) != 0 || a[2] == 0)
+			rt_die(1, "%s: unexpected argument '%s' (see %s %s --help)", cmd, a, progname, cmd);
+		const char *name = a + 2, *eq = strchr(name, '=');
+		size_t nl = eq ? (size_t)(eq - name) : strlen(name);
+		int k = -1;
+		for (int j = 0; defs[j].name; j++)
+			if (strlen(defs[j].name) == nl && !strncmp(defs[j].name, name, nl)) k = j;
+		if (k < 0) rt_die(1, "%s: unknown option '--%.*s' (see %s %s --help)", cmd, (int)nl, name, progname, cmd);
+		const char *v;
+		if (eq) v = eq + 1;
+		else if (i + 1 < argc) v = argv[++i];
+		else rt_die(1, "--%s: expects a value", defs[k].name);
+		P->val[k] = v;
+		P->set[k] = true;
+		char *end;
+		switch (defs[k].kind) {
+		case O_POS:
+		case O_NONNEG: {
+			errno = 0;
+			long long x = strtoll(v, &end, 10);
+			bool pos = defs[k].kind == O_POS;
+			if (errno || end == v || *end || x < (pos ? 1 : 0) || *v == '+' || *v == ' ')
+				rt_die(1, "--%s: expected a %s integer, found '%s'", defs[k].name, pos ? "positive" : "non-negative", v);
+			P->num[k] = x;
+			break;
+		}
+		case O_U64:
+			errno = 0;
+			P->u64[k] = strtoull(v, &end, 10);
+			if (errno || end == v || *end || *v == '-' || *v == '+' || *v == ' ')
+				rt_die(1, "--%s: expected an unsigned 64-bit integer, found '%s'", defs[k].name, v);
+			break;
+		case O_DEVICE:
+			if (strcmp(v, "cpu") && strcmp(v, "cuda"))
+				rt_die(1, "--%s: expected cpu or cuda, found '%s'", defs[k].name, v);
+			break;
+		case O_STR:
+			if (!*v) rt_die(1, "--%s: expected a value, found ''", defs[k].name);
+			break;
+		}
+	}
+}
+
+static int opt_index(const optdef *defs, const char *name)
+{
+	for (int j = 0; defs[j].name; j++)
+		if (!strcmp(defs[j].name, name)) return j;
+	return -1;
+}
+
+#define OPT_SET(P, defs, n) ((P).set[opt_index(defs, n)])
+#define OPT_VAL(P, defs, n) ((P).val[opt_index(defs, n)])
+#define OPT_NUM(P, defs, n) ((P).num[opt_index(defs, n)])
+
+static void check_device(const parsed *P, const optdef *defs)
+{
+	int k = opt_index(defs, "device");
+	if (P->set[k] && !strcmp(P->val[k], "cuda"))
+		rt_die(1, "--device cuda: CUDA backend not built yet (use --device cpu)");
+}
+
+static const rt_program *select_program(const rt_manifest *m, const char *name)
+{
+	if (!name) return &m->progs[0];
+	for (int i = 0; i < m->nprogs; i++)
+		if (!strcmp(m->progs[i].name, name)) return &m->progs[i];
+	char list[512] = "";
+	size_t o = 0;
+	for (int i = 0; i < m->nprogs && o < sizeof list; i++)
+		o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", i ? ", " : "", m->progs[i].name);
+	rt_die(1, "--train: no train block '%s' (this program has: %s)", name, list);
+}
+
+static void setup_run(rt_run *r, const nnd_model *model, const rt_manifest *m, const rt_program *p, uint64_t seed)
+{
+	memset(r, 0, sizeof *r);
+	r->model = model;
+	r->man = m;
+	r->prog = p;
+	r->seed = seed;
+	r->epochs = p->epochs;
+}
+
+static int cmd_train(int argc, char **argv, const nnd_model *model, const rt_manifest *m)
+{
+	const optdef *D = train_opts;
+	parsed P;
+	parse_opts(argc, argv, D, "train", &P);
+	if (P.help) { printf(usage_train, progname); return 0; }
+	check_device(&P, D);
+	rt_opts o = { 0 };
+	o.train = OPT_VAL(P, D, "train");
+	o.threads = OPT_SET(P, D, "threads") ? (int)OPT_NUM(P, D, "threads") : 1;
+	o.epochs = OPT_SET(P, D, "epochs") ? OPT_NUM(P, D, "epochs") : -1;
+	o.steps = OPT_SET(P, D, "steps") ? OPT_NUM(P, D, "steps") : -1;
+	o.limit = OPT_SET(P, D, "limit") ? OPT_NUM(P, D, "limit") : -1;
+	o.have_seed = OPT_SET(P, D, "seed");
+	o.seed = P.u64[opt_index(D, "seed")];
+	o.log = OPT_VAL(P, D, "log");
+	o.save = OPT_VAL(P, D, "save");
+	o.resume = OPT_VAL(P, D, "resume");
+
+	const rt_program *p = select_program(m, o.train);
+	uint64_t seed = o.have_seed ? o.seed : m->seed;
+	if (o.resume) {
+		uint64_t saved = rt_ckpt_seed(o.resume);
+		if (o.have_seed && saved != o.seed)
+			rt_die(1, "--seed %" PRIu64 ": the run saved in %s used seed %" PRIu64 " (omit --seed to resume)", o.seed, o.resume, saved);
+		seed = saved;
+	}
+	static rt_run r;
+	setup_run(&r, model, m, p, seed);
+	live_run = &r;
+	if (o.epochs >= 0) r.epochs = o.epochs;
+	rt_load_dataset(p, &p->datasets[p->data_ds], &r.data);
+	r.have_data = true;
+	if (p->eval_ds >= 0 && p->graphs[RT_GRAPH_EVAL].present) {
+		rt_load_dataset(p, &p->datasets[p->eval_ds], &r.eval);
+		r.have_eval = true;
+	}
+	r.n = r.data.n;
+	if (o.limit >= 0 && o.limit < r.n) r.n = o.limit;
+	if (r.n == 0) rt_die(1, "dataset %s has no samples", p->datasets[p->data_ds].name);
+	if (r.n > (int64_t)UINT32_MAX) rt_die(1, "dataset %s: more than 2^32 samples are not supported", p->datasets[p->data_ds].name);
+	r.steps_per_epoch = (r.n + p->batch - 1) / p->batch;
+	rt_run_alloc(&r);
+	rt_init_params(&r);
+	if (o.resume) rt_ckpt_resume(&r, o.resume);
+	int rc = rt_train(&r, &o);
+	rt_run_free(&r);
+	live_run = NULL;
+	return rc;
+}
+
+static int cmd_eval(int argc, char **argv, const nnd_model *model, const rt_manifest *m)
+{
+	const optdef *D = eval_opts;
+	parsed P;
+	parse_opts(argc, argv, D, "eval", &P);
+	if (P.help) { printf(usage_eval, progname); return 0; }
+	check_device(&P, D);
+	const char *weights = OPT_VAL(P, D, "weights"), *data = OPT_VAL(P, D, "data");
+	if (!weights) rt_die(1, "eval: --weights FILE.safetensors is required");
+	const rt_program *p = select_program(m, OPT_VAL(P, D, "train"));
+	if (!p->graphs[RT_GRAPH_EVAL].present || !model->eval || !model->eval[p->index])
+		rt_die(1, "eval: train block %s has no eval graph", p->name);
+	const rt_dataset *ds = NULL;
+	if (data) {
+		for (int i = 0; i < p->ndatasets && !ds; i++)
+			if (!strcmp(p->datasets[i].name, data)) ds = &p->datasets[i];
+		if (!ds) {
+			char list[512] = "";
+			size_t o = 0;
+			for (int i = 0; i < p->ndatasets && o < sizeof list; i++)
+				o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", i ? ", " : "", p->datasets[i].name);
+			rt_die(1, "--data: no dataset '%s' in train block %s (it has: %s)", data, p->name, list);
+		}
+	} else {
+		if (p->eval_ds < 0) rt_die(1, "eval: train block %s has no eval dataset; pass --data NAME", p->name);
+		ds = &p->datasets[p->eval_ds];
+	}
+	static rt_run r;
+	setup_run(&r, model, m, p, m->seed);
+	live_run = &r;
+	rt_load_dataset(p, ds, &r.eval);
+	r.have_eval = true;
+	rt_run_alloc(&r);
+	rt_load_weights(&r, weights);
+	const rt_graph *G = &p->graphs[RT_GRAPH_EVAL];
+	double *out = rt_xcalloc((size_t)G->nout, sizeof(double));
+	rt_evaluate(&r, &r.eval, out);
+	printf("eval_loss %.4f", out[0]);
+	for (int k = 1; k < G->nout; k++) printf(" %s %.4f", G->outs[k], out[k]);
+	printf("\n");
+	fflush(stdout);
+	free(out);
+	rt_run_free(&r);
+	live_run = NULL;
+	return 0;
+}
+
+static int cmd_infer(int argc, char **argv, const rt_manifest *m)
+{
+	const optdef *D = infer_opts;
+	parsed P;
+	parse_opts(argc, argv, D, "infer", &P);
+	if (P.help) { printf(usage_infer, progname); return 0; }
+	check_device(&P, D);
+	if (!OPT_SET(P, D, "weights")) rt_die(1, "infer: --weights FILE.safetensors is required");
+	if (!OPT_SET(P, D, "input")) rt_die(1, "infer: --input FILE is required");
+	select_program(m, OPT_VAL(P, D, "train"));
+	rt_die(1, "infer: not supported yet (this program was built without an inference graph)");
+}
+
+static int real_main(int argc, char **argv, const nnd_model *model)
+{
+	const char *a0 = argc > 0 && argv[0] ? argv[0] : "nnd-program";
+	const char *slash = strrchr(a0, '/');
+	progname = slash ? slash + 1 : a0;
+	uint32_t one = 1;
+	uint8_t lo;
+	memcpy(&lo, &one, 1);
+	if (lo != 1) rt_die(2, "big-endian hosts are not supported (checkpoints and digests are little-endian)");
+
+	if (argc < 2) {
+		fprintf(stderr, usage_main, progname, progname);
+		return 1;
+	}
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+		printf(usage_main, progname, progname);
+		return 0;
+	}
+	if (!strcmp(cmd, "--version")) {
+		printf("%s (nnd runtime %s)\n", progname, NND_VERSION);
+		return 0;
+	}
+	const optdef *defs = !strcmp(cmd, "train") ? train_opts : !strcmp(cmd, "eval") ? eval_opts
+	                   : !strcmp(cmd, "infer") ? infer_opts : !strcmp(cmd, "info") ? info_opts : NULL;
+	if (!defs) rt_die(1, "unknown command '%s' (commands: train, eval, infer, info; see %s --help)", cmd, progname);
+	/* --help must work even if something else is wrong */
+	for (int i = 2; i < argc; i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			const char *u = defs == train_opts ? usage_train : defs == eval_opts ? usage_eval
+			              : defs == infer_opts ? usage_infer : usage_info;
+			printf(u, progname);
+			return 0;
+		}
+
+	if (!model || !model->manifest) rt_die(2, "no manifest in this program");
+	rt_manifest_parse(model->manifest, &man);
+	if (man.nprogs != model->nprogs)
+		rt_die(2, "the manifest names %d train blocks, the program has %d step functions", man.nprogs, (int)model->nprogs);
+	int rc;
+	if (!strcmp(cmd, "train")) rc = cmd_train(argc - 2, argv + 2, model, &man);
+	else if (!strcmp(cmd, "eval")) rc = cmd_eval(argc - 2, argv + 2, model, &man);
+	else if (!strcmp(cmd, "infer")) rc = cmd_infer(argc - 2, argv + 2, &man);
+	else {
+		parsed P;
+		parse_opts(argc - 2, argv + 2, info_opts, "info", &P);
+		rt_manifest_print(&man, stdout);
+		fflush(stdout);
+		rc = 0;
+	}
+	rt_manifest_free(&man);
+	if (fflush(stdout) != 0) rt_die(1, "stdout: %s", strerror(errno));
+	return rc;
+}
+
+int nnd_rt_main(int argc, char **argv, const nnd_model *m)
+{
+	jmp_buf jb;
+	jmp_buf *volatile saved = die_jmp;
+	int code = setjmp(jb);
+	if (code != 0) {
+		die_jmp = saved;
+		if (live_run) rt_run_free(live_run);
+		live_run = NULL;
+		rt_manifest_cleanup();
+		rt_manifest_free(&man);
+		return code;
+	}
+	die_jmp = &jb;
+	int rc = real_main(argc, argv, m);
+	die_jmp = saved;
+	return rc;
+}

@@ -1,0 +1,38 @@
+# golden.cmake - runs PROG on INPUTS (a ;-list, in the current directory) and
+# compares one of its streams with EXPECTED (a ;-list, concatenated).
+#   MODE=ok : exit status 0, empty stderr, stdout must match
+#   MODE=err: exit status 1, stderr must match (stdout ignored)
+# Usage: cmake -DPROG=... -DINPUTS=... -DEXPECTED=... -DMODE=ok|err
+#        -DACTUAL=path/for/actual/output -P golden.cmake
+string(REPLACE "," ";" INPUTS "${INPUTS}")
+string(REPLACE "," ";" EXPECTED "${EXPECTED}")
+execute_process(COMMAND ${PROG} ${INPUTS}
+  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+set(want "")
+foreach(e ${EXPECTED})
+  file(READ ${e} part)
+  string(APPEND want "${part}")
+endforeach()
+if(MODE STREQUAL "ok")
+  set(got "${out}")
+  set(want_rc 0)
+else()
+  set(got "${err}")
+  set(want_rc 1)
+endif()
+set(failed FALSE)
+if(NOT rc STREQUAL "${want_rc}")
+  message(SEND_ERROR "exit status ${rc}, expected ${want_rc}\nstderr:\n${err}")
+  set(failed TRUE)
+endif()
+if(MODE STREQUAL "ok" AND NOT err STREQUAL "")
+  message(SEND_ERROR "unexpected diagnostics:\n${err}")
+  set(failed TRUE)
+endif()
+if(NOT got STREQUAL want)
+  file(WRITE ${ACTUAL} "${got}")
+  string(REPLACE ";" " " shown "${EXPECTED}")
+  execute_process(COMMAND diff -u ${shown} ${ACTUAL})
+  message(SEND_ERROR "output differs from ${shown} (actual in ${ACTUAL})")
+  set(failed TRUE)
+endif()

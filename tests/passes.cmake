@@ -1,0 +1,44 @@
+# passes.cmake - golden tests of the compiler's middle: semantic
+# diagnostics (diag/X.nnd -> `nndc check` stderr == X.expected, exit 1)
+# and IR dumps (ir/X.nnd -> `nndc emit --stage ...` == X.STAGE.expected).
+# Refresh after an intended change, in the golden's directory:
+#   nndc check X.nnd 2> X.expected
+#   nndc emit X.nnd --stage ir > X.ir.expected   (and lower, plans, manifest)
+set(_golden ${CMAKE_CURRENT_SOURCE_DIR}/golden.cmake)
+set(_actual ${CMAKE_CURRENT_BINARY_DIR}/golden_actual)
+file(MAKE_DIRECTORY ${_actual})
+
+file(GLOB _diag CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/diag/*.nnd)
+foreach(f ${_diag})
+  get_filename_component(n ${f} NAME_WE)
+  add_test(NAME diag_${n}
+    COMMAND ${CMAKE_COMMAND} "-DCMD=$<TARGET_FILE:nndc>;check;${n}.nnd"
+      -DEXPECTED=${n}.expected -DRC=1 -DACTUAL=${_actual}/diag_${n}.txt -P ${_golden}
+    WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/diag)
+  set_tests_properties(diag_${n} PROPERTIES LABELS passes)
+endforeach()
+
+file(GLOB _ir CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/ir/*.nnd)
+foreach(f ${_ir})
+  get_filename_component(n ${f} NAME_WE)
+  foreach(stage ir lower plans manifest)
+    if(NOT EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/ir/${n}.${stage}.expected)
+      continue()
+    endif()
+    if(stage STREQUAL "lower")
+      set(args "emit;${n}.nnd;--stage;ir;--after;lower")
+    else()
+      set(args "emit;${n}.nnd;--stage;${stage}")
+    endif()
+    add_test(NAME ir_${n}_${stage}
+      COMMAND ${CMAKE_COMMAND} "-DCMD=$<TARGET_FILE:nndc>;${args}" -DSTREAM=stdout
+        -DEXPECTED=${n}.${stage}.expected -DACTUAL=${_actual}/ir_${n}_${stage}.txt -P ${_golden}
+      WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/ir)
+    set_tests_properties(ir_${n}_${stage} PROPERTIES LABELS passes)
+  endforeach()
+endforeach()
+
+# Bad command lines: exit 1 and a message naming the flag.
+add_test(NAME nndc_bad_flag COMMAND $<TARGET_FILE:nndc> emit ../ir/tiny_mlp.nnd --stage nope
+  WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/ir)
+set_tests_properties(nndc_bad_flag PROPERTIES WILL_FAIL ON LABELS passes)

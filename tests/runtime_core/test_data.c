@@ -1,0 +1,357 @@
+/* test_data.c - IDX (plain and gzip) and CSV loading, and every error path:
+ * each failing load returns -1 with the expected message and leaves the
+ * nnd_data empty.  Files are written into a fresh temporary directory. */
+#include "runtime/rt.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+static int fails;
+static char dir[256];
+#define CHECK(c) do { if (!(c)) { fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); fails++; } } while (0)
+
+static const char *tmp(const char *name)
+{
+	static char bufs[8][512];
+	static int k;
+	char *b = bufs[k++ & 7];
+	snprintf(b, 512, "%s/%s", dir, name);
+	return b;
+}
+
+static void write_file(const char *path, const void *data, size_t n, int gz)
+{
+	if (gz) {
+		gzFile g = gzopen(path, "wb");
+		if (!g || gzwrite(g, data, (unsigned)n) != (int)n || gzclose(g) != Z_OK) {
+			fprintf(stderr, "cannot write %s\n", path);
+			exit(2);
+		}
+		return;
+	}
+	FILE *f = fopen(path, "wb");
+	if (!f || fwrite(data, 1, n, f) != n || fclose(f) != 0) {
+		fprintf(stderr, "cannot write %s\n", path);
+		exit(2);
+	}
+}
+
+static void write_text(const char *path, const char *s) { write_file(path, s, strlen(s), 0); }
+
+static size_t be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+	return 4;
+}
+
+/* IDX bytes: magic 0x000008nd, dims, payload (count bytes of i*7+1) */
+static size_t make_idx(uint8_t *buf, int nd, const uint32_t *dims, size_t payload)
+{
+	size_t n = be32(buf, 0x00000800u | (uint32_t)nd);
+	for (int i = 0; i < nd; i++)
+		n += be32(buf + n, dims[i]);
+	for (size_t i = 0; i < payload; i++)
+		buf[n++] = (uint8_t)(i * 7 + 1);
+	return n;
+}
+
+static int empty(const nnd_data *d)
+{
+	return d->n == 0 && d->buf[0] == NULL && d->buf[1] == NULL;
+}
+
+/* expects failure with msg as a substring of the error */
+static void expect_err(int rc, const nnd_data *d, const char *err, const char *msg, int line)
+{
+	if (rc != -1 || !strstr(err, msg) || !empty(d)) {
+		fprintf(stderr, "test_data.c:%d: expected -1 and '%s', got %d and '%s'\n", line, msg, rc, err);
+		fails++;
+	}
+}
+
+static char expect_buf[512];
+static const char *fmt(const char *f, const char *a)
+{
+	snprintf(expect_buf, sizeof expect_buf, f, a);
+	return expect_buf;
+}
+
+static void test_idx(void)
+{
+	static uint8_t img[4096], lab[256];
+	const uint32_t idims[3] = { 5, 3, 4 }, ldims[1] = { 5 };
+	size_t ni = make_idx(img, 3, idims, 60), nl = make_idx(lab, 1, ldims, 5);
+	write_file(tmp("img"), img, ni, 0);
+	write_file(tmp("lab"), lab, nl, 0);
+	write_file(tmp("img.gz"), img, ni, 1);
+	write_file(tmp("lab.gz"), lab, nl, 1);
+
+	for (int gz = 0; gz < 2; gz++) {
+		for (int probe = 0; probe < 2; probe++) {
+			nnd_data d;
+			char err[512] = "";
+			int rc = nnd_data_load_idx(tmp(gz ? "img.gz" : "img"), tmp(gz ? "lab.gz" : "lab"),
+			                           probe, &d, err, sizeof err);
+			CHECK(rc == 0);
+			if (rc) { fprintf(stderr, "%s\n", err); continue; }
+			CHECK(d.kind == 0 && d.n == 5);
+			CHECK(d.dtype[0] == 2 && d.dtype[1] == 2);
+			CHECK(d.rank[0] == 2 && d.dims[0][0] == 3 && d.dims[0][1] == 4);
+			CHECK(d.rank[1] == 0 && d.row_bytes[0] == 12 && d.row_bytes[1] == 1);
+			if (probe) {
+				CHECK(d.buf[0] == NULL && d.buf[1] == NULL);
+			} else {
+				CHECK(d.buf[0] && memcmp(d.buf[0], img + 16, 60) == 0);
+				CHECK(d.buf[1] && memcmp(d.buf[1], lab + 8, 5) == 0);
+			}
+			nnd_data_free(&d);
+			CHECK(empty(&d));
+		}
+	}
+
+	/* missing file */
+	{
+		nnd_data d; char err[512] = "";
+		int rc = nnd_data_load_idx(tmp("nope"), tmp("lab"), false, &d, err, sizeof err);
+		expect_err(rc, &d, err, fmt("cannot open %s: No such file or directory", tmp("nope")), __LINE__);
+		rc = nnd_data_load_idx(tmp("img"), tmp("nolab"), false, &d, err, sizeof err);
+		expect_err(rc, &d, err, fmt("cannot open %s: No such file or directory", tmp("nolab")), __LINE__);
+	}
+	/* truncated payload, plain and gzip; probe_only does not read it */
+	{
+		write_file(tmp("trunc"), img, 16 + 20, 0);
+		write_file(tmp("trunc.gz"), img, 16 + 20, 1);
+		nnd_data d; char err[512] = "";
+		int rc = nnd_data_load_idx(tmp("trunc"), tmp("lab"), false, &d, err, sizeof err);
+		expect_err(rc, &d, err, fmt("%s: offset 16: expected 60 bytes of image data, found 20", tmp("trunc")), __LINE__);
+		rc = nnd_data_load_idx(tmp("trunc.gz"), tmp("lab"), false, &d, err, sizeof err);
+		expect_err(rc, &d, err, fmt("%s: offset 16: expected 60 bytes of image data, found 20", tmp("trunc.gz")), __LINE__);
+		rc = nnd_data_load_idx(tmp("trunc"), tmp("lab"), true, &d, err, sizeof err);
+		CHECK(rc == 0 && d.n == 5);
+		nnd_data_free(&d);
+		/* truncated header */
+		write_file(tmp("trunchdr"), img, 10, 0);
+		rc = nnd_data_load_idx(tmp("trunchdr"), tmp("lab"), true, &d, err, sizeof err);
+		expect_err(rc, &d, err, fmt("%s: offset 4: expected 12 bytes of dimensions, found 6", tmp("trunchdr")), __LINE__);
+		write_file(tmp("tiny"), img, 2, 0);
+		rc = nnd_data_load_idx(tmp("tiny"), tmp("lab"), true, &d, err, sizeof err);
+		expect_err(rc, &d, err, fmt("%s: offset 0: expected IDX magic 0x00000803", tmp("tiny")), __LINE__);
+		write_file(tmp("zero"), img, 0, 0);
+		rc = nnd_data_load_idx(tmp("zero"), tmp("lab"), true, &d, err, sizeof err);
+		expect_err(rc, &d, err, fmt("%s: offset 0: expected IDX magic 0x00000803, found 0 bytes", tmp("zero")), __LINE__);
+		/* truncated labels */
+		write_file(tmp("trunclab"), lab, 8 + 3, 0);
+		rc = nnd_data_load_idx(tmp("img"), tmp("trunclab"), false, &d, err, sizeof err);
+		expect_err(rc, &d, err, fmt("%s: offset 8: expected 5 bytes of label data, found 3", tmp("trunclab")), __LINE__);
+		/* trailing bytes */
+		static uint8_t longer[4096];
+		memcpy(longer, img, ni);
+		longer[ni] = 9;
+		write_file(tmp("long"), longer, ni + 1, 0);
+		rc = nnd_data_load_idx(tmp("long"), tmp("lab"), false, &d, err, sizeof err);
+		expect_err(rc, &d, err, "expected end of file after 60 bytes of image data", __LINE__);
+	}
+	/* bad magic */
+	{
+		static uint8_t bad[4096];
+		memcpy(bad, img, ni);
+		bad[0] = 0x12; bad[1] = 0x34;
+		write_file(tmp("badmagic"), bad, ni, 0);
+		write_file(tmp("badmagic.gz"), bad, ni, 1);
+		nnd_data d; char err[512] = "";
+		int rc = nnd_data_load_idx(tmp("badmagic"), tmp("lab"), false, &d, err, sizeof err);
+		expect_err(rc, &d, err, fmt("%s: offset 0: expected IDX magic 0x00000803, found 0x12340803", tmp("badmagic")), __LINE__);
+		rc = nnd_data_load_idx(tmp("badmagic.gz"), tmp("lab"), true, &d, err, sizeof err);
+		expect_err(rc, &d, err, fmt("%s: offset 0: expected IDX magic 0x00000803, found 0x12340803", tmp("badmagic.gz")), __LINE__);
+		/* images and labels swapped */
+		rc = nnd_data_load_idx(tmp("lab"), tmp("img"), false, &d, err, sizeof err);
+		expect_err(rc, &d, err, "images: 2 to 5 dimensions), found 0x00000801 (1 dimension)", __LINE__);
+		rc = nnd_data_load_idx(tmp("img"), tmp("img"), false, &d, err, sizeof err);
+		expect_err(rc, &d, err, "expected IDX magic 0x00000801 (labels: 1 dimension), found 0x00000803", __LINE__);
+		/* wrong element type (0x0D: f32) */
+		memcpy(bad, img, ni);
+		bad[2] = 0x0D;
+		write_file(tmp("f32"), bad, ni, 0);
+		rc = nnd_data_load_idx(tmp("f32"), tmp("lab"), false, &d, err, sizeof err);
+		expect_err(rc, &d, err, "offset 2: expected IDX magic 0x00000803 (type 0x08, unsigned bytes), found 0x00000D03", __LINE__);
+	}
+	/* label count mismatch */
+	{
+		static uint8_t l4[64];
+		const uint32_t d4[1] = { 4 };
+		size_t n4 = make_idx(l4, 1, d4, 4);
+		write_file(tmp("lab4"), l4, n4, 0);
+		nnd_data d; char err[512] = "";
+		int rc = nnd_data_load_idx(tmp("img"), tmp("lab4"), false, &d, err, sizeof err);
+		expect_err(rc, &d, err, "offset 4: expected 5 labels (the number of images in", __LINE__);
+		CHECK(strstr(err, "found 4") != NULL);
+		rc = nnd_data_load_idx(tmp("img"), tmp("lab4"), true, &d, err, sizeof err);
+		expect_err(rc, &d, err, "expected 5 labels", __LINE__);
+	}
+	/* absurd dimensions: rejected before allocating */
+	{
+		static uint8_t huge[64];
+		const uint32_t hd[4] = { 0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu };
+		size_t nh = make_idx(huge, 4, hd, 0);
+		write_file(tmp("huge"), huge, nh, 0);
+		nnd_data d; char err[512] = "";
+		int rc = nnd_data_load_idx(tmp("huge"), tmp("lab"), true, &d, err, sizeof err);
+		expect_err(rc, &d, err, "expected at most 2^40 bytes of image data", __LINE__);
+		const uint32_t zd[3] = { 5, 0, 4 };
+		nh = make_idx(huge, 3, zd, 0);
+		write_file(tmp("zerodim"), huge, nh, 0);
+		rc = nnd_data_load_idx(tmp("zerodim"), tmp("lab"), true, &d, err, sizeof err);
+		expect_err(rc, &d, err, "offset 8: expected dimension 1 to be at least 1, found 0", __LINE__);
+	}
+	/* corrupt gzip: damage the deflate stream, and cut it short */
+	{
+		FILE *f = fopen(tmp("img.gz"), "rb");
+		static uint8_t gzb[4096];
+		size_t n = fread(gzb, 1, sizeof gzb, f);
+		fclose(f);
+		static uint8_t c1[4096];
+		memcpy(c1, gzb, n);
+		for (size_t i = 12; i < n - 8; i++)
+			c1[i] ^= 0x5a;
+		write_file(tmp("corrupt.gz"), c1, n, 0);
+		nnd_data d; char err[512] = "";
+		int rc = nnd_data_load_idx(tmp("corrupt.gz"), tmp("lab"), false, &d, err, sizeof err);
+		expect_err(rc, &d, err, "corrupt gzip data", __LINE__);
+		write_file(tmp("cut.gz"), gzb, n / 2, 0);
+		rc = nnd_data_load_idx(tmp("cut.gz"), tmp("lab"), false, &d, err, sizeof err);
+		expect_err(rc, &d, err, "corrupt gzip data: unexpected end of file", __LINE__);
+		/* bad CRC: flip a bit of the trailer */
+		memcpy(c1, gzb, n);
+		c1[n - 6] ^= 1;
+		write_file(tmp("crc.gz"), c1, n, 0);
+		rc = nnd_data_load_idx(tmp("crc.gz"), tmp("lab"), false, &d, err, sizeof err);
+		expect_err(rc, &d, err, "corrupt gzip data", __LINE__);
+	}
+}
+
+static int load_csv(const char *name, const char *label, bool probe, nnd_data *d, char *err, size_t n)
+{
+	return nnd_data_load_csv(tmp(name), label, probe, d, err, n);
+}
+
+static void test_csv(void)
+{
+	write_text(tmp("ok.csv"), "a, label ,\"b\"\r\n1.5,3,2\r\n\r\n-1,0,1e3\n0.1,-7,  4  \n\n");
+	for (int probe = 0; probe < 2; probe++) {
+		nnd_data d; char err[512] = "";
+		int rc = load_csv("ok.csv", "label", probe, &d, err, sizeof err);
+		CHECK(rc == 0);
+		if (rc) { fprintf(stderr, "%s\n", err); continue; }
+		CHECK(d.kind == 1 && d.n == 3);
+		CHECK(d.dtype[0] == 0 && d.dtype[1] == 1);
+		CHECK(d.rank[0] == 1 && d.dims[0][0] == 2 && d.row_bytes[0] == 8);
+		CHECK(d.rank[1] == 0 && d.row_bytes[1] == 4);
+		if (!probe) {
+			const float *f = (const float *)d.buf[0];
+			const int32_t *l = (const int32_t *)d.buf[1];
+			CHECK(f[0] == 1.5f && f[1] == 2.0f && f[2] == -1.0f && f[3] == 1000.0f);
+			CHECK(f[4] == 0.1f && f[5] == 4.0f);
+			CHECK(l[0] == 3 && l[1] == 0 && l[2] == -7);
+		} else {
+			CHECK(d.buf[0] == NULL && d.buf[1] == NULL);
+		}
+		nnd_data_free(&d);
+	}
+	/* header only: zero rows */
+	{
+		write_text(tmp("hdr.csv"), "x,y\n");
+		nnd_data d; char err[512] = "";
+		int rc = load_csv("hdr.csv", "y", false, &d, err, sizeof err);
+		CHECK(rc == 0 && d.n == 0 && d.dims[0][0] == 1);
+		nnd_data_free(&d);
+	}
+	nnd_data d; char err[512] = "";
+	int rc;
+	rc = nnd_data_load_csv(tmp("missing.csv"), "y", false, &d, err, sizeof err);
+	expect_err(rc, &d, err, fmt("cannot open %s: No such file or directory", tmp("missing.csv")), __LINE__);
+
+	write_text(tmp("num.csv"), "a,b,c\n1,2,3\n1,2,abc\n");
+	rc = load_csv("num.csv", "a", false, &d, err, sizeof err);
+	expect_err(rc, &d, err, fmt("%s:3: column 3: expected a number, found 'abc'", tmp("num.csv")), __LINE__);
+	rc = load_csv("num.csv", "a", true, &d, err, sizeof err);   /* probe counts rows only */
+	CHECK(rc == 0 && d.n == 2);
+	nnd_data_free(&d);
+
+	write_text(tmp("empty.csv"), "a,b,c\n1,,3\n");
+	rc = load_csv("empty.csv", "a", false, &d, err, sizeof err);
+	expect_err(rc, &d, err, "empty.csv:2: column 2: expected a number, found ''", __LINE__);
+
+	write_text(tmp("fields.csv"), "a,b,c\n1,2,3\n4,5\n");
+	rc = load_csv("fields.csv", "c", false, &d, err, sizeof err);
+	expect_err(rc, &d, err, "fields.csv:3: expected 3 fields (as in the header), found 2", __LINE__);
+	write_text(tmp("fields2.csv"), "a,b,c\n1,2,3,4\n");
+	rc = load_csv("fields2.csv", "c", false, &d, err, sizeof err);
+	expect_err(rc, &d, err, "fields2.csv:2: expected 3 fields (as in the header), found 4", __LINE__);
+
+	rc = load_csv("num.csv", "label", false, &d, err, sizeof err);
+	expect_err(rc, &d, err, "num.csv:1: expected a column named 'label' in the header, found none", __LINE__);
+
+	write_text(tmp("frac.csv"), "x,y\n1,2\n1,2.5\n");
+	rc = load_csv("frac.csv", "y", false, &d, err, sizeof err);
+	expect_err(rc, &d, err, "frac.csv:3: column 2: expected an integer label (32-bit), found '2.5'", __LINE__);
+	write_text(tmp("big.csv"), "x,y\n1,1e10\n");
+	rc = load_csv("big.csv", "y", false, &d, err, sizeof err);
+	expect_err(rc, &d, err, "big.csv:2: column 2: expected an integer label (32-bit), found '1e10'", __LINE__);
+	write_text(tmp("inf.csv"), "x,y\n1e39,1\n");
+	rc = load_csv("inf.csv", "y", false, &d, err, sizeof err);
+	expect_err(rc, &d, err, "inf.csv:2: column 1: expected a finite number (binary32), found '1e39'", __LINE__);
+	write_text(tmp("nan.csv"), "x,y\nnan,1\n");
+	rc = load_csv("nan.csv", "y", false, &d, err, sizeof err);
+	expect_err(rc, &d, err, "column 1: expected a finite number", __LINE__);
+
+	write_text(tmp("nohdr.csv"), "\n\n");
+	rc = load_csv("nohdr.csv", "y", false, &d, err, sizeof err);
+	expect_err(rc, &d, err, "expected a header line of column names, found end of file", __LINE__);
+	write_text(tmp("onlylabel.csv"), "y\n1\n");
+	rc = load_csv("onlylabel.csv", "y", false, &d, err, sizeof err);
+	expect_err(rc, &d, err, "expected at least one feature column besides 'y'", __LINE__);
+
+	/* many rows: exercises the buffer growth */
+	FILE *f = fopen(tmp("many.csv"), "w");
+	fprintf(f, "p,q,label\n");
+	for (int i = 0; i < 5000; i++)
+		fprintf(f, "%d,%d.25,%d\n", i, -i, i % 10);
+	fclose(f);
+	rc = load_csv("many.csv", "label", false, &d, err, sizeof err);
+	CHECK(rc == 0 && d.n == 5000);
+	if (rc == 0) {
+		const float *fe = (const float *)d.buf[0];
+		const int32_t *l = (const int32_t *)d.buf[1];
+		CHECK(fe[2 * 4999] == 4999.0f && fe[2 * 4999 + 1] == -4999.25f && l[4999] == 9);
+	}
+	nnd_data_free(&d);
+}
+
+static void cleanup(void)
+{
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "warning: could not remove %s\n", dir);
+}
+
+int main(void)
+{
+	const char *t = getenv("TMPDIR");
+	snprintf(dir, sizeof dir, "%s/nnd_test_data.XXXXXX", t && *t ? t : "/tmp");
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return 2;
+	}
+	test_idx();
+	test_csv();
+	cleanup();
+	if (fails)
+		fprintf(stderr, "test_data: %d failure(s)\n", fails);
+	else
+		printf("data: ok\n");
+	return fails ? 1 : 0;
+}
