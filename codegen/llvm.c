@@ -1369,7 +1369,7 @@ static LLVMValueRef const_string(cg *c, const char *s, const char *name)
 	LLVMSetInitializer(gv, init);
 	LLVMSetGlobalConstant(gv, 1);
 	LLVMSetLinkage(gv, LLVMPrivateLinkage);
-	LLVMSetUnnamedAddr(gv, 1);
+	LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
 	return LLVMConstPointerCast(gv, c->ptr);
 }
 

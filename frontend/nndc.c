@@ -104,69 +104,13 @@ static void parse_args(int argc, char **argv, opts *o)
 		         o->target);
 }
 
-/* ------------------------------------------------------------ pipeline */
-
-typedef int prog_pass(arena *a, ir_program *p, const opts *o);
-static int run_shape(arena *a, ir_program *p, const opts *o) { (void)a; (void)o; return pass_shape(p); }
-static int run_autodiff(arena *a, ir_program *p, const opts *o) { (void)o; return pass_autodiff(a, p); }
-static int run_optimizer(arena *a, ir_program *p, const opts *o) { (void)o; return pass_optimizer(a, p); }
-static int run_plans(arena *a, ir_program *p, const opts *o) { (void)a; return pass_plans(p, &o->po); }
-static int run_rng(arena *a, ir_program *p, const opts *o) { (void)o; return pass_rng(a, p); }
-static int run_memplan(arena *a, ir_program *p, const opts *o) { (void)a; (void)o; return pass_memplan(p); }
-
-static const struct { const char *name; prog_pass *run; } pipeline[] = {
-	{ "shape", run_shape },          /* re-check the types lowering inferred */
-	{ "autodiff", run_autodiff },    /* backward graph of the loss */
-	{ "optimizer", run_optimizer },  /* in-place parameter updates */
-	{ "shape", run_shape },          /* the backward graph is well typed */
-	{ "plans", run_plans },          /* a reduction plan on every reduction */
-	{ "rng", run_rng },              /* a stream on every random op */
-	{ "memplan", run_memplan },      /* every value gets its place */
-};
-
-static bool known_pass(const char *s)
-{
-	if (!strcmp(s, "lower"))
-		return true;
-	for (size_t i = 0; i < sizeof pipeline / sizeof pipeline[0]; i++)
-		if (!strcmp(pipeline[i].name, s))
-			return true;
-	return false;
-}
-
-/* Parses and compiles MODEL up to (and including) pass `stop`, or all the
- * way when stop is NULL.  Exits 1 on user errors, 2 on internal ones. */
+/* Compiles, or exits with the pipeline's status (1 user error, 2 internal). */
 static ir_module *compile(arena *a, const opts *o, const char *stop, ast_file **ast_out)
 {
-	ast_file *f = ast_parse_file(a, o->model);
-	if (!f || diag_count())
-		exit(1);
-	if (ast_out)
-		*ast_out = f;
-	if (stop && !strcmp(stop, "ast"))
-		return NULL;
-	ir_module *m = pass_lower(a, f);
-	if (diag_count())
-		exit(1);
-	uint8_t dig[32];
-	nnd_sha256(f->text, strlen(f->text), dig);
-	for (int i = 0; i < m->nprogs; i++) {
-		nnd_sha256_hex(dig, m->progs[i]->source_sha256);
-		if (ir_verify_program(m->progs[i], "lower"))
-			exit(2);
-	}
-	if (stop && !strcmp(stop, "lower"))
-		return m;
-	for (size_t k = 0; k < sizeof pipeline / sizeof pipeline[0]; k++) {
-		for (int i = 0; i < m->nprogs; i++) {
-			if (pipeline[k].run(a, m->progs[i], o) || diag_count())
-				exit(diag_count() ? 1 : 2);
-			if (ir_verify_program(m->progs[i], pipeline[k].name))
-				exit(2);
-		}
-		if (stop && !strcmp(stop, pipeline[k].name))
-			return m;     /* the first time a pass of that name has run */
-	}
+	int status = 0;
+	ir_module *m = pass_compile(a, o->model, &o->po, stop, ast_out, &status);
+	if (status)
+		exit(status);
 	return m;
 }
 
@@ -193,7 +137,7 @@ static int cmd_emit(arena *a, const opts *o)
 	if (strcmp(st, "ast") && strcmp(st, "ir") && strcmp(st, "plans") && strcmp(st, "manifest") &&
 	    strcmp(st, "llvm"))
 		bad_flag("--stage: unknown stage '%s' (expected ast, ir, plans, manifest or llvm)", st);
-	if (o->after && (strcmp(st, "ir") || !known_pass(o->after)))
+	if (o->after && (strcmp(st, "ir") || !pass_known(o->after)))
 		bad_flag("--after %s: expected --stage ir and one of lower, shape, autodiff, optimizer, "
 		         "plans, rng, memplan", o->after);
 	if (!strcmp(st, "ast")) {

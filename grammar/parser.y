@@ -308,8 +308,8 @@ item
 	| dataset               { ptrvec_push(ctx->a, &ctx->datasets, $1); }
 	| def                   { if ($1) ptrvec_push(ctx->a, &ctx->defs, $1); }
 	| train                 { ptrvec_push(ctx->a, &ctx->trains, $1); }
-	| error ';'
-	| error '}'
+	| error ';'             { yyerrok; }
+	| error '}'             { yyerrok; }
 	| error
 	;
 
@@ -321,6 +321,11 @@ dataset
 		$$->loader = $4;
 	}
 	;
+
+/* Recovery rules that consumed their sync token call yyerrok, so an error
+ * right after it is reported too (bison would otherwise stay silent for
+ * three tokens); the bare `error` alternatives consume nothing and must not,
+ * or the same token would fail forever. */
 
 /* A broken signature still lets the body be parsed (and its errors
  * reported); the def itself is then dropped. */
@@ -335,7 +340,7 @@ def
 		$$->nstmts = $9->n;
 		$$->stmts = (ast_stmt **)$9->v;
 	}
-	| DEF error '{' stmts '}'  { $$ = NULL; }
+	| DEF error '{' stmts '}'  { $$ = NULL; yyerrok; }
 	;
 
 def_args
@@ -395,7 +400,7 @@ stmt
 	}
 	| IDENT '=' expr ';'    { $$ = mk_stmt(ctx, AST_ASSIGN, @1, $1, @1, NULL, $3); }
 	| RETURN expr ';'       { $$ = mk_stmt(ctx, AST_RETURN, @1, NULL, @1, NULL, $2); }
-	| error ';'             { $$ = NULL; }
+	| error ';'             { $$ = NULL; yyerrok; }
 	| error                 { $$ = NULL; }
 	;
 
@@ -417,7 +422,7 @@ settings
 setting
 	: IDENT expr ';'        { $$ = mk_setting(ctx, $1, @1, NULL, @1, $2); }
 	| IDENT IDENT '=' expr ';' { $$ = mk_setting(ctx, $1, @1, $2, @2, $4); }
-	| error ';'             { $$ = NULL; }
+	| error ';'             { $$ = NULL; yyerrok; }
 	| error                 { $$ = NULL; }
 	;
 

@@ -567,6 +567,12 @@ static value declare_tensor(lctx *c, frame *fr, const ast_stmt *s, bool is_param
 	snprintf(what, sizeof what, "the type of %s '%s'", kind, s->name);
 	if (!eval_type(c, fr, s->type, &t, what))
 		return poison;
+	for (int i = 0; i < t.rank; i++)
+		if (t.d[i].sym) {
+			diag_error(s->type->dims[i].loc, "%s '%s': dimension %d follows the batch size; "
+			           "parameters and state need fixed dimensions", kind, s->name, i);
+			return poison;
+		}
 	const char *path = fr->path ? arena_printf(c->a, "%s.%s", fr->path, s->name) : s->name;
 	ptrvec *vec = is_param ? &c->params : &c->states;
 	int idx;

@@ -33,6 +33,13 @@ int pass_plans(ir_program *p, const pass_options *o);
 int pass_rng(arena *a, ir_program *p);
 int pass_memplan(ir_program *p);
 
+/* pipeline.c: parse and run every pass up to and including `stop` (a
+ * pass name, "ast", or NULL for all).  *status: 0, 1 (user error, already
+ * reported) or 2 (internal error). */
+ir_module *pass_compile(arena *a, const char *path, const pass_options *o, const char *stop,
+                        ast_file **ast_out, int *status);
+bool pass_known(const char *name);
+
 /* shape.c: the per-op shape rule (shape_<ID> from ops.def).  Sets n->type
  * from the inputs (keeping the preset dtype/dims of ops whose result type
  * is an attribute: leaves, CAST, RESHAPE, SUM_TO, BROADCAST).  On a user

@@ -311,9 +311,11 @@ void rt_manifest_parse(const char *text, rt_manifest *m)
 			header = true;
 		} else if (!strcmp(kw, "compiler")) {
 			expect_end(&L, 2);
+			if (m->compiler) bad(&L, "second `compiler` record");
 			m->compiler = str(&L, 1);
 		} else if (!strcmp(kw, "source")) {
 			expect_end(&L, 3);
+			if (m->source_path) bad(&L, "second `source` record");
 			m->source_path = str(&L, 1);
 			const char *h = word(&L, 2);
 			if (strlen(h) != 64 || strspn(h, "0123456789abcdef") != 64) bad(&L, "expected 64 lowercase hex digits");
