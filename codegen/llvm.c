@@ -33,6 +33,13 @@
 #include <llvm-c/Transforms/PassBuilder.h>
 #include <llvm/Config/llvm-config.h>
 
+/* LLVMRunPasses (13), LLVMOrcExecutorAddress (14); LLVMOrcThreadSafeContext-
+ * GetContext is gone after 20.  Opaque pointers (15+) need no guard: see
+ * ptr_to(). */
+#if LLVM_VERSION_MAJOR < 14 || LLVM_VERSION_MAJOR > 20
+#error "codegen/llvm.c supports LLVM 14 to 20"
+#endif
+
 #include "codegen.h"
 #include "../runtime/rt.h"
 

@@ -181,7 +181,9 @@ static int tb_run_opt(tb *t, int opt)
 	}
 	if (getenv("NND_CG_TEST_DUMP") && strstr(t->name, getenv("NND_CG_TEST_DUMP")))
 		cg_print_llvm(cm, stdout);   /* debugging aid: the optimised IR of matching cases */
-	nnd_step_fn fn = (nnd_step_fn)cg_jit_lookup(cm, "nnd_train_0");
+	void *sym = cg_jit_lookup(cm, "nnd_train_0");
+	nnd_step_fn fn;
+	memcpy(&fn, &sym, sizeof fn);   /* object -> function pointer, as dlsym users do */
 	if (!fn) {
 		printf("FAIL %s: lookup\n", t->name);
 		failures++;
