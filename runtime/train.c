@@ -48,6 +48,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -185,6 +186,13 @@ void rt_init_params(rt_run *r)
 	const rt_program *p = r->prog;
 	for (int i = 0; i < p->nparams; i++) init_tensor(r, &p->params[i], r->params + p->params[i].offset);
 	for (int i = 0; i < p->nstates; i++) init_tensor(r, &p->states[i], r->state + p->states[i].offset);
+}
+
+static double now_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 void rt_params_sha256(const rt_run *r, char hex[65])
@@ -350,6 +358,7 @@ int rt_train(rt_run *r, const rt_opts *o)
 	rt_progress pg;
 	rt_progress_begin(&pg, todo);
 	int64_t done = 0;
+	double step_seconds = 0.0;   /* batch gathering and train steps only */
 
 	while (r->epoch < r->epochs) {
 		if (o->steps >= 0 && r->step >= o->steps) break;
@@ -360,6 +369,7 @@ int rt_train(rt_run *r, const rt_opts *o)
 			int64_t start = r->pos * p->batch;
 			int64_t B = r->n - start < p->batch ? r->n - start : p->batch;
 			const int64_t *rows = perm + start;
+			double t0 = now_seconds();
 			gather(&bb, p, &r->data, rows, B);
 			nnd_step_args a;
 			fill_args(&a, r, &bb, B);
@@ -368,6 +378,7 @@ int rt_train(rt_run *r, const rt_opts *o)
 			a.bc1 = (float)(1.0 - powi(p->opt.beta1, a.step));
 			a.bc2 = (float)(1.0 - powi(p->opt.beta2, a.step));
 			train(&a);
+			step_seconds += now_seconds() - t0;
 			float loss = r->outputs[0];
 			if (!isfinite(loss)) {
 				rt_progress_end(&pg);
@@ -405,6 +416,10 @@ int rt_train(rt_run *r, const rt_opts *o)
 	if (o->save) rt_ckpt_save(r, o->save);
 	printf("sha256 %s\n", hex);
 	fflush(stdout);
+	/* throughput goes to stderr: stdout holds only results (cli.md) */
+	if (done > 0 && step_seconds > 0)
+		fprintf(stderr, "samples_per_s %.0f (%" PRId64 " samples in %.3f s of training steps)\n",
+		        (double)done / step_seconds, done, step_seconds);
 	batch_free(&bb, p);
 	free(perm);
 	free(evals);

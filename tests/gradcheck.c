@@ -148,6 +148,20 @@ int main(int argc, char **argv)
 				fprintf(f, " %" PRId64, ir_dim_eval(n->type.d[k], B));
 			fputc('\n', f);
 		}
+		/* dropout masks by the rule of ops.def, so torch can apply them */
+		for (int i = 0; i <= g->loss; i++) {
+			const ir_node *n = g->nodes[i];
+			if (n->op != IR_DROPOUT)
+				continue;
+			int64_t numel = ir_dim_eval(ir_type_numel(&n->type), B), per = numel / B;
+			fprintf(f, "mask %d %" PRId64, i, numel);
+			for (int64_t e = 0; e < numel; e++) {
+				float u = nnd_rt_uniform(keys + 2 * n->stream, (uint32_t)(e % per),
+				                         (uint32_t)sidx[e / per], 0, 0);
+				fprintf(f, " %d", u >= n->fa[0]);
+			}
+			fputc('\n', f);
+		}
 		for (int k = 0; k < p->ninputs; k++) {
 			int fi = p->field_of_input[k];
 			int64_t per = d.row_bytes[fi] / (d.dtype[fi] == 2 ? 1 : 4);

@@ -6,8 +6,9 @@ gradients nnd computed.  This script interprets the same graph with torch
 ops in float64 and lets torch.autograd differentiate it: an oracle written
 by other people, sharing no code with nnd's autodiff.  Exit 0 when every
 gradient agrees (|nnd - torch| <= 1e-4 + 1e-3 |torch|), 1 otherwise, 77 when
-the graph holds an op this interpreter cannot reproduce (dropout's Philox
-mask).
+the graph holds an op this interpreter cannot reproduce.  Dropout masks
+come from the dump (computed by nnd's Philox stream rule); the rest is
+PyTorch's.
 """
 import sys
 
@@ -18,7 +19,7 @@ torch.set_default_dtype(torch.float64)
 
 
 def main(path):
-    nodes, inputs, params, grads = {}, {}, {}, {}
+    nodes, inputs, params, grads, masks = {}, {}, {}, {}, {}
     B = loss_id = None
     nnd_loss = None
     with open(path) as f:
@@ -47,6 +48,8 @@ def main(path):
                 vals = t[4:4 + n]
                 inputs[k] = torch.tensor([float(v) for v in vals]) if dt == 0 else \
                     torch.tensor([int(v) for v in vals], dtype=torch.int64)
+            elif t[0] == "mask":
+                masks[int(t[1])] = torch.tensor([float(v) for v in t[3:]])
             elif t[0] == "param":
                 params[int(t[1])] = torch.tensor([float(v) for v in t[3:]], requires_grad=True)
             elif t[0] == "grad":
@@ -99,6 +102,9 @@ def main(path):
             v = F.cross_entropy(x[0], x[1].to(torch.int64))
         elif op == "mse":
             v = F.mse_loss(x[0], x[1])
+        elif op == "dropout" and nid in masks:
+            # the mask comes from nnd's Philox stream; the arithmetic is torch's
+            v = x[0] * masks[nid].reshape(shape) * fa[1]
         elif op == "accuracy":
             v = (x[0].argmax(dim=1) == x[1]).to(torch.float64).mean()
         else:
