@@ -74,6 +74,7 @@ typedef struct cg {
 	LLVMValueRef fn, args;
 	LLVMValueRef B, Bmax;                         /* i64, loaded at entry */
 	LLVMBasicBlockRef entry;                      /* allocas go here */
+	int vw;                                       /* f32 lanes of the matmul vectors */
 } cg;
 
 /* nnd_step_args field indices (runtime/rt.h) */
@@ -852,46 +853,211 @@ static int emit_SUM_TO(cg *c, const ir_node *n)
 /* ------------------------------------------------------------------ */
 /* matmul                                                              */
 
-/* c[i,j] = +0, then for k ascending c[i,j] = c[i,j] + a[i,k]*b[k,j].  Loop
- * order i, k, j: j innermost runs over independent outputs, so it
- * vectorises while every c[i,j] still adds its products in k order. */
+/* c[i,j] = +0, then for k ascending c[i,j] = c[i,j] + a[i,k]*b[k,j], each
+ * product and each sum rounded to f32 (plan SEQ).
+ *
+ * Register-blocked: the output is cut into blocks of MM_MR rows by NR =
+ * MM_NV vectors of c->vw columns.  A block keeps its MM_MR x MM_NV vector
+ * accumulators in SSA values (phis of its k loop), starts them at +0 and
+ * runs k = 0, 1, ..., K-1: load b[k, j0..j0+NR) as vectors, broadcast
+ * a[i0+r, k], acc = acc + (bcast * bvec) as a separate fmul and fadd with
+ * no fast-math flags -- so every lane is exactly one output's sequential
+ * sum, and LLVM can neither contract nor reorder it.  The tiling changes
+ * only which outputs are computed together, never the order of any
+ * output's additions.  Leftover rows (M % MM_MR) use one-row blocks;
+ * leftover columns (N % NR) use masked loads and stores. */
+#define MM_MR 6
+#define MM_NV 2
+
+typedef struct mm_ctx {
+	cg_val A, Bv, C;
+	bool ta, tb;
+	LLVMValueRef M, N, K;
+	LLVMValueRef abase, bbase, cbase;   /* element offsets of this batch */
+	int vw;                             /* lanes per vector */
+	LLVMTypeRef vty;                    /* <vw x float> */
+} mm_ctx;
+
+static LLVMValueRef splat(cg *c, LLVMTypeRef vty, LLVMValueRef x)
+{
+	LLVMValueRef v = LLVMBuildInsertElement(c->b, LLVMGetUndef(vty), x, ci32(c, 0), "");
+	LLVMTypeRef mt = LLVMVectorType(c->i32, LLVMGetVectorSize(vty));
+	return LLVMBuildShuffleVector(c->b, v, LLVMGetUndef(vty), LLVMConstNull(mt), "");
+}
+
+static LLVMValueRef vec_ptr(cg *c, mm_ctx *m, LLVMValueRef base, LLVMValueRef idx)
+{
+	return LLVMBuildPointerCast(c->b, gep(c, c->f32, base, idx), LLVMPointerType(m->vty, 0), "");
+}
+
+/* llvm.masked.load / llvm.masked.store, overloaded on (vector, pointer) */
+static LLVMValueRef masked_intrinsic(cg *c, mm_ctx *m, const char *nm, LLVMTypeRef *fty)
+{
+	unsigned id = LLVMLookupIntrinsicID(nm, strlen(nm));
+	LLVMTypeRef ov[2] = { m->vty, LLVMPointerType(m->vty, 0) };
+	*fty = LLVMIntrinsicGetType(c->ctx, id, ov, 2);
+	return LLVMGetIntrinsicDeclaration(c->mod, id, ov, 2);
+}
+
+/* vw contiguous floats at base[idx] (unaligned); mask NULL: all lanes */
+static LLVMValueRef mm_vload(cg *c, mm_ctx *m, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef mask)
+{
+	LLVMValueRef p = vec_ptr(c, m, base, idx);
+	if (!mask) {
+		LLVMValueRef v = LLVMBuildLoad2(c->b, m->vty, p, "");
+		LLVMSetAlignment(v, 4);
+		return v;
+	}
+	LLVMTypeRef fty;
+	LLVMValueRef f = masked_intrinsic(c, m, "llvm.masked.load", &fty);
+	LLVMValueRef a[4] = { p, ci32(c, 4), mask, LLVMConstNull(m->vty) };
+	return LLVMBuildCall2(c->b, fty, f, a, 4, "");
+}
+
+static void mm_vstore(cg *c, mm_ctx *m, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef x, LLVMValueRef mask)
+{
+	LLVMValueRef p = vec_ptr(c, m, base, idx);
+	if (!mask) {
+		LLVMValueRef s = LLVMBuildStore(c->b, x, p);
+		LLVMSetAlignment(s, 4);
+		return;
+	}
+	LLVMTypeRef fty;
+	LLVMValueRef f = masked_intrinsic(c, m, "llvm.masked.store", &fty);
+	LLVMValueRef a[4] = { x, p, ci32(c, 4), mask };
+	LLVMBuildCall2(c->b, fty, f, a, 4, "");
+}
+
+/* b[k, j..j+vw) as a vector: contiguous unless b is transposed, where the
+ * lanes are K apart and are loaded one by one (masked-off lanes read
+ * column N-1 instead, which exists, and are never stored) */
+static LLVMValueRef mm_bvec(cg *c, mm_ctx *m, LLVMValueRef k, LLVMValueRef j, LLVMValueRef mask)
+{
+	if (m->Bv.imm)
+		return splat(c, m->vty, m->Bv.imm);
+	if (!m->tb)
+		return mm_vload(c, m, m->Bv.base, add(c, m->bbase, add(c, mul(c, k, m->N), j)), mask);
+	LLVMValueRef v = LLVMGetUndef(m->vty), last = LLVMBuildSub(c->b, m->N, ci64(c, 1), "");
+	for (int l = 0; l < m->vw; l++) {
+		LLVMValueRef jl = add(c, j, ci64(c, l));
+		if (mask)
+			jl = sel(c, LLVMBuildICmp(c->b, LLVMIntSLT, jl, m->N, ""), jl, last);
+		LLVMValueRef x = load_at(c, c->f32, m->Bv.base, add(c, m->bbase, add(c, mul(c, jl, m->K), k)));
+		v = LLVMBuildInsertElement(c->b, v, x, ci32(c, l), "");
+	}
+	return v;
+}
+
+/* one block: rows i0..i0+mr, columns j0..j0+MM_NV*vw (masks: NULL, or
+ * one lane mask per vector for the last, partial column block) */
+static void mm_block(cg *c, mm_ctx *m, int mr, LLVMValueRef i0, LLVMValueRef j0, LLVMValueRef *mask)
+{
+	LLVMValueRef acc[MM_MR][MM_NV], nxt[MM_MR][MM_NV], bv[MM_NV];
+	LLVMValueRef zero = LLVMConstNull(m->vty);   /* +0.0f in every lane */
+	LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
+	cg_loop lk;
+	LLVMValueRef k = loop_begin(c, &lk, m->K);
+	for (int r = 0; r < mr; r++)
+		for (int v = 0; v < MM_NV; v++) {
+			acc[r][v] = LLVMBuildPhi(c->b, m->vty, "acc");
+			LLVMAddIncoming(acc[r][v], &zero, &pre, 1);
+		}
+	for (int v = 0; v < MM_NV; v++)
+		bv[v] = mm_bvec(c, m, k, add(c, j0, ci64(c, v * m->vw)), mask ? mask[v] : NULL);
+	for (int r = 0; r < mr; r++) {
+		LLVMValueRef i = add(c, i0, ci64(c, r));
+		LLVMValueRef ai = m->ta ? add(c, mul(c, k, m->M), i) : add(c, mul(c, i, m->K), k);
+		LLVMValueRef bc = splat(c, m->vty, vload(c, &m->A, add(c, m->abase, ai)));
+		for (int v = 0; v < MM_NV; v++)
+			nxt[r][v] = fadd(c, acc[r][v], fmul(c, bc, bv[v]));
+	}
+	LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
+	for (int r = 0; r < mr; r++)
+		for (int v = 0; v < MM_NV; v++)
+			LLVMAddIncoming(acc[r][v], &nxt[r][v], &latch, 1);
+	loop_end(c, &lk);
+	/* exit: K == 0 leaves the +0 of the preheader */
+	for (int r = 0; r < mr; r++) {
+		for (int v = 0; v < MM_NV; v++) {
+			LLVMValueRef phi = LLVMBuildPhi(c->b, m->vty, "c");
+			LLVMValueRef in[2] = { zero, nxt[r][v] };
+			LLVMBasicBlockRef from[2] = { pre, latch };
+			LLVMAddIncoming(phi, in, from, 2);
+			acc[r][v] = phi;
+		}
+	}
+	for (int r = 0; r < mr; r++) {
+		LLVMValueRef crow = add(c, m->cbase, mul(c, add(c, i0, ci64(c, r)), m->N));
+		for (int v = 0; v < MM_NV; v++)
+			mm_vstore(c, m, m->C.base, add(c, crow, add(c, j0, ci64(c, v * m->vw))), acc[r][v],
+			          mask ? mask[v] : NULL);
+	}
+}
+
+/* every row of one column block: full row blocks, then one-row blocks */
+static void mm_rows(cg *c, mm_ctx *m, LLVMValueRef j0, LLVMValueRef *mask)
+{
+	LLVMValueRef mb = LLVMBuildSDiv(c->b, m->M, ci64(c, MM_MR), "");
+	LLVMValueRef mfull = mul(c, mb, ci64(c, MM_MR));
+	cg_loop li;
+	LLVMValueRef ib = loop_begin(c, &li, mb);
+	mm_block(c, m, MM_MR, mul(c, ib, ci64(c, MM_MR)), j0, mask);
+	loop_end(c, &li);
+	LLVMValueRef i = loop_begin(c, &li, LLVMBuildSub(c->b, m->M, mfull, ""));
+	mm_block(c, m, 1, add(c, mfull, i), j0, mask);
+	loop_end(c, &li);
+}
+
 static int emit_MATMUL(cg *c, const ir_node *n)
 {
 	const ir_node *an = in_node(c, n, 0), *bn = in_node(c, n, 1);
 	const ir_type *at = &an->type, *bt = &bn->type, *ct = &n->type;
-	bool ta = n->ia[0] != 0, tb = n->ia[1] != 0;
-	cg_val A, Bv, C;
+	mm_ctx m;
+	memset(&m, 0, sizeof m);
+	m.ta = n->ia[0] != 0;
+	m.tb = n->ia[1] != 0;
 	if (check_plan(c, n) || need_f32(c, n))
 		return -1;
 	if (at->rank < 2 || bt->rank < 2 || ct->rank < 2 ||
 	    (at->rank != 2 && at->rank != ct->rank) || (bt->rank != 2 && bt->rank != ct->rank))
 		return cg_err(c, n, "unsupported matmul ranks %d x %d -> %d", at->rank, bt->rank, ct->rank);
-	if (val_of(c, an, &A) || val_of(c, bn, &Bv) || val_of(c, n, &C))
+	if (val_of(c, an, &m.A) || val_of(c, bn, &m.Bv) || val_of(c, n, &m.C))
 		return -1;
+	if (!m.C.base)
+		return cg_err(c, n, "a CONST cannot be a matmul result");
+	m.vw = c->vw;
+	m.vty = LLVMVectorType(c->f32, (unsigned)m.vw);
 	int r = ct->rank;
-	LLVMValueRef M = dim_val(c, ct->d[r - 2]), N = dim_val(c, ct->d[r - 1]);
-	LLVMValueRef K = dim_val(c, at->d[at->rank - (ta ? 2 : 1)]);
+	m.M = dim_val(c, ct->d[r - 2]);
+	m.N = dim_val(c, ct->d[r - 1]);
+	m.K = dim_val(c, at->d[at->rank - (m.ta ? 2 : 1)]);
 	LLVMValueRef nb = dims_prod(c, ct, 0, r - 2);
-	LLVMValueRef MK = mul(c, M, K), KN = mul(c, K, N), MN = mul(c, M, N);
-	LLVMValueRef sa = at->rank == 2 ? ci64(c, 0) : MK;   /* batch strides */
-	LLVMValueRef sb = bt->rank == 2 ? ci64(c, 0) : KN;
-	cg_loop lb, li, lk, lj;
+	LLVMValueRef sa = at->rank == 2 ? ci64(c, 0) : mul(c, m.M, m.K);   /* batch strides */
+	LLVMValueRef sb = bt->rank == 2 ? ci64(c, 0) : mul(c, m.K, m.N);
+	LLVMValueRef NR = ci64(c, MM_NV * m.vw);
+	LLVMValueRef nj = LLVMBuildSDiv(c->b, m.N, NR, "");
+	LLVMValueRef nfull = mul(c, nj, NR);
+	LLVMValueRef rem = LLVMBuildSub(c->b, m.N, nfull, "");
+	cg_loop lb, lj, lt;
 	LLVMValueRef bi = loop_begin(c, &lb, nb);
-	LLVMValueRef abase = mul(c, bi, sa), bbase = mul(c, bi, sb), cbase = mul(c, bi, MN);
-	LLVMValueRef i = loop_begin(c, &li, M);
-	LLVMValueRef crow = add(c, cbase, mul(c, i, N));
-	LLVMValueRef j = loop_begin(c, &lj, N);
-	vstore(c, &C, add(c, crow, j), cf32(c, 0.0f));
+	m.abase = mul(c, bi, sa);
+	m.bbase = mul(c, bi, sb);
+	m.cbase = mul(c, bi, mul(c, m.M, m.N));
+	LLVMValueRef jb = loop_begin(c, &lj, nj);
+	mm_rows(c, &m, mul(c, jb, NR), NULL);
 	loop_end(c, &lj);
-	LLVMValueRef k = loop_begin(c, &lk, K);
-	LLVMValueRef aik = vload(c, &A, add(c, abase, ta ? add(c, mul(c, k, M), i) : add(c, mul(c, i, K), k)));
-	j = loop_begin(c, &lj, N);
-	LLVMValueRef bkj = vload(c, &Bv, add(c, bbase, tb ? add(c, mul(c, j, K), k) : add(c, mul(c, k, N), j)));
-	LLVMValueRef ci = add(c, crow, j);
-	vstore(c, &C, ci, fadd(c, vload(c, &C, ci), fmul(c, aik, bkj)));
-	loop_end(c, &lj);
-	loop_end(c, &lk);
-	loop_end(c, &li);
+	/* the partial column block, if any: a loop run rem != 0 times (0 or 1) */
+	loop_begin(c, &lt, LLVMBuildZExt(c->b, LLVMBuildICmp(c->b, LLVMIntNE, rem, ci64(c, 0), ""), c->i64, ""));
+	LLVMValueRef mask[MM_NV];
+	LLVMValueRef rv = splat(c, LLVMVectorType(c->i64, (unsigned)m.vw), rem);
+	for (int v = 0; v < MM_NV; v++) {
+		LLVMValueRef lane[64];
+		for (int l = 0; l < m.vw; l++)
+			lane[l] = ci64(c, v * m.vw + l);
+		mask[v] = LLVMBuildICmp(c->b, LLVMIntSLT, LLVMConstVector(lane, (unsigned)m.vw), rv, "");
+	}
+	mm_rows(c, &m, nfull, mask);
+	loop_end(c, &lt);
 	loop_end(c, &lb);
 	return 0;
 }
@@ -1360,6 +1526,20 @@ static LLVMTargetMachineRef host_tm(int opt_level)
 	return tm;
 }
 
+/* f32 lanes of the matmul kernel's vectors: a zmm register's worth where
+ * the target has AVX-512, else a ymm's.  Only speed depends on it: each
+ * lane is one output's own sequential sum whatever the width. */
+static int host_vector_width(LLVMTargetMachineRef tm)
+{
+	char *feat = LLVMGetTargetMachineFeatureString(tm);
+	int vw = feat && strstr(feat, "+avx512f") ? 16 : 8;
+	LLVMDisposeMessage(feat);
+	const char *e = getenv("NND_MM_VW");   /* XXX experiment */
+	if (e && (atoi(e) == 4 || atoi(e) == 8 || atoi(e) == 16))
+		vw = atoi(e);
+	return vw;
+}
+
 static void print_llvm_error(const char *what, LLVMErrorRef e)
 {
 	char *msg = LLVMGetErrorMessage(e);
@@ -1473,6 +1653,7 @@ cg_module *cg_build(const ir_module *m, const char *manifest, int opt_level, boo
 	c.f32 = LLVMFloatTypeInContext(c.ctx);
 	c.vd = LLVMVoidTypeInContext(c.ctx);
 	c.ptr = LLVMPointerType(c.i8, 0);
+	c.vw = host_vector_width(cm->tm);
 	LLVMTypeRef af[A_NFIELDS];
 	for (int i = 0; i < A_NFIELDS; i++)
 		af[i] = i < A_B ? c.ptr : i < A_LR ? c.i64 : c.f32;

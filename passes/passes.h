@@ -30,6 +30,9 @@ int pass_shape(ir_program *p);
 int pass_autodiff(arena *a, ir_program *p);
 int pass_optimizer(arena *a, ir_program *p);
 int pass_plans(ir_program *p, const pass_options *o);
+/* Checks a --plan value ("seq", "blocked:N", "tree:F", or
+ * "GLOB=FAMILY,..."); on failure writes why into err. */
+bool pass_plan_valid(const char *spec, char *err, size_t errlen);
 int pass_rng(arena *a, ir_program *p);
 int pass_memplan(ir_program *p);
 

@@ -1,34 +1,164 @@
 /* plans.c - gives every reduction its reduction plan (determinism.md
- * section 2).  A plan is a function of the op and its logical shape only:
- * never of thread counts, devices or tiling.  This version knows one plan
- * family for its kernels, sequential in index order; the IR and the dumps
- * already carry the plan so that blocked and tree plans can be added
- * without touching any other pass. */
+ * section 2).  A plan is a function of the op and its logical shape only,
+ * never of thread counts, devices or tiling, so every backend and every
+ * thread count adds in the same order.
+ *
+ * Families:
+ *   seq          acc = +0, then acc = acc + x[k] for k = 0, 1, ...
+ *   blocked:N    consecutive blocks of N terms, each summed seq from +0;
+ *                the block sums then summed seq from +0
+ *   tree:F       the terms in index order are summed in groups of F
+ *                consecutive ones (each group seq from its first term);
+ *                the group sums form the next level, until one remains
+ *
+ * The default is seq for every reduction.  `--plan` overrides it, for
+ * every reduction or for those whose instance path matches a pattern:
+ *   --plan blocked:64
+ *   --plan 'mlp.h1*=tree:2,loss=seq'
+ * Patterns are shell globs (fnmatch) over the node's instance path; the
+ * first pattern that matches wins. */
 #include <string.h>
+#include <stdlib.h>
+#include <fnmatch.h>
+#include <inttypes.h>
 #include "passes.h"
 
-static int plan_graph(ir_graph *g, const pass_options *o)
+typedef struct rule { char *pattern; ir_plan plan; } rule;
+
+/* "seq" | "blocked:N" | "tree:F" (also "blocked(N)", "tree(F)") */
+static bool parse_family(const char *s, size_t n, ir_plan *out, char *err, size_t errlen)
 {
-	(void)o;
+	char buf[64];
+	if (n == 0 || n >= sizeof buf) {
+		snprintf(err, errlen, "empty or overlong plan '%.*s'", (int)n, s);
+		return false;
+	}
+	memcpy(buf, s, n);
+	buf[n] = 0;
+	char *arg = strpbrk(buf, ":(");
+	if (arg) {
+		char close = *arg == '(' ? ')' : 0;
+		*arg++ = 0;
+		if (close) {
+			char *e = strchr(arg, ')');
+			if (!e || e[1]) {
+				snprintf(err, errlen, "plan '%.*s': expected a closing ')'", (int)n, s);
+				return false;
+			}
+			*e = 0;
+		}
+	}
+	memset(out, 0, sizeof *out);
+	if (!strcmp(buf, "seq") && !arg) {
+		out->family = IR_PLAN_SEQ;
+		return true;
+	}
+	if (strcmp(buf, "blocked") && strcmp(buf, "tree")) {
+		snprintf(err, errlen, "unknown plan '%s' (expected seq, blocked:N or tree:F)", buf);
+		return false;
+	}
+	char *end;
+	long long v = arg ? strtoll(arg, &end, 10) : 0;
+	if (!arg || !*arg || *end || v < 2 || v > (1 << 20)) {
+		snprintf(err, errlen, "plan '%s' needs a size from 2 to 1048576, as in %s:%d", buf, buf,
+		         strcmp(buf, "tree") ? 64 : 2);
+		return false;
+	}
+	if (!strcmp(buf, "blocked")) {
+		out->family = IR_PLAN_BLOCKED;
+		out->block = v;
+	} else {
+		out->family = IR_PLAN_TREE;
+		out->fanin = (int)v;
+	}
+	return true;
+}
+
+/* Parses the whole --plan value into rules; a bare family is the rule "*". */
+static int parse_rules(const char *spec, rule **out, char *err, size_t errlen)
+{
+	int n = 0;
+	rule *r = NULL;
+	const char *s = spec;
+	while (*s) {
+		const char *e = strchr(s, ',');
+		size_t len = e ? (size_t)(e - s) : strlen(s);
+		const char *eq = memchr(s, '=', len);
+		rule nr;
+		if (eq) {
+			nr.pattern = strndup(s, (size_t)(eq - s));
+			if (!parse_family(eq + 1, len - (size_t)(eq - s) - 1, &nr.plan, err, errlen)) {
+				free(nr.pattern);
+				goto fail;
+			}
+		} else {
+			nr.pattern = strdup("*");
+			if (!parse_family(s, len, &nr.plan, err, errlen)) {
+				free(nr.pattern);
+				goto fail;
+			}
+		}
+		r = xrealloc(r, (size_t)(n + 1) * sizeof *r);
+		r[n++] = nr;
+		s += len;
+		if (*s == ',')
+			s++;
+	}
+	*out = r;
+	return n;
+fail:
+	for (int i = 0; i < n; i++)
+		free(r[i].pattern);
+	free(r);
+	return -1;
+}
+
+bool pass_plan_valid(const char *spec, char *err, size_t errlen)
+{
+	rule *r;
+	int n = parse_rules(spec, &r, err, errlen);
+	if (n < 0)
+		return false;
+	for (int i = 0; i < n; i++)
+		free(r[i].pattern);
+	free(r);
+	return true;
+}
+
+static void plan_graph(ir_graph *g, const rule *rules, int nrules)
+{
 	for (int i = 0; i < g->nnodes; i++) {
 		ir_node *n = g->nodes[i];
-		if (ir_ops[n->op].flags & IR_F_REDUCE)
-			n->plan = (ir_plan){ IR_PLAN_SEQ, 0, 0 };
+		if (!(ir_ops[n->op].flags & IR_F_REDUCE))
+			continue;
+		n->plan = (ir_plan){ IR_PLAN_SEQ, 0, 0 };
+		for (int k = 0; k < nrules; k++)
+			if (!fnmatch(rules[k].pattern, n->path ? n->path : "", 0)) {
+				n->plan = rules[k].plan;
+				break;
+			}
 	}
-	return 0;
 }
 
 int pass_plans(ir_program *p, const pass_options *o)
 {
-	int bad = 0;
-	if (o && o->plan_override && strcmp(o->plan_override, "seq")) {
-		diag_error((src_loc){ 0 }, "--plan: unknown plan '%s' (this version has: seq)", o->plan_override);
-		return 1;
+	rule *rules = NULL;
+	int nrules = 0;
+	if (o && o->plan_override) {
+		char err[256];
+		nrules = parse_rules(o->plan_override, &rules, err, sizeof err);
+		if (nrules < 0) {
+			diag_error((src_loc){ 0 }, "--plan: %s", err);
+			return 1;
+		}
 	}
 	if (p->train)
-		bad += plan_graph(p->train, o);
+		plan_graph(p->train, rules, nrules);
 	if (p->eval_g)
-		bad += plan_graph(p->eval_g, o);
+		plan_graph(p->eval_g, rules, nrules);
+	for (int i = 0; i < nrules; i++)
+		free(rules[i].pattern);
+	free(rules);
 	p->planned = true;
-	return bad;
+	return 0;
 }
