@@ -353,27 +353,124 @@ static void test_matmul(int M, int K, int N, bool ta, bool tb_, int64_t B, int s
 	tb_done(&t);
 }
 
-static void test_batched_matmul(void)
+/* many matmuls in one graph (one JIT build per graph): every (M, K, N) of
+ * the given sets, for one transpose combination.  The sizes cover full
+ * register blocks and every row/column remainder of the LLVM kernel's
+ * tiling, whatever vector width it picks; a few operands hold specials
+ * (NaN, inf, -0, subnormals). */
+typedef struct mm_case {
+	int M, K, N;
+	float *a, *b;
+	int id;
+} mm_case;
+
+static void mm_ref(const float *a, const float *b, float *want, int64_t nb, int64_t m, int64_t k, int64_t n,
+                   bool ta, bool tb_, bool a3, bool b3)
+{
+	for (int64_t bt = 0; bt < nb; bt++) {
+		const float *ab = a + (a3 ? bt * m * k : 0), *bb = b + (b3 ? bt * k * n : 0);
+		for (int64_t i = 0; i < m; i++)
+			for (int64_t j = 0; j < n; j++) {
+				float acc = 0.0f;
+				for (int64_t q = 0; q < k; q++) {
+					float x = ta ? ab[q * m + i] : ab[i * k + q];
+					float y = tb_ ? bb[j * k + q] : bb[q * n + j];
+					float pr = x * y;
+					acc = acc + pr;
+				}
+				want[bt * m * n + i * n + j] = acc;
+			}
+	}
+}
+
+static void mm_grid_run(tb *t, mm_case *cs, int ncs, bool ta, bool tb_)
+{
+	if (!tb_run(t))
+		for (int q = 0; q < ncs; q++) {
+			mm_case *x = &cs[q];
+			float *want = malloc((size_t)x->M * (size_t)x->N * sizeof *want);
+			char what[64];
+			mm_ref(x->a, x->b, want, 1, x->M, x->K, x->N, ta, tb_, false, false);
+			snprintf(what, sizeof what, "%dx%dx%d", x->M, x->K, x->N);
+			cmp_f32(t, what, res(t, x->id), want, (int64_t)x->M * x->N);
+			free(want);
+		}
+	for (int q = 0; q < ncs; q++) {
+		free(cs[q].a);
+		free(cs[q].b);
+	}
+	tb_done(t);
+}
+
+static void test_matmul_grid(bool ta, bool tb_, const int *Ms, int nM, const int *Ks, int nK, const int *Ns, int nN)
+{
+	enum { MAXCS = MAXIN / 2 };
+	mm_case cs[MAXCS];
+	int ncs = 0, graphs = 0;
+	tb t;
+	char name[96];
+	for (int ik = 0; ik < nK; ik++)
+		for (int im = 0; im < nM; im++)
+			for (int in = 0; in < nN; in++) {
+				int M = Ms[im], K = Ks[ik], N = Ns[in];
+				int64_t bytes = ((int64_t)M * N * 4 + 63) / 64 * 64;
+				if (ncs && (ncs == MAXCS || t.used_c + bytes > 65536)) {
+					mm_grid_run(&t, cs, ncs, ta, tb_);
+					ncs = 0;
+				}
+				if (!ncs) {
+					snprintf(name, sizeof name, "matmul grid ta=%d tb=%d #%d", ta, tb_, graphs++);
+					tb_init(&t, name, 1, 1);
+				}
+				mm_case *x = &cs[ncs++];
+				x->M = M;
+				x->K = K;
+				x->N = N;
+				x->a = fill((int64_t)M * K, (M * K) % 5 == 0);
+				x->b = fill((int64_t)K * N, (K * N) % 7 == 0);
+				int ia = tb_input(&t, ta ? ty(IR_F32, 2, K, M) : ty(IR_F32, 2, M, K), x->a);
+				int ib = tb_input(&t, tb_ ? ty(IR_F32, 2, N, K) : ty(IR_F32, 2, K, N), x->b);
+				ir_node *c = tb_op(&t, IR_MATMUL, ty(IR_F32, 2, M, N), 2, ia, ib);
+				c->ia[0] = ta;
+				c->ia[1] = tb_;
+				x->id = c->id;
+			}
+	if (ncs)
+		mm_grid_run(&t, cs, ncs, ta, tb_);
+}
+
+/* leading (batch) dims: a and/or b of rank 3, any transposes */
+static void test_batched_matmul(int nb, int M, int K, int N, bool ta, bool tb_, bool a3, bool b3)
 {
 	tb t;
-	tb_init(&t, "matmul batched [2,3,4]x[4,5]", 4, 4);
-	float *a = fill(24, false), *b = fill(20, false);
-	int ia = tb_input(&t, ty(IR_F32, 3, 2, 3, 4), a);
-	int ib = tb_input(&t, ty(IR_F32, 2, 4, 5), b);
-	ir_node *c = tb_op(&t, IR_MATMUL, ty(IR_F32, 3, 2, 3, 5), 2, ia, ib);
+	char name[96];
+	snprintf(name, sizeof name, "matmul batched %d x %dx%dx%d ta=%d tb=%d a3=%d b3=%d",
+	         nb, M, K, N, ta, tb_, a3, b3);
+	tb_init(&t, name, 4, 4);
+	int64_t na = (int64_t)M * K * (a3 ? nb : 1), nbv = (int64_t)K * N * (b3 ? nb : 1);
+	float *a = fill(na, false), *b = fill(nbv, false);
+	ir_type at = ta ? ty(IR_F32, 3, nb, K, M) : ty(IR_F32, 3, nb, M, K);
+	ir_type bt = tb_ ? ty(IR_F32, 3, nb, N, K) : ty(IR_F32, 3, nb, K, N);
+	if (!a3) {
+		at.rank = 2;
+		at.d[0] = at.d[1];
+		at.d[1] = at.d[2];
+	}
+	if (!b3) {
+		bt.rank = 2;
+		bt.d[0] = bt.d[1];
+		bt.d[1] = bt.d[2];
+	}
+	int ia = tb_input(&t, at, a);
+	int ib = tb_input(&t, bt, b);
+	ir_node *c = tb_op(&t, IR_MATMUL, ty(IR_F32, 3, nb, M, N), 2, ia, ib);
+	c->ia[0] = ta;
+	c->ia[1] = tb_;
 	if (!tb_run(&t)) {
-		float want[30];
-		for (int bt = 0; bt < 2; bt++)
-			for (int i = 0; i < 3; i++)
-				for (int j = 0; j < 5; j++) {
-					float acc = 0.0f;
-					for (int q = 0; q < 4; q++) {
-						float pr = a[bt * 12 + i * 4 + q] * b[q * 5 + j];
-						acc = acc + pr;
-					}
-					want[bt * 15 + i * 5 + j] = acc;
-				}
-		cmp_f32(&t, "c", res(&t, c->id), want, 30);
+		float *want = malloc((size_t)(nb * M * N) * sizeof *want);
+		mm_ref(a, b, want, nb, M, K, N, ta, tb_, a3, b3);
+		cmp_f32(&t, "c", res(&t, c->id), want, (int64_t)nb * M * N);
+		free(want);
 	}
 	free(a);
 	free(b);
@@ -1118,7 +1215,23 @@ int main(int argc, char **argv)
 		}
 	test_matmul(1, 1, 1, false, false, 1, 0);
 	test_matmul(64, 64, 64, false, false, 1, 0);
-	test_batched_matmul();
+	test_matmul(100, 33, 17, true, false, 3, 1);
+	test_matmul(13, 17, 100, false, true, 3, 2);
+	{
+		static const int sz[] = { 1, 3, 4, 5, 6, 7, 12, 16, 17, 32, 33, 64, 100 };
+		static const int ks[] = { 1, 3, 4, 5, 7, 16, 17, 33, 64, 100 };
+		const int nsz = (int)(sizeof sz / sizeof sz[0]), nks = (int)(sizeof ks / sizeof ks[0]);
+		for (int ta = 0; ta < 2; ta++)
+			for (int tb_ = 0; tb_ < 2; tb_++)
+				test_matmul_grid(ta, tb_, sz, nsz, ks, nks, sz, nsz);
+	}
+	test_batched_matmul(2, 3, 4, 5, false, false, true, false);
+	for (int ta = 0; ta < 2; ta++)
+		for (int tb_ = 0; tb_ < 2; tb_++) {
+			test_batched_matmul(3, 7, 13, 33, ta, tb_, true, true);
+			test_batched_matmul(2, 13, 5, 17, ta, tb_, false, true);
+			test_batched_matmul(2, 6, 9, 40, ta, tb_, true, false);
+		}
 
 	ir_opcode un[] = { IR_NEG, IR_EXP, IR_LOG, IR_SQRT, IR_TANH, IR_SIGMOID, IR_RELU, IR_GELU };
 	for (size_t i = 0; i < sizeof un / sizeof un[0]; i++)
