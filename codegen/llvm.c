@@ -75,6 +75,7 @@ typedef struct cg {
 	LLVMValueRef B, Bmax;                         /* i64, loaded at entry */
 	LLVMBasicBlockRef entry;                      /* allocas go here */
 	int vw;                                       /* f32 lanes of the matmul vectors */
+	LLVMValueRef mm_panel;                        /* this function's matmul b panel, or NULL */
 } cg;
 
 /* nnd_step_args field indices (runtime/rt.h) */
@@ -865,18 +866,35 @@ static int emit_SUM_TO(cg *c, const ir_node *n)
  * sum, and LLVM can neither contract nor reorder it.  The tiling changes
  * only which outputs are computed together, never the order of any
  * output's additions.  Leftover rows (M % MM_MR) use one-row blocks;
- * leftover columns (N % NR) use masked loads and stores. */
+ * leftover columns (N % NR) use masked loads and stores.
+ *
+ * A transposed b (b[k, j] at b[j*K + k], strided in j) is first copied,
+ * MM_KC values of k at a time, into a stack panel laid out [k][NR]; the
+ * k loop then runs over one chunk at a time and a later chunk starts its
+ * accumulators from the c values the previous chunk stored -- a store and
+ * a load of a float are exact, so each output still sees k = 0, 1, ...
+ * in order. */
 #define MM_MR 6
 #define MM_NV 2
+#define MM_KC 256
+#define MM_MAXVW 16
 
 typedef struct mm_ctx {
 	cg_val A, Bv, C;
 	bool ta, tb;
 	LLVMValueRef M, N, K;
+	int64_t Mc;                         /* M when it does not depend on B, else -1 */
 	LLVMValueRef abase, bbase, cbase;   /* element offsets of this batch */
 	int vw;                             /* lanes per vector */
 	LLVMTypeRef vty;                    /* <vw x float> */
+	LLVMValueRef panel;                 /* float[MM_KC * NR] or NULL (b read in place) */
 } mm_ctx;
+
+/* the k range one block runs, and where its accumulators start */
+typedef struct mm_krange {
+	LLVMValueRef k0, len;   /* global k of the first step, number of steps */
+	LLVMValueRef resume;    /* i1: start from c (a later chunk), or NULL: from +0 */
+} mm_krange;
 
 static LLVMValueRef splat(cg *c, LLVMTypeRef vty, LLVMValueRef x)
 {
@@ -899,7 +917,8 @@ static LLVMValueRef masked_intrinsic(cg *c, mm_ctx *m, const char *nm, LLVMTypeR
 	return LLVMGetIntrinsicDeclaration(c->mod, id, ov, 2);
 }
 
-/* vw contiguous floats at base[idx] (unaligned); mask NULL: all lanes */
+/* vw contiguous floats at base[idx], unaligned; mask NULL: all lanes,
+ * else the masked-off lanes are neither read nor written */
 static LLVMValueRef mm_vload(cg *c, mm_ctx *m, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef mask)
 {
 	LLVMValueRef p = vec_ptr(c, m, base, idx);
@@ -928,42 +947,45 @@ static void mm_vstore(cg *c, mm_ctx *m, LLVMValueRef base, LLVMValueRef idx, LLV
 	LLVMBuildCall2(c->b, fty, f, a, 4, "");
 }
 
-/* b[k, j..j+vw) as a vector: contiguous unless b is transposed, where the
- * lanes are K apart and are loaded one by one (masked-off lanes read
- * column N-1 instead, which exists, and are never stored) */
-static LLVMValueRef mm_bvec(cg *c, mm_ctx *m, LLVMValueRef k, LLVMValueRef j, LLVMValueRef mask)
+/* vector v of b's row k (k counted from the chunk start kl when b is in
+ * the panel) in the column block starting at j0 */
+static LLVMValueRef mm_bvec(cg *c, mm_ctx *m, LLVMValueRef k, LLVMValueRef kl, LLVMValueRef j0, int v,
+                            LLVMValueRef mask)
 {
 	if (m->Bv.imm)
 		return splat(c, m->vty, m->Bv.imm);
-	if (!m->tb)
-		return mm_vload(c, m, m->Bv.base, add(c, m->bbase, add(c, mul(c, k, m->N), j)), mask);
-	LLVMValueRef v = LLVMGetUndef(m->vty), last = LLVMBuildSub(c->b, m->N, ci64(c, 1), "");
-	for (int l = 0; l < m->vw; l++) {
-		LLVMValueRef jl = add(c, j, ci64(c, l));
-		if (mask)
-			jl = sel(c, LLVMBuildICmp(c->b, LLVMIntSLT, jl, m->N, ""), jl, last);
-		LLVMValueRef x = load_at(c, c->f32, m->Bv.base, add(c, m->bbase, add(c, mul(c, jl, m->K), k)));
-		v = LLVMBuildInsertElement(c->b, v, x, ci32(c, l), "");
-	}
-	return v;
+	if (m->panel)
+		return mm_vload(c, m, m->panel, add(c, mul(c, kl, ci64(c, MM_NV * m->vw)), ci64(c, v * m->vw)), NULL);
+	LLVMValueRef j = add(c, j0, ci64(c, v * m->vw));
+	return mm_vload(c, m, m->Bv.base, add(c, m->bbase, add(c, mul(c, k, m->N), j)), mask);
 }
 
-/* one block: rows i0..i0+mr, columns j0..j0+MM_NV*vw (masks: NULL, or
- * one lane mask per vector for the last, partial column block) */
-static void mm_block(cg *c, mm_ctx *m, int mr, LLVMValueRef i0, LLVMValueRef j0, LLVMValueRef *mask)
+/* one block: rows i0..i0+mr, columns j0..j0+NR (masks: NULL, or one lane
+ * mask per vector for the last, partial column block), steps kr */
+static void mm_block(cg *c, mm_ctx *m, int mr, LLVMValueRef i0, LLVMValueRef j0, LLVMValueRef *mask,
+                     const mm_krange *kr)
 {
-	LLVMValueRef acc[MM_MR][MM_NV], nxt[MM_MR][MM_NV], bv[MM_NV];
+	LLVMValueRef acc[MM_MR][MM_NV], nxt[MM_MR][MM_NV], init[MM_MR][MM_NV], bv[MM_NV], crow[MM_MR];
 	LLVMValueRef zero = LLVMConstNull(m->vty);   /* +0.0f in every lane */
+	for (int r = 0; r < mr; r++) {
+		crow[r] = add(c, m->cbase, add(c, mul(c, add(c, i0, ci64(c, r)), m->N), j0));
+		for (int v = 0; v < MM_NV; v++)
+			init[r][v] = kr->resume
+			           ? sel(c, kr->resume, mm_vload(c, m, m->C.base, add(c, crow[r], ci64(c, v * m->vw)),
+			                                         mask ? mask[v] : NULL), zero)
+			           : zero;
+	}
 	LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
 	cg_loop lk;
-	LLVMValueRef k = loop_begin(c, &lk, m->K);
+	LLVMValueRef kl = loop_begin(c, &lk, kr->len);
 	for (int r = 0; r < mr; r++)
 		for (int v = 0; v < MM_NV; v++) {
 			acc[r][v] = LLVMBuildPhi(c->b, m->vty, "acc");
-			LLVMAddIncoming(acc[r][v], &zero, &pre, 1);
+			LLVMAddIncoming(acc[r][v], &init[r][v], &pre, 1);
 		}
+	LLVMValueRef k = add(c, kr->k0, kl);
 	for (int v = 0; v < MM_NV; v++)
-		bv[v] = mm_bvec(c, m, k, add(c, j0, ci64(c, v * m->vw)), mask ? mask[v] : NULL);
+		bv[v] = mm_bvec(c, m, k, kl, j0, v, mask ? mask[v] : NULL);
 	for (int r = 0; r < mr; r++) {
 		LLVMValueRef i = add(c, i0, ci64(c, r));
 		LLVMValueRef ai = m->ta ? add(c, mul(c, k, m->M), i) : add(c, mul(c, i, m->K), k);
@@ -976,36 +998,86 @@ static void mm_block(cg *c, mm_ctx *m, int mr, LLVMValueRef i0, LLVMValueRef j0,
 		for (int v = 0; v < MM_NV; v++)
 			LLVMAddIncoming(acc[r][v], &nxt[r][v], &latch, 1);
 	loop_end(c, &lk);
-	/* exit: K == 0 leaves the +0 of the preheader */
-	for (int r = 0; r < mr; r++) {
+	/* no steps (K == 0) leaves the initial value; all phis first */
+	for (int r = 0; r < mr; r++)
 		for (int v = 0; v < MM_NV; v++) {
-			LLVMValueRef phi = LLVMBuildPhi(c->b, m->vty, "c");
-			LLVMValueRef in[2] = { zero, nxt[r][v] };
+			acc[r][v] = LLVMBuildPhi(c->b, m->vty, "c");
+			LLVMValueRef in[2] = { init[r][v], nxt[r][v] };
 			LLVMBasicBlockRef from[2] = { pre, latch };
-			LLVMAddIncoming(phi, in, from, 2);
-			acc[r][v] = phi;
+			LLVMAddIncoming(acc[r][v], in, from, 2);
 		}
-	}
-	for (int r = 0; r < mr; r++) {
-		LLVMValueRef crow = add(c, m->cbase, mul(c, add(c, i0, ci64(c, r)), m->N));
+	for (int r = 0; r < mr; r++)
 		for (int v = 0; v < MM_NV; v++)
-			mm_vstore(c, m, m->C.base, add(c, crow, add(c, j0, ci64(c, v * m->vw))), acc[r][v],
-			          mask ? mask[v] : NULL);
-	}
+			mm_vstore(c, m, m->C.base, add(c, crow[r], ci64(c, v * m->vw)), acc[r][v], mask ? mask[v] : NULL);
 }
 
-/* every row of one column block: full row blocks, then one-row blocks */
-static void mm_rows(cg *c, mm_ctx *m, LLVMValueRef j0, LLVMValueRef *mask)
+/* every row of one column block: full row blocks, then one block of the
+ * M % MM_MR rows left (a switch over the possible counts, or just the one
+ * count when M is a compile-time constant) */
+static void mm_rows(cg *c, mm_ctx *m, LLVMValueRef j0, LLVMValueRef *mask, const mm_krange *kr)
 {
 	LLVMValueRef mb = LLVMBuildSDiv(c->b, m->M, ci64(c, MM_MR), "");
 	LLVMValueRef mfull = mul(c, mb, ci64(c, MM_MR));
 	cg_loop li;
 	LLVMValueRef ib = loop_begin(c, &li, mb);
-	mm_block(c, m, MM_MR, mul(c, ib, ci64(c, MM_MR)), j0, mask);
+	mm_block(c, m, MM_MR, mul(c, ib, ci64(c, MM_MR)), j0, mask, kr);
 	loop_end(c, &li);
-	LLVMValueRef i = loop_begin(c, &li, LLVMBuildSub(c->b, m->M, mfull, ""));
-	mm_block(c, m, 1, add(c, mfull, i), j0, mask);
-	loop_end(c, &li);
+	if (m->Mc >= 0) {
+		if (m->Mc % MM_MR)
+			mm_block(c, m, (int)(m->Mc % MM_MR), mfull, j0, mask, kr);
+		return;
+	}
+	LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "mm.rows.end");
+	LLVMValueRef sw = LLVMBuildSwitch(c->b, LLVMBuildSub(c->b, m->M, mfull, ""), join, MM_MR - 1);
+	for (int mr = 1; mr < MM_MR; mr++) {
+		LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "mm.rows");
+		LLVMAddCase(sw, ci64(c, mr), bb);
+		LLVMPositionBuilderAtEnd(c->b, bb);
+		mm_block(c, m, mr, mfull, j0, mask, kr);
+		LLVMBuildBr(c->b, join);
+	}
+	LLVMPositionBuilderAtEnd(c->b, join);
+}
+
+/* one column block: b read in place over all of K, or (transposed b)
+ * copied into the panel chunk by chunk, columns past N repeating column
+ * N-1 (their lanes are never stored) */
+static void mm_column_block(cg *c, mm_ctx *m, LLVMValueRef j0, LLVMValueRef *mask)
+{
+	mm_krange kr = { ci64(c, 0), m->K, NULL };
+	if (!m->panel) {
+		mm_rows(c, m, j0, mask, &kr);
+		return;
+	}
+	/* max(1, ceil(K / KC)) chunks: K == 0 still stores the +0s */
+	LLVMValueRef KC = ci64(c, MM_KC), nr = ci64(c, MM_NV * m->vw);
+	LLVMValueRef nch = LLVMBuildSDiv(c->b, add(c, m->K, ci64(c, MM_KC - 1)), KC, "");
+	nch = sel(c, LLVMBuildICmp(c->b, LLVMIntSGT, nch, ci64(c, 1), ""), nch, ci64(c, 1));
+	cg_loop lc, lj, lk;
+	LLVMValueRef ch = loop_begin(c, &lc, nch);
+	kr.k0 = mul(c, ch, KC);
+	LLVMValueRef left = LLVMBuildSub(c->b, m->K, kr.k0, "");
+	kr.len = sel(c, LLVMBuildICmp(c->b, LLVMIntSLT, left, KC, ""), left, KC);
+	kr.resume = LLVMBuildICmp(c->b, LLVMIntNE, ch, ci64(c, 0), "");
+	if (m->tb) {
+		LLVMValueRef jj = loop_begin(c, &lj, nr);
+		LLVMValueRef j = add(c, j0, jj), last = LLVMBuildSub(c->b, m->N, ci64(c, 1), "");
+		j = sel(c, LLVMBuildICmp(c->b, LLVMIntSLT, j, m->N, ""), j, last);
+		LLVMValueRef src = add(c, m->bbase, add(c, mul(c, j, m->K), kr.k0));
+		LLVMValueRef kk = loop_begin(c, &lk, kr.len);
+		store_at(c, c->f32, m->panel, add(c, mul(c, kk, nr), jj), load_at(c, c->f32, m->Bv.base, add(c, src, kk)));
+		loop_end(c, &lk);
+		loop_end(c, &lj);
+	} else {
+		LLVMValueRef kk = loop_begin(c, &lk, kr.len);
+		LLVMValueRef src = add(c, m->bbase, add(c, mul(c, add(c, kr.k0, kk), m->N), j0));
+		for (int v = 0; v < MM_NV; v++)
+			mm_vstore(c, m, m->panel, add(c, mul(c, kk, nr), ci64(c, v * m->vw)),
+			          mm_vload(c, m, m->Bv.base, add(c, src, ci64(c, v * m->vw)), mask ? mask[v] : NULL), NULL);
+		loop_end(c, &lk);
+	}
+	mm_rows(c, m, j0, mask, &kr);
+	loop_end(c, &lc);
 }
 
 static int emit_MATMUL(cg *c, const ir_node *n)
@@ -1029,8 +1101,25 @@ static int emit_MATMUL(cg *c, const ir_node *n)
 	m.vty = LLVMVectorType(c->f32, (unsigned)m.vw);
 	int r = ct->rank;
 	m.M = dim_val(c, ct->d[r - 2]);
+	m.Mc = ct->d[r - 2].sym ? -1 : ct->d[r - 2].c;
 	m.N = dim_val(c, ct->d[r - 1]);
 	m.K = dim_val(c, at->d[at->rank - (m.ta ? 2 : 1)]);
+	if (!m.Bv.imm) {
+		/* one panel per function, shared by its matmuls (they run one
+		 * after the other) */
+		if (!c->mm_panel) {
+			LLVMBuilderRef eb = LLVMCreateBuilderInContext(c->ctx);
+			LLVMValueRef first = LLVMGetFirstInstruction(c->entry);
+			if (first)
+				LLVMPositionBuilderBefore(eb, first);
+			else
+				LLVMPositionBuilderAtEnd(eb, c->entry);
+			c->mm_panel = LLVMBuildAlloca(eb, LLVMArrayType(c->f32, MM_KC * MM_NV * MM_MAXVW), "panel");
+			LLVMSetAlignment(c->mm_panel, 64);
+			LLVMDisposeBuilder(eb);
+		}
+		m.panel = c->mm_panel;
+	}
 	LLVMValueRef nb = dims_prod(c, ct, 0, r - 2);
 	LLVMValueRef sa = at->rank == 2 ? ci64(c, 0) : mul(c, m.M, m.K);   /* batch strides */
 	LLVMValueRef sb = bt->rank == 2 ? ci64(c, 0) : mul(c, m.K, m.N);
@@ -1044,19 +1133,19 @@ static int emit_MATMUL(cg *c, const ir_node *n)
 	m.bbase = mul(c, bi, sb);
 	m.cbase = mul(c, bi, mul(c, m.M, m.N));
 	LLVMValueRef jb = loop_begin(c, &lj, nj);
-	mm_rows(c, &m, mul(c, jb, NR), NULL);
+	mm_column_block(c, &m, mul(c, jb, NR), NULL);
 	loop_end(c, &lj);
 	/* the partial column block, if any: a loop run rem != 0 times (0 or 1) */
 	loop_begin(c, &lt, LLVMBuildZExt(c->b, LLVMBuildICmp(c->b, LLVMIntNE, rem, ci64(c, 0), ""), c->i64, ""));
 	LLVMValueRef mask[MM_NV];
 	LLVMValueRef rv = splat(c, LLVMVectorType(c->i64, (unsigned)m.vw), rem);
 	for (int v = 0; v < MM_NV; v++) {
-		LLVMValueRef lane[64];
+		LLVMValueRef lane[MM_MAXVW];
 		for (int l = 0; l < m.vw; l++)
 			lane[l] = ci64(c, v * m.vw + l);
 		mask[v] = LLVMBuildICmp(c->b, LLVMIntSLT, LLVMConstVector(lane, (unsigned)m.vw), rv, "");
 	}
-	mm_rows(c, &m, nfull, mask);
+	mm_column_block(c, &m, nfull, mask);
 	loop_end(c, &lt);
 	loop_end(c, &lb);
 	return 0;
@@ -1441,6 +1530,7 @@ static LLVMValueRef build_graph(cg *c, const ir_graph *g, const char *name)
 	c->fn = LLVMAddFunction(c->mod, name, c->step_ty);
 	c->args = LLVMGetParam(c->fn, 0);
 	c->entry = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "entry");
+	c->mm_panel = NULL;
 	LLVMPositionBuilderAtEnd(c->b, c->entry);
 	c->B = load_field(c, A_B, c->i64);
 	c->Bmax = load_field(c, A_BMAX, c->i64);
@@ -1534,7 +1624,8 @@ static int host_vector_width(LLVMTargetMachineRef tm)
 	char *feat = LLVMGetTargetMachineFeatureString(tm);
 	int vw = feat && strstr(feat, "+avx512f") ? 16 : 8;
 	LLVMDisposeMessage(feat);
-	const char *e = getenv("NND_MM_VW");   /* XXX experiment */
+	/* NND_MM_VW=4|8|16 forces a width, so that one host can test them all */
+	const char *e = getenv("NND_MM_VW");
 	if (e && (atoi(e) == 4 || atoi(e) == 8 || atoi(e) == 16))
 		vw = atoi(e);
 	return vw;

@@ -318,17 +318,61 @@ static void diag_emit(src_loc loc, const char *kind, const char *fmt,
 		diag_quote(loc);
 }
 
-void diag_error(src_loc loc, const char *fmt, ...)
+/* A def called several times is lowered once per call, and a mistake in
+ * its body would be found once per call: an error identical to one already
+ * reported (same place, same text) is counted but not printed again, nor
+ * are the notes that follow it. */
+static uint64_t *diag_seen;
+static size_t diag_nseen, diag_capseen;
+static bool diag_muted;
+
+static uint64_t diag_hash(src_loc loc, const char *msg)
+{
+	uint64_t h = 1469598103934665603ULL;
+	const char *parts[2] = { loc.file ? loc.file : "", msg };
+	for (int p = 0; p < 2; p++) {
+		for (const char *s = parts[p]; *s; s++)
+			h = (h ^ (uint8_t)*s) * 1099511628211ULL;
+		h = (h ^ 0xff) * 1099511628211ULL;
+	}
+	return h ^ ((uint64_t)(uint32_t)loc.line << 32) ^ (uint64_t)(uint32_t)loc.col;
+}
+
+static void diag_vemit(src_loc loc, const char *kind, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	diag_emit(loc, "error", fmt, ap);
+	diag_emit(loc, kind, fmt, ap);
+	va_end(ap);
+}
+
+void diag_error(src_loc loc, const char *fmt, ...)
+{
+	char msg[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	diag_errors++;
+	uint64_t h = diag_hash(loc, msg);
+	for (size_t i = 0; i < diag_nseen; i++)
+		if (diag_seen[i] == h) {
+			diag_muted = true;
+			return;
+		}
+	if (diag_nseen == diag_capseen) {
+		diag_capseen = diag_capseen ? diag_capseen * 2 : 64;
+		diag_seen = xrealloc(diag_seen, diag_capseen * sizeof *diag_seen);
+	}
+	diag_seen[diag_nseen++] = h;
+	diag_muted = false;
+	diag_vemit(loc, "error", "%s", msg);
 }
 
 void diag_note(src_loc loc, const char *fmt, ...)
 {
+	if (diag_muted)
+		return;
 	va_list ap;
 	va_start(ap, fmt);
 	diag_emit(loc, "note", fmt, ap);

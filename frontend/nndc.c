@@ -12,6 +12,9 @@
 
 typedef struct opts {
 	const char *cmd, *model, *output, *stage, *after, *target;
+	const char *threads, *train;     /* verify */
+	const char *logs[2];             /* logdiff */
+	long steps;
 	int opt_level;
 	pass_options po;
 	int prog_argc;              /* after "--" */
@@ -28,6 +31,13 @@ static void usage(FILE *f)
 	      "  run   MODEL.nnd [-O0..3] [-- PROGRAM-OPTIONS]\n"
 	      "                         compile in memory (LLVM ORC JIT) and run, e.g. -- train --epochs 1\n"
 	      "  check MODEL.nnd        parse and type-check only\n"
+	      "  verify MODEL.nnd [--threads 1,2,4] [--steps N] [--train NAME]\n"
+	      "                         train N steps (default 3) twice and at each thread count,\n"
+	      "                         digesting every op's output; prints 'same bits SHA256' or\n"
+	      "                         the first step and op (by instance path) that differs\n"
+	      "  logdiff MODEL.nnd A.jsonl B.jsonl\n"
+	      "                         compare two step logs (train --log, --debug-digests):\n"
+	      "                         the first step, and op, where the runs diverge\n"
 	      "  emit  MODEL.nnd --stage ast|ir|plans|manifest|llvm [--after PASS]\n"
 	      "                         print a stage; --after lower|shape|autodiff|optimizer|plans|rng|memplan\n"
 	      "                         picks the IR after that pass (default: after memplan)\n"
@@ -35,7 +45,8 @@ static void usage(FILE *f)
 	      "options:\n"
 	      "  -o FILE                output executable (build)\n"
 	      "  -O0 -O1 -O2 -O3        LLVM optimisation level (default -O2); never changes a bit\n"
-	      "  --plan seq             reduction plan for every reduction (default: seq)\n"
+	      "  --plan PLAN            reduction plans: seq, blocked:N or tree:F for every\n"
+	      "                         reduction, or GLOB=PLAN,... by instance path (default: seq)\n"
 	      "  --help, --version\n", f);
 }
 
@@ -51,6 +62,7 @@ static void parse_args(int argc, char **argv, opts *o)
 {
 	memset(o, 0, sizeof *o);
 	o->opt_level = 2;
+	o->steps = 3;
 	if (argc < 2) {
 		usage(stderr);
 		exit(1);
@@ -68,11 +80,20 @@ static void parse_args(int argc, char **argv, opts *o)
 			o->prog_argv = argv + i + 1;
 			break;
 		} else if (!strcmp(a, "-o") || !strcmp(a, "--stage") || !strcmp(a, "--after") ||
-		           !strcmp(a, "--target") || !strcmp(a, "--plan")) {
+		           !strcmp(a, "--target") || !strcmp(a, "--plan") || !strcmp(a, "--threads") ||
+		           !strcmp(a, "--steps") || !strcmp(a, "--train")) {
 			if (i + 1 >= argc)
 				bad_flag("%s needs a value", a);
 			const char *v = argv[++i];
 			if (!strcmp(a, "-o")) o->output = v;
+			else if (!strcmp(a, "--threads")) o->threads = v;
+			else if (!strcmp(a, "--train")) o->train = v;
+			else if (!strcmp(a, "--steps")) {
+				char *end;
+				o->steps = strtol(v, &end, 10);
+				if (!*v || *end || o->steps < 1 || o->steps > 1000000)
+					bad_flag("--steps: expected a number of steps from 1 to 1000000, found '%s'", v);
+			}
 			else if (!strcmp(a, "--stage")) o->stage = v;
 			else if (!strcmp(a, "--after")) o->after = v;
 			else if (!strcmp(a, "--target")) o->target = v;
@@ -89,16 +110,20 @@ static void parse_args(int argc, char **argv, opts *o)
 			o->cmd = a;
 		else if (!o->model)
 			o->model = a;
+		else if (!strcmp(o->cmd, "logdiff") && !o->logs[1])
+			o->logs[o->logs[0] ? 1 : 0] = a;
 		else
 			bad_flag("unexpected argument '%s'", a);
 	}
 	if (!o->cmd)
 		bad_flag("%s", "no command given");
 	if (strcmp(o->cmd, "build") && strcmp(o->cmd, "run") && strcmp(o->cmd, "check") &&
-	    strcmp(o->cmd, "emit") && strcmp(o->cmd, "verify"))
+	    strcmp(o->cmd, "emit") && strcmp(o->cmd, "verify") && strcmp(o->cmd, "logdiff"))
 		bad_flag("unknown command '%s'", o->cmd);
 	if (!o->model)
 		bad_flag("%s: no MODEL.nnd given", o->cmd);
+	if (!strcmp(o->cmd, "logdiff") && !o->logs[1])
+		bad_flag("%s", "logdiff needs MODEL.nnd A.jsonl B.jsonl");
 	if (o->target && strcmp(o->target, "cpu"))
 		bad_flag("--target %s: this version builds for the cpu only (the CUDA backend is not built yet)",
 		         o->target);
@@ -168,6 +193,38 @@ static int cmd_emit(arena *a, const opts *o)
 	return 0;
 }
 
+/* "1,2,4" -> {1, 2, 4} */
+static int parse_threads(const char *s, int *out, int max)
+{
+	int n = 0;
+	while (*s) {
+		char *end;
+		long v = strtol(s, &end, 10);
+		if (end == s || v < 1 || v > 1024 || n == max || (*end && *end != ','))
+			bad_flag("--threads: expected a list of thread counts like 1,2,4, found '%s'", s);
+		out[n++] = (int)v;
+		s = *end ? end + 1 : end;
+	}
+	if (!n)
+		bad_flag("%s", "--threads: empty list");
+	return n;
+}
+
+static int cmd_verify(arena *a, const opts *o)
+{
+	int threads[16] = { 1, 2, 4 }, nthreads = 3;
+	if (o->threads)
+		nthreads = parse_threads(o->threads, threads, 16);
+	cg_module *cm = build_module(a, o, false);
+	const nnd_model *model = cg_jit_lookup(cm, "nnd_model");
+	if (!model)
+		return 2;
+	fflush(stdout);
+	int rc = nnd_rt_verify(model, o->train, threads, nthreads, o->steps, o->model);
+	cg_free(cm);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	opts o;
@@ -199,9 +256,13 @@ int main(int argc, char **argv)
 		fflush(stdout);
 		rc = cg_jit_run(cm, o.prog_argc + 1, pargv);
 		free(pargv);
+	} else if (!strcmp(o.cmd, "logdiff")) {
+		cg_module *cm = build_module(a, &o, false);
+		const nnd_model *model = cg_jit_lookup(cm, "nnd_model");
+		rc = model ? nnd_rt_logdiff(model, o.logs[0], o.logs[1], "nndc logdiff") : 2;
+		cg_free(cm);
 	} else {
-		fprintf(stderr, "nndc: error: verify: not available in this version yet\n");
-		rc = 1;
+		rc = cmd_verify(a, &o);
 	}
 	arena_free(a);
 	return rc;

@@ -92,6 +92,7 @@ const char *ir_plan_str(ir_plan p, char *buf, size_t n)
 	case IR_PLAN_SEQ: snprintf(buf, n, "seq"); break;
 	case IR_PLAN_BLOCKED: snprintf(buf, n, "blocked(%" PRId64 ")", p.block); break;
 	case IR_PLAN_TREE: snprintf(buf, n, "tree(%d)", p.fanin); break;
+	case IR_PLAN_RACY: snprintf(buf, n, "racy"); break;
 	}
 	return buf;
 }
@@ -110,7 +111,17 @@ ir_graph *ir_graph_new(arena *a, const char *name)
 	ir_graph *g = arena_alloc(a, sizeof *g);
 	g->name = name;
 	g->loss = -1;
+	g->result = -1;
 	return g;
+}
+
+int ir_graphs(const ir_program *p, ir_graph **out)
+{
+	int n = 0;
+	if (p->train) out[n++] = p->train;
+	if (p->eval_g) out[n++] = p->eval_g;
+	if (p->infer_g) out[n++] = p->infer_g;
+	return n;
 }
 
 ir_node *ir_add(arena *a, ir_graph *g, ir_opcode op, int nin, const int *in,

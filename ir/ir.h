@@ -57,6 +57,8 @@ typedef enum {
 	IR_PLAN_SEQ,        /* sequential in index order */
 	IR_PLAN_BLOCKED,    /* consecutive blocks of `block`, each seq, blocks combined seq */
 	IR_PLAN_TREE,       /* fixed fan-in tree over index order */
+	IR_PLAN_RACY,       /* test only: partial sums combined in thread completion
+	                       order (the nondeterminism nndc verify must catch) */
 } ir_plan_family;
 typedef struct ir_plan { ir_plan_family family; int64_t block; int fanin; } ir_plan;
 const char *ir_plan_str(ir_plan p, char *buf, size_t n);
@@ -71,6 +73,7 @@ typedef enum {
 	IR_BLK_STATE,       /* non-trainable state block: float offset off_c */
 	IR_BLK_INPUT,       /* args.inputs[ia0] */
 	IR_BLK_OUTPUT,      /* args.outputs[off_c] (scalars) */
+	IR_BLK_RESULT,      /* args.result: the infer graph's output tensor */
 } ir_block;
 
 typedef struct ir_node {
@@ -96,6 +99,7 @@ typedef struct ir_graph {
 	int *outputs; int noutputs;   /* scalar nodes copied to args.outputs[i] */
 	const char **output_names;    /* "loss", then metric names */
 	int64_t act_c, act_b;         /* activation bytes: act_c + act_b * Bmax */
+	int result;                   /* infer graph: node whose tensor is args.result, else -1 */
 } ir_graph;
 
 typedef enum { IR_INIT_ZEROS, IR_INIT_ONES, IR_INIT_CONSTANT, IR_INIT_UNIFORM,
@@ -160,6 +164,9 @@ typedef struct ir_program {
 	int64_t batch, epochs;
 	bool shuffle;
 	ir_graph *train, *eval_g;
+	/* infer: the loss's prediction argument (cross_entropy(mlp(images), ..)
+	 * -> mlp(images)) in evaluation mode; NULL when there is none */
+	ir_graph *infer_g;
 	int *param_grad;           /* train graph node holding param i's gradient, -1 if none */
 	/* set by the passes that must have run before the verifier can demand
 	 * a plan on every reduction and a stream on every random op */
@@ -170,6 +177,10 @@ typedef struct ir_module {     /* everything one .nnd file compiles to */
 	const char *source_path;
 	ir_program **progs; int nprogs;   /* one per train block, source order */
 } ir_module;
+
+/* The program's graphs in a fixed order (train, eval, infer), skipping
+ * absent ones; returns how many were stored in out[3]. */
+int ir_graphs(const ir_program *p, ir_graph **out);
 
 /* ---- building ---- */
 ir_graph *ir_graph_new(arena *a, const char *name);

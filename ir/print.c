@@ -7,7 +7,7 @@
 
 static const char *blk_name(ir_block b)
 {
-	static const char *n[] = { "-", "act", "param", "grad", "opt", "state", "input", "output" };
+	static const char *n[] = { "-", "act", "param", "grad", "opt", "state", "input", "output", "result" };
 	return (unsigned)b < sizeof n / sizeof n[0] ? n[b] : "?";
 }
 
@@ -71,6 +71,8 @@ void ir_print_graph(const ir_program *p, const ir_graph *g, FILE *out)
 		fprintf(out, "  loss %%%d\n", g->loss);
 	for (int i = 0; i < g->noutputs; i++)
 		fprintf(out, "  output %s %%%d\n", g->output_names[i], g->outputs[i]);
+	if (g->result >= 0)
+		fprintf(out, "  result %%%d\n", g->result);
 	if (g->act_c || g->act_b)
 		fprintf(out, "  activations %" PRId64 "+%" PRId64 "*Bmax bytes\n", g->act_c, g->act_b);
 	fputs("}\n", out);
@@ -123,10 +125,9 @@ void ir_print_program(const ir_program *p, FILE *out)
 	for (int i = 0; i < p->nstreams; i++)
 		fprintf(out, "stream %d \"%s\" %016" PRIx64 "\n", i, p->streams[i].path,
 		        p->streams[i].path_hash);
-	if (p->train)
-		ir_print_graph(p, p->train, out);
-	if (p->eval_g)
-		ir_print_graph(p, p->eval_g, out);
+	ir_graph *gs[3];
+	for (int i = 0, n = ir_graphs(p, gs); i < n; i++)
+		ir_print_graph(p, gs[i], out);
 }
 
 static void plans_of(const ir_graph *g, FILE *out)
@@ -146,8 +147,7 @@ void ir_print_plans(const ir_program *p, FILE *out)
 {
 	fprintf(out, "# program %s: reduction plans (graph, node, op, path, plan, result type)\n",
 	        p->train_name);
-	if (p->train)
-		plans_of(p->train, out);
-	if (p->eval_g)
-		plans_of(p->eval_g, out);
+	ir_graph *gs[3];
+	for (int i = 0, n = ir_graphs(p, gs); i < n; i++)
+		plans_of(gs[i], out);
 }

@@ -65,9 +65,11 @@ static int verify_graph(const ir_program *p, const ir_graph *g, const char *afte
 int ir_verify_program(const ir_program *p, const char *after_pass)
 {
 	int bad = 0;
-	if (p->train)
-		bad += verify_graph(p, p->train, after_pass);
-	if (p->eval_g)
-		bad += verify_graph(p, p->eval_g, after_pass);
+	ir_graph *gs[3];
+	for (int i = 0, n = ir_graphs(p, gs); i < n; i++) {
+		bad += verify_graph(p, gs[i], after_pass);
+		if (gs[i]->result >= gs[i]->nnodes)
+			bad += problem(after_pass, gs[i], NULL, "result refers past the graph");
+	}
 	return bad;
 }

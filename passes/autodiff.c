@@ -24,26 +24,10 @@ static int mk(ad *d, ir_opcode op, int nin, const int *in, const ir_type *preset
               const int64_t *ia, const float *fa, const ir_node *from)
 {
 	ir_node tmp;
-	memset(&tmp, 0, sizeof tmp);
-	tmp.op = op;
-	tmp.nin = nin;
-	for (int k = 0; k < nin; k++)
-		tmp.in[k] = in[k];
-	if (preset)
-		tmp.type = *preset;
-	if (ia)
-		memcpy(tmp.ia, ia, sizeof tmp.ia);
-	if (fa)
-		memcpy(tmp.fa, fa, sizeof tmp.fa);
 	char err[512];
-	if (shape_infer(d->g, &tmp, err, sizeof err))
+	if (shape_prepare(d->g, &tmp, op, nin, in, preset, ia, fa, err, sizeof err))
 		nnd_ice("autodiff: gradient of %s (node %%%d): %s", ir_ops[from->op].name, from->id, err);
-	ir_node *n = ir_add(d->a, d->g, op, nin, in, &tmp.type);
-	memcpy(n->ia, tmp.ia, sizeof n->ia);
-	memcpy(n->fa, tmp.fa, sizeof n->fa);
-	n->loc = from->loc;
-	n->path = from->path;
-	return n->id;
+	return shape_commit(d->a, d->g, &tmp, from->loc, from->path)->id;
 }
 
 static int mk1(ad *d, ir_opcode op, int x, const ir_node *from)

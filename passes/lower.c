@@ -132,19 +132,8 @@ static int emit(lctx *c, ir_opcode op, int nin, const int *in, const ir_type *pr
 {
 	ir_graph *g = c->g;
 	ir_node tmp;
-	memset(&tmp, 0, sizeof tmp);
-	tmp.op = op;
-	tmp.nin = nin;
-	for (int k = 0; k < nin; k++)
-		tmp.in[k] = in[k];
-	if (preset)
-		tmp.type = *preset;
-	if (ia)
-		memcpy(tmp.ia, ia, sizeof tmp.ia);
-	if (fa)
-		memcpy(tmp.fa, fa, sizeof tmp.fa);
 	char err[512];
-	if (shape_infer(g, &tmp, err, sizeof err)) {
+	if (shape_prepare(g, &tmp, op, nin, in, preset, ia, fa, err, sizeof err)) {
 		diag_error(loc, "%s", err);
 		return -1;
 	}
@@ -158,12 +147,7 @@ static int emit(lctx *c, ir_opcode op, int nin, const int *in, const ir_type *pr
 				return i;
 		}
 	}
-	ir_node *n = ir_add(c->a, g, op, nin, in, &tmp.type);
-	memcpy(n->ia, tmp.ia, sizeof n->ia);
-	memcpy(n->fa, tmp.fa, sizeof n->fa);
-	n->loc = loc;
-	n->path = path ? path : c->cur_path;
-	return n->id;
+	return shape_commit(c->a, g, &tmp, loc, path ? path : c->cur_path)->id;
 }
 
 static value tensor(int node, src_loc loc)
@@ -1515,6 +1499,54 @@ static void lower_objectives(lctx *c, const ast_train *t, ir_program *p, ir_grap
 	g->noutputs = nout;
 }
 
+/* The infer graph: the loss's first argument (the model's prediction, as
+ * in cross_entropy(mlp(images), labels)) in evaluation mode.  The loss
+ * statement's instance paths are kept, so the parameters are the same. */
+static void lower_prediction(lctx *c, const ast_train *t, ir_program *p)
+{
+	const ast_setting *ls = setting(t, "loss");
+	if (!ls || ls->expr->kind != AST_CALL || ls->expr->nitems < 1 || find_def(c, ls->expr->name))
+		return;
+	ir_graph *g = ir_graph_new(c->a, "infer");
+	c->g = g;
+	c->eval_mode = true;
+	frame fr;
+	memset(&fr, 0, sizeof fr);
+	for (int f = 0; f < 2; f++) {
+		int k = -1;
+		for (int i = 0; i < p->ninputs; i++)
+			if (p->field_of_input[i] == f)
+				k = i;
+		if (k < 0)
+			continue;   /* a field the loss never reads */
+		int64_t ia[4] = { k, 0, 0, 0 };
+		int n = emit(c, IR_INPUT, 0, NULL, &p->data->fields[f], ia, NULL, t->loc,
+		             p->data->field_names[f]);
+		bind(c, &fr, p->data->field_names[f], tensor(n, t->loc), (src_loc){ 0 });
+	}
+	begin_statement(c, &fr, "loss", ls->expr);
+	int before = diag_count();
+	value v = lower_expr(c, &fr, ls->expr->items[0]);
+	if (diag_count() != before)
+		nnd_ice("lowering the prediction of '%s' reported errors the loss did not", t->name);
+	if (v.k != V_TENSOR)
+		return;
+	const ir_type *rt = vtype(c, v);
+	if (rt->rank < 1 || rt->d[0].c != 1 || rt->d[0].sym != 1 || rt->dt != IR_F32 ||
+	    ir_type_numel(rt).sym != 1)
+		return;     /* not one row per sample: no inference graph */
+	int r = v.node;
+	if (ir_ops[g->nodes[r]->op].flags & IR_F_LEAF) {
+		/* a leaf keeps its own storage: copy it into the result */
+		ir_node *cp = ir_add(c->a, g, IR_RESHAPE, 1, &r, rt);
+		cp->loc = t->loc;
+		cp->path = "loss";
+		r = cp->id;
+	}
+	g->result = r;
+	p->infer_g = g;
+}
+
 static ir_program *lower_train(lctx *c, const ast_train *t)
 {
 	ir_program *p = arena_alloc(c->a, sizeof *p);
@@ -1598,6 +1630,7 @@ static ir_program *lower_train(lctx *c, const ast_train *t)
 	lower_objectives(c, t, p, p->eval_g, true, loss_failed);
 	if (diag_count() > errors)
 		return NULL;
+	lower_prediction(c, t, p);
 
 	p->nparams = c->params.n;
 	p->params = arena_alloc(c->a, (size_t)(p->nparams + 1) * sizeof *p->params);

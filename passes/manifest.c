@@ -62,6 +62,19 @@ static void graph(FILE *f, const ir_graph *g)
 		qstr(f, g->output_names[i]);
 	}
 	fputc('\n', f);
+	if (g->result >= 0) {
+		const ir_type *t = &g->nodes[g->result]->type;
+		fprintf(f, "result %d", t->rank);
+		for (int d = 0; d < t->rank; d++)
+			fprintf(f, " %" PRId64 " %d", t->d[d].c, t->d[d].sym);
+		fputc('\n', f);
+	}
+	for (int i = 0; i < g->nnodes; i++) {
+		const ir_node *n = g->nodes[i];
+		fprintf(f, "node %s %d %s ", g->name, n->id, ir_ops[n->op].name);
+		qstr(f, n->path ? n->path : "-");
+		fputc('\n', f);
+	}
 	for (int i = 0; i < g->nnodes; i++) {
 		const ir_node *n = g->nodes[i];
 		if (!(ir_ops[n->op].flags & IR_F_REDUCE))
@@ -125,10 +138,9 @@ char *pass_manifest(const ir_module *m)
 		}
 		fprintf(f, "sizes params %" PRId64 " states %" PRId64 " opt %" PRId64 "\n",
 		        p->param_floats, p->state_floats, p->opt_floats);
-		if (p->train)
-			graph(f, p->train);
-		if (p->eval_g)
-			graph(f, p->eval_g);
+		ir_graph *gs[3];
+		for (int k = 0, n = ir_graphs(p, gs); k < n; k++)
+			graph(f, gs[k]);
 		fputs("end\n", f);
 	}
 	if (fclose(f))

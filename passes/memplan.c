@@ -32,6 +32,11 @@ static int plan_graph(ir_program *p, ir_graph *g, bool train)
 		if (is_grad[i])
 			continue;
 		n->off_b = 0;
+		if (i == g->result) {
+			n->blk = IR_BLK_RESULT;
+			n->off_c = 0;
+			continue;
+		}
 		switch (n->op) {
 		case IR_INPUT: n->blk = IR_BLK_INPUT; n->off_c = n->ia[0]; continue;
 		case IR_PARAM: n->blk = IR_BLK_PARAM; n->off_c = p->params[n->ia[0]].offset; continue;
@@ -63,9 +68,8 @@ static int plan_graph(ir_program *p, ir_graph *g, bool train)
 int pass_memplan(ir_program *p)
 {
 	int bad = 0;
-	if (p->train)
-		bad += plan_graph(p, p->train, true);
-	if (p->eval_g)
-		bad += plan_graph(p, p->eval_g, false);
+	ir_graph *gs[3];
+	for (int i = 0, n = ir_graphs(p, gs); i < n; i++)
+		bad += plan_graph(p, gs[i], gs[i] == p->train);
 	return bad;
 }

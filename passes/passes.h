@@ -48,6 +48,15 @@ bool pass_known(const char *name);
  * is an attribute: leaves, CAST, RESHAPE, SUM_TO, BROADCAST).  On a user
  * error writes a message (without location) to err and returns -1. */
 int shape_infer(const ir_graph *g, ir_node *n, char *err, size_t errlen);
+/* Building a node in two steps: shape_prepare fills *tmp (op, inputs, the
+ * preset type and attributes) and runs its shape rule; shape_commit
+ * appends it to the graph.  Callers decide in between what a failed rule
+ * means (a user error while lowering, a compiler bug in autodiff) and may
+ * reuse an identical earlier node instead of committing. */
+int shape_prepare(const ir_graph *g, ir_node *tmp, ir_opcode op, int nin, const int *in,
+                  const ir_type *preset, const int64_t *ia, const float *fa,
+                  char *err, size_t errlen);
+ir_node *shape_commit(arena *a, ir_graph *g, const ir_node *tmp, src_loc loc, const char *path);
 /* NumPy broadcasting of two types' dims; -1 and a message if impossible */
 int shape_broadcast(const ir_type *a, const ir_type *b, ir_type *out, char *err, size_t errlen);
 

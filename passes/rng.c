@@ -48,10 +48,9 @@ int pass_rng(arena *a, ir_program *p)
 		p->params[i].stream = stream_of(a, p, p->params[i].path);
 	for (int i = 0; i < p->nstates; i++)
 		p->states[i].stream = stream_of(a, p, p->states[i].path);
-	if (p->train)
-		bad += rng_graph(a, p, p->train);
-	if (p->eval_g)
-		bad += rng_graph(a, p, p->eval_g);
+	ir_graph *gs[3];
+	for (int i = 0, n = ir_graphs(p, gs); i < n; i++)
+		bad += rng_graph(a, p, gs[i]);
 	p->streamed = true;
 	return bad;
 }

@@ -310,6 +310,35 @@ int shape_infer(const ir_graph *g, ir_node *n, char *err, size_t errlen)
 	return shape_rules[n->op](g, n, err, errlen);
 }
 
+int shape_prepare(const ir_graph *g, ir_node *tmp, ir_opcode op, int nin, const int *in,
+                  const ir_type *preset, const int64_t *ia, const float *fa,
+                  char *err, size_t errlen)
+{
+	memset(tmp, 0, sizeof *tmp);
+	tmp->op = op;
+	tmp->nin = nin;
+	for (int k = 0; k < nin; k++)
+		tmp->in[k] = in[k];
+	if (preset)
+		tmp->type = *preset;
+	if (ia)
+		memcpy(tmp->ia, ia, sizeof tmp->ia);
+	if (fa)
+		memcpy(tmp->fa, fa, sizeof tmp->fa);
+	tmp->stream = -1;
+	return shape_infer(g, tmp, err, errlen);
+}
+
+ir_node *shape_commit(arena *a, ir_graph *g, const ir_node *tmp, src_loc loc, const char *path)
+{
+	ir_node *n = ir_add(a, g, tmp->op, tmp->nin, tmp->in, &tmp->type);
+	memcpy(n->ia, tmp->ia, sizeof n->ia);
+	memcpy(n->fa, tmp->fa, sizeof n->fa);
+	n->loc = loc;
+	n->path = path;
+	return n;
+}
+
 static int shape_graph(ir_graph *g)
 {
 	int bad = 0;
@@ -334,9 +363,8 @@ static int shape_graph(ir_graph *g)
 int pass_shape(ir_program *p)
 {
 	int bad = 0;
-	if (p->train)
-		bad += shape_graph(p->train);
-	if (p->eval_g)
-		bad += shape_graph(p->eval_g);
+	ir_graph *gs[3];
+	for (int i = 0, n = ir_graphs(p, gs); i < n; i++)
+		bad += shape_graph(gs[i]);
 	return bad;
 }

@@ -23,6 +23,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -84,9 +85,15 @@ static void write_atomic(const char *dir, const char *name, const uint8_t *buf, 
 	snprintf(dst, dl, "%s/%s", dir, name);
 	int fd = mkstemp(tmp);
 	if (fd < 0) rt_die(1, "%s: cannot create a file in the checkpoint directory: %s", tmp, strerror(errno));
+	/* Test hook: NND_TEST_KILL_IN_SAVE=NAME dies (as a SIGKILL would) half
+	 * way through writing NAME, to show the previous checkpoint survives. */
+	const char *kill_at = getenv("NND_TEST_KILL_IN_SAVE");
 	size_t o = 0;
 	while (o < len) {
-		ssize_t w = write(fd, buf + o, len - o);
+		if (kill_at && !strcmp(kill_at, name) && o >= len / 2)
+			raise(SIGKILL);
+		size_t chunk = kill_at ? (len - o + 1) / 2 : len - o;
+		ssize_t w = write(fd, buf + o, chunk);
 		if (w < 0) {
 			if (errno == EINTR) continue;
 			int e = errno;

@@ -5,7 +5,7 @@
  * precise message naming the file, the offset (IDX) or line and column (CSV)
  * and what was expected; nothing here exits or crashes, and on error all
  * memory is released and *d is left empty. */
-#include "rt.h"
+#include "rt_internal.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -292,6 +292,18 @@ int nnd_data_load_idx(const char *images, const char *labels, bool probe_only,
 		goto fail_i;
 	reader_close(&ri);
 
+	if (!labels) {
+		/* inference input: no labels file, the labels field is zeros */
+		if (!probe_only) {
+			d->buf[1] = calloc(d->n ? (size_t)d->n : 1, 1);
+			if (!d->buf[1]) {
+				errf(err, errlen, "%s: out of memory", images);
+				goto fail;
+			}
+		}
+		return 0;
+	}
+
 	if (reader_open(&rl, labels, err, errlen) < 0)
 		goto fail;
 	if (idx_header(&rl, 1, &ndl, dl, err, errlen) < 0)
@@ -382,8 +394,10 @@ static void quote_field(const char *f, char *out, size_t outlen)
 		snprintf(out, outlen, "%s", f);
 }
 
-int nnd_data_load_csv(const char *path, const char *label_col, bool probe_only,
-                      nnd_data *d, char *err, size_t errlen)
+/* label_optional (inference input): the label column may be missing; when
+ * present it is skipped unread; the labels field is zeros either way. */
+static int load_csv(const char *path, const char *label_col, bool label_optional, bool probe_only,
+                    nnd_data *d, char *err, size_t errlen)
 {
 	memset(d, 0, sizeof *d);
 	FILE *f = fopen(path, "rb");
@@ -431,17 +445,17 @@ int nnd_data_load_csv(const char *path, const char *label_col, bool probe_only,
 		if (strcmp(name, label_col) == 0 && label_idx < 0)
 			label_idx = i;
 	}
-	if (label_idx < 0) {
+	if (label_idx < 0 && !label_optional) {
 		errf(err, errlen, "%s:%ld: expected a column named '%s' in the header, found none",
 		     path, lineno, label_col);
 		goto fail;
 	}
-	if (ncols < 2) {
+	if (ncols < (label_idx >= 0 ? 2 : 1)) {
 		errf(err, errlen, "%s:%ld: expected at least one feature column besides '%s', found none",
 		     path, lineno, label_col);
 		goto fail;
 	}
-	const int nf = ncols - 1;
+	const int nf = ncols - (label_idx >= 0 ? 1 : 0);
 
 	while ((len = getline(&line, &cap, f)) >= 0) {
 		lineno++;
@@ -485,7 +499,9 @@ int nnd_data_load_csv(const char *path, const char *label_col, bool probe_only,
 			char *end = NULL;
 			char shown[64];
 			errno = 0;
-			if (c == label_idx) {
+			if (c == label_idx && label_optional) {
+				lab[nrows] = 0;
+			} else if (c == label_idx) {
 				double v = strtod(s, &end);
 				if (*s == '\0' || *end != '\0') {
 					quote_field(s, shown, sizeof shown);
@@ -525,6 +541,10 @@ int nnd_data_load_csv(const char *path, const char *label_col, bool probe_only,
 		errf(err, errlen, "%s:%ld: read error: %s", path, lineno, strerror(errno));
 		goto fail;
 	}
+	if (label_idx < 0 && !probe_only && nrows > 0) {
+		/* no label column: lab was grown with the rows, zero it */
+		memset(lab, 0, (size_t)nrows * sizeof *lab);
+	}
 
 	d->kind = 1;
 	d->n = nrows;
@@ -559,6 +579,22 @@ fail:
 	fclose(f);
 	nnd_data_free(d);
 	return -1;
+}
+
+int nnd_data_load_csv(const char *path, const char *label_col, bool probe_only,
+                      nnd_data *d, char *err, size_t errlen)
+{
+	return load_csv(path, label_col, false, probe_only, d, err, errlen);
+}
+
+int rt_data_load_csv_features(const char *path, const char *label_col, nnd_data *d, char *err, size_t errlen)
+{
+	return load_csv(path, label_col, true, false, d, err, errlen);
+}
+
+int rt_data_load_idx_images(const char *images, nnd_data *d, char *err, size_t errlen)
+{
+	return nnd_data_load_idx(images, NULL, false, d, err, errlen);
 }
 
 void nnd_data_free(nnd_data *d)

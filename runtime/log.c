@@ -9,7 +9,12 @@
  *           {"step":N,"epoch":E,"loss":L,"loss_bits":"0x........","lr":R}
  *           (step 1-based, epoch 1-based as in the stdout epoch lines, loss
  *           and lr with %.9g, which round-trips binary32), plus
- *           "params_sha256" every 100 steps
+ *           "params_sha256" every 100 steps; with --debug-digests every
+ *           step line also has "params_sha256" and
+ *           "nodes":{"ID":"HEX16",...}: each train-graph node's digest (the
+ *           first 64 bits of the SHA-256 of its value's bytes, as written by
+ *           nnd_rt_node_digest) in graph order; nodes of another graph
+ *           would be keyed "GRAPH:ID".  `PROGRAM logdiff` compares two logs.
  *   last:   {"final":true,"step":N,"epochs_completed":E,"batch_in_epoch":P,
  *            "params_sha256":"..."}  (where the run stopped)
  * The file is truncated at open: a resumed run writes its own log, which
@@ -97,7 +102,7 @@ void rt_log_open(rt_log *lg, const char *path, const rt_run *r)
 	for (int i = 0; i < p->nplans; i++) {
 		const rt_plan *pl = &p->plans[i];
 		cJSON *o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "graph", pl->graph ? "eval" : "train");
+		cJSON_AddStringToObject(o, "graph", rt_graph_names[pl->graph]);
 		cJSON_AddNumberToObject(o, "node", (double)pl->node);
 		cJSON_AddStringToObject(o, "op", pl->op);
 		cJSON_AddStringToObject(o, "path", pl->path);
@@ -111,21 +116,36 @@ void rt_log_open(rt_log *lg, const char *path, const rt_run *r)
 	cJSON_Delete(root);
 }
 
-void rt_log_step(rt_log *lg, const rt_run *r, float loss, float lr, bool with_sha)
+void rt_log_step(rt_log *lg, const rt_run *r, float loss, float lr, bool with_sha,
+                 const rt_digests *nodes)
 {
 	uint32_t bits;
 	memcpy(&bits, &loss, 4);
-	char line[256];
-	int n = snprintf(line, sizeof line, "{\"step\":%" PRId64 ",\"epoch\":%" PRId64 ",\"loss\":%.9g,\"loss_bits\":\"0x%08" PRIx32 "\",\"lr\":%.9g",
-	                 r->step, r->epoch + 1, (double)loss, bits, (double)lr);
-	if (with_sha) {
+	/* 160 bytes of fixed fields, then at most 48 per node */
+	size_t cap = 256 + (nodes ? (size_t)nodes->n * 48 : 0);
+	char *line = rt_xmalloc(cap);
+	size_t n = (size_t)snprintf(line, cap, "{\"step\":%" PRId64 ",\"epoch\":%" PRId64 ",\"loss\":%.9g,\"loss_bits\":\"0x%08" PRIx32 "\",\"lr\":%.9g",
+	                            r->step, r->epoch + 1, (double)loss, bits, (double)lr);
+	if (with_sha || nodes) {
 		char hex[65];
 		rt_params_sha256(r, hex);
-		snprintf(line + n, sizeof line - (size_t)n, ",\"params_sha256\":\"%s\"}", hex);
-	} else {
-		snprintf(line + n, sizeof line - (size_t)n, "}");
+		n += (size_t)snprintf(line + n, cap - n, ",\"params_sha256\":\"%s\"", hex);
 	}
+	if (nodes) {
+		n += (size_t)snprintf(line + n, cap - n, ",\"nodes\":{");
+		for (int64_t i = 0; i < nodes->n; i++) {
+			const rt_digest *d = &nodes->v[i];
+			if (d->graph == RT_GRAPH_TRAIN)
+				n += (size_t)snprintf(line + n, cap - n, "%s\"%" PRId32 "\":\"%016" PRIx64 "\"", i ? "," : "", d->node, d->h);
+			else
+				n += (size_t)snprintf(line + n, cap - n, "%s\"%s:%" PRId32 "\":\"%016" PRIx64 "\"", i ? "," : "",
+				                      d->graph >= 0 && d->graph < RT_NGRAPHS ? rt_graph_names[d->graph] : "?", d->node, d->h);
+		}
+		n += (size_t)snprintf(line + n, cap - n, "}");
+	}
+	snprintf(line + n, cap - n, "}");
 	put_line(lg, line);
+	free(line);
 }
 
 void rt_log_final(rt_log *lg, const rt_run *r)

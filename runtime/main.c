@@ -2,16 +2,16 @@
  *
  *   PROGRAM train [--train NAME] [--threads N] [--device cpu|cuda] [--epochs E]
  *                 [--steps S] [--limit N] [--seed S] [--log RUN.jsonl]
- *                 [--save DIR] [--resume DIR]
+ *                 [--debug-digests] [--save DIR] [--resume DIR]
  *   PROGRAM eval  --weights FILE.safetensors [--data NAME] [--train NAME]
- *   PROGRAM infer --weights FILE --input FILE [--batch N]
+ *   PROGRAM infer --weights FILE --input FILE [--batch N] [--output FILE]
+ *   PROGRAM logdiff A.jsonl B.jsonl
  *   PROGRAM info
  *
  * Options are GNU style (--name VALUE or --name=VALUE).  Exit status: 0 ok,
  * 1 user error, 2 internal error (nnd's own bug, e.g. a malformed manifest).
- * --threads is accepted and checked; the runtime runs the generated steps on
- * one thread for now, and since reduction plans never depend on the thread
- * count, the bits would not change with more. */
+ * --threads N sizes the runtime's thread pool (threads.c; default: the
+ * online CPUs); reduction plans never depend on it, so neither do the bits. */
 #include "rt_internal.h"
 
 #include <errno.h>
@@ -109,19 +109,19 @@ uint8_t *rt_read_file(const char *path, size_t *len)
 
 /* ---- options ---- */
 
-enum { O_STR, O_POS, O_NONNEG, O_U64, O_DEVICE };
+enum { O_STR, O_POS, O_NONNEG, O_U64, O_DEVICE, O_FLAG };
 typedef struct optdef { const char *name; int kind; } optdef;
 
 static const optdef train_opts[] = {
 	{ "train", O_STR }, { "threads", O_POS }, { "device", O_DEVICE }, { "epochs", O_POS },
 	{ "steps", O_NONNEG }, { "limit", O_POS }, { "seed", O_U64 }, { "log", O_STR },
-	{ "save", O_STR }, { "resume", O_STR }, { NULL, 0 } };
+	{ "save", O_STR }, { "resume", O_STR }, { "debug-digests", O_FLAG }, { NULL, 0 } };
 static const optdef eval_opts[] = {
 	{ "weights", O_STR }, { "data", O_STR }, { "train", O_STR }, { "threads", O_POS },
 	{ "device", O_DEVICE }, { NULL, 0 } };
 static const optdef infer_opts[] = {
 	{ "weights", O_STR }, { "input", O_STR }, { "batch", O_POS }, { "train", O_STR },
-	{ "threads", O_POS }, { "device", O_DEVICE }, { NULL, 0 } };
+	{ "threads", O_POS }, { "device", O_DEVICE }, { "output", O_STR }, { NULL, 0 } };
 static const optdef info_opts[] = { { NULL, 0 } };
 
 static const char *usage_train =
@@ -136,15 +136,30 @@ static const char *usage_train =
 	"  --limit N          train on the first N samples only\n"
 	"  --seed S           global seed (default: the source's)\n"
 	"  --log FILE         write a JSON-lines log: run manifest, per-step losses\n"
+	"  --debug-digests    with --log: a digest of every node's value at every step\n"
+	"                     in the log (compare two logs with `%s logdiff`)\n"
 	"  --save DIR         write a checkpoint to DIR at the end\n"
 	"  --resume DIR       continue the run saved in DIR exactly where it stopped\n"
 	"Prints one line per epoch and, last, `sha256 HEX` of the final parameters.\n";
 static const char *usage_eval =
-	"usage: %s eval --weights FILE.safetensors [--data NAME] [--train NAME]\n"
+	"usage: %s eval --weights FILE.safetensors [--data NAME] [--train NAME] [--threads N]\n"
 	"Evaluate saved weights on the eval dataset (or the dataset NAME).\n";
 static const char *usage_infer =
-	"usage: %s infer --weights FILE.safetensors --input FILE [--batch N]\n"
-	"Run inference (not supported yet).\n";
+	"usage: %s infer --weights FILE.safetensors --input FILE [--batch N] [--output FILE]\n"
+	"Run the infer graph on every sample of FILE: an IDX images file (plain or\n"
+	"gzip) for an IDX-trained program, else a CSV with the feature columns (a\n"
+	"label column, if present, is ignored).\n"
+	"  --batch N          samples per step (default: the train batch); results do\n"
+	"                     not depend on it\n"
+	"  --output FILE      write the per-sample lines to FILE instead of stdout\n"
+	"  --train NAME, --threads N, --device cpu|cuda  as for train\n"
+	"Prints one line per sample (the result's values, %%.9g) and, last,\n"
+	"`sha256 HEX` of all result floats (little-endian binary32).\n";
+static const char *usage_logdiff =
+	"usage: %s logdiff A.jsonl B.jsonl\n"
+	"Compare two logs written by `train --log` (with --debug-digests: node by\n"
+	"node): prints `same` and the number of steps compared, or the first step,\n"
+	"and within it the first node, where the runs differ.  Exit 0 same, 1 differ.\n";
 static const char *usage_info =
 	"usage: %s info\n"
 	"Print the compiled program's manifest: train blocks, datasets, parameters,\n"
@@ -156,6 +171,7 @@ static const char *usage_main =
 	"  eval     evaluate saved weights\n"
 	"  infer    run inference on an input file\n"
 	"  info     print the manifest (plans, streams, versions)\n"
+	"  logdiff  compare two training logs step by step (and node by node)\n"
 	"Run `%s COMMAND --help` for a command's options.\n";
 
 typedef struct parsed {
@@ -180,6 +196,11 @@ static void parse_opts(int argc, char **argv, const optdef *defs, const char *cm
 		for (int j = 0; defs[j].name; j++)
 			if (strlen(defs[j].name) == nl && !strncmp(defs[j].name, name, nl)) k = j;
 		if (k < 0) rt_die(1, "%s: unknown option '--%.*s' (see %s %s --help)", cmd, (int)nl, name, progname, cmd);
+		if (defs[k].kind == O_FLAG) {
+			if (eq) rt_die(1, "--%s: takes no value", defs[k].name);
+			P->set[k] = true;
+			continue;
+		}
 		const char *v;
 		if (eq) v = eq + 1;
 		else if (i + 1 < argc) v = argv[++i];
@@ -211,6 +232,8 @@ static void parse_opts(int argc, char **argv, const optdef *defs, const char *cm
 		case O_STR:
 			if (!*v) rt_die(1, "--%s: expected a value, found ''", defs[k].name);
 			break;
+		case O_FLAG:
+			break;
 		}
 	}
 }
@@ -231,6 +254,14 @@ static void check_device(const parsed *P, const optdef *defs)
 	int k = opt_index(defs, "device");
 	if (P->set[k] && !strcmp(P->val[k], "cuda"))
 		rt_die(1, "--device cuda: CUDA backend not built yet (use --device cpu)");
+}
+
+/* --threads N, else the online CPUs (set on every command: the pool
+ * outlives nnd_rt_main when nndc runs several programs in one process) */
+static void set_threads(const parsed *P, const optdef *defs)
+{
+	int k = opt_index(defs, "threads");
+	nnd_rt_set_threads(P->set[k] ? (int)P->num[k] : rt_default_threads());
 }
 
 static const rt_program *select_program(const rt_manifest *m, const char *name)
@@ -260,11 +291,13 @@ static int cmd_train(int argc, char **argv, const nnd_model *model, const rt_man
 	const optdef *D = train_opts;
 	parsed P;
 	parse_opts(argc, argv, D, "train", &P);
-	if (P.help) { printf(usage_train, progname); return 0; }
+	if (P.help) { printf(usage_train, progname, progname); return 0; }
 	check_device(&P, D);
 	rt_opts o = { 0 };
 	o.train = OPT_VAL(P, D, "train");
-	o.threads = OPT_SET(P, D, "threads") ? (int)OPT_NUM(P, D, "threads") : 1;
+	set_threads(&P, D);
+	o.threads = nnd_rt_threads();
+	o.debug = OPT_SET(P, D, "debug-digests");
 	o.epochs = OPT_SET(P, D, "epochs") ? OPT_NUM(P, D, "epochs") : -1;
 	o.steps = OPT_SET(P, D, "steps") ? OPT_NUM(P, D, "steps") : -1;
 	o.limit = OPT_SET(P, D, "limit") ? OPT_NUM(P, D, "limit") : -1;
@@ -273,6 +306,7 @@ static int cmd_train(int argc, char **argv, const nnd_model *model, const rt_man
 	o.log = OPT_VAL(P, D, "log");
 	o.save = OPT_VAL(P, D, "save");
 	o.resume = OPT_VAL(P, D, "resume");
+	if (o.debug && !o.log) rt_die(1, "--debug-digests: needs --log FILE (the digests are written there)");
 
 	const rt_program *p = select_program(m, o.train);
 	uint64_t seed = o.have_seed ? o.seed : m->seed;
@@ -313,6 +347,7 @@ static int cmd_eval(int argc, char **argv, const nnd_model *model, const rt_mani
 	parse_opts(argc, argv, D, "eval", &P);
 	if (P.help) { printf(usage_eval, progname); return 0; }
 	check_device(&P, D);
+	set_threads(&P, D);
 	const char *weights = OPT_VAL(P, D, "weights"), *data = OPT_VAL(P, D, "data");
 	if (!weights) rt_die(1, "eval: --weights FILE.safetensors is required");
 	const rt_program *p = select_program(m, OPT_VAL(P, D, "train"));
@@ -353,17 +388,63 @@ static int cmd_eval(int argc, char **argv, const nnd_model *model, const rt_mani
 	return 0;
 }
 
-static int cmd_infer(int argc, char **argv, const rt_manifest *m)
+static FILE *infer_out;   /* --output, closed by the error path too */
+
+static int cmd_infer(int argc, char **argv, const nnd_model *model, const rt_manifest *m)
 {
 	const optdef *D = infer_opts;
 	parsed P;
 	parse_opts(argc, argv, D, "infer", &P);
 	if (P.help) { printf(usage_infer, progname); return 0; }
 	check_device(&P, D);
-	if (!OPT_SET(P, D, "weights")) rt_die(1, "infer: --weights FILE.safetensors is required");
-	if (!OPT_SET(P, D, "input")) rt_die(1, "infer: --input FILE is required");
-	select_program(m, OPT_VAL(P, D, "train"));
-	rt_die(1, "infer: not supported yet (this program was built without an inference graph)");
+	set_threads(&P, D);
+	const char *weights = OPT_VAL(P, D, "weights"), *input = OPT_VAL(P, D, "input");
+	const char *output = OPT_VAL(P, D, "output");
+	if (!weights) rt_die(1, "infer: --weights FILE.safetensors is required");
+	if (!input) rt_die(1, "infer: --input FILE is required");
+	const rt_program *p = select_program(m, OPT_VAL(P, D, "train"));
+	if (!p->graphs[RT_GRAPH_INFER].present || !model->infer || !model->infer[p->index])
+		rt_die(1, "infer: train block %s has no infer graph (rebuild the program with a compiler that emits one)", p->name);
+	int64_t batch = OPT_SET(P, D, "batch") ? OPT_NUM(P, D, "batch") : p->batch;
+	static rt_run r;
+	setup_run(&r, model, m, p, m->seed);
+	live_run = &r;
+	rt_load_infer_input(p, input, &r.data);
+	r.have_data = true;
+	rt_run_alloc(&r);
+	rt_load_weights(&r, weights);
+	FILE *out = stdout;
+	if (output) {
+		infer_out = fopen(output, "w");
+		if (!infer_out) rt_die(1, "%s: cannot create: %s", output, strerror(errno));
+		out = infer_out;
+	}
+	char hex[65];
+	rt_infer(&r, &r.data, batch, out, output ? output : "stdout", hex);
+	fprintf(out, "sha256 %s\n", hex);
+	if (infer_out) {
+		infer_out = NULL;
+		if (fclose(out) != 0) rt_die(1, "%s: cannot write: %s", output, strerror(errno));
+		printf("sha256 %s\n", hex);   /* the digest on stdout as well */
+	}
+	fflush(stdout);
+	rt_run_free(&r);
+	live_run = NULL;
+	return 0;
+}
+
+static int cmd_logdiff(int argc, char **argv, const rt_manifest *m)
+{
+	const char *files[2];
+	int nf = 0;
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { printf(usage_logdiff, progname); return 0; }
+		if (!strncmp(argv[i], "--", 2) && argv[i][2]) rt_die(1, "logdiff: unknown option '%s' (see %s logdiff --help)", argv[i], progname);
+		if (nf == 2) rt_die(1, "logdiff: expected two log files, found a third: '%s'", argv[i]);
+		files[nf++] = argv[i];
+	}
+	if (nf != 2) rt_die(1, "logdiff: expected two log files (see %s logdiff --help)", progname);
+	return rt_logdiff(m, files[0], files[1]);
 }
 
 static int real_main(int argc, char **argv, const nnd_model *model)
@@ -389,15 +470,17 @@ static int real_main(int argc, char **argv, const nnd_model *model)
 		printf("%s (nnd runtime %s)\n", progname, NND_VERSION);
 		return 0;
 	}
+	bool logdiff = !strcmp(cmd, "logdiff");
 	const optdef *defs = !strcmp(cmd, "train") ? train_opts : !strcmp(cmd, "eval") ? eval_opts
-	                   : !strcmp(cmd, "infer") ? infer_opts : !strcmp(cmd, "info") ? info_opts : NULL;
-	if (!defs) rt_die(1, "unknown command '%s' (commands: train, eval, infer, info; see %s --help)", cmd, progname);
+	                   : !strcmp(cmd, "infer") ? infer_opts : !strcmp(cmd, "info") ? info_opts
+	                   : logdiff ? info_opts : NULL;
+	if (!defs) rt_die(1, "unknown command '%s' (commands: train, eval, infer, info, logdiff; see %s --help)", cmd, progname);
 	/* --help must work even if something else is wrong */
 	for (int i = 2; i < argc; i++)
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			const char *u = defs == train_opts ? usage_train : defs == eval_opts ? usage_eval
+			const char *u = logdiff ? usage_logdiff : defs == train_opts ? usage_train : defs == eval_opts ? usage_eval
 			              : defs == infer_opts ? usage_infer : usage_info;
-			printf(u, progname);
+			printf(u, progname, progname);
 			return 0;
 		}
 
@@ -408,7 +491,8 @@ static int real_main(int argc, char **argv, const nnd_model *model)
 	int rc;
 	if (!strcmp(cmd, "train")) rc = cmd_train(argc - 2, argv + 2, model, &man);
 	else if (!strcmp(cmd, "eval")) rc = cmd_eval(argc - 2, argv + 2, model, &man);
-	else if (!strcmp(cmd, "infer")) rc = cmd_infer(argc - 2, argv + 2, &man);
+	else if (!strcmp(cmd, "infer")) rc = cmd_infer(argc - 2, argv + 2, model, &man);
+	else if (logdiff) rc = cmd_logdiff(argc - 2, argv + 2, &man);
 	else {
 		parsed P;
 		parse_opts(argc - 2, argv + 2, info_opts, "info", &P);
@@ -421,21 +505,52 @@ static int real_main(int argc, char **argv, const nnd_model *model)
 	return rc;
 }
 
-int nnd_rt_main(int argc, char **argv, const nnd_model *m)
+int rt_protected(const char *argv0, int (*body)(void *ctx), void (*cleanup)(void *ctx), void *ctx)
 {
+	const char *saved_name = progname;
+	if (argv0) {
+		const char *slash = strrchr(argv0, '/');
+		progname = slash ? slash + 1 : argv0;
+	}
 	jmp_buf jb;
 	jmp_buf *volatile saved = die_jmp;
 	int code = setjmp(jb);
 	if (code != 0) {
 		die_jmp = saved;
-		if (live_run) rt_run_free(live_run);
-		live_run = NULL;
-		rt_manifest_cleanup();
-		rt_manifest_free(&man);
+		rt_digests_activate(NULL);
+		if (cleanup) cleanup(ctx);
+		progname = saved_name;
 		return code;
 	}
 	die_jmp = &jb;
-	int rc = real_main(argc, argv, m);
+	int rc = body(ctx);
 	die_jmp = saved;
+	progname = saved_name;
 	return rc;
+}
+
+typedef struct main_ctx { int argc; char **argv; const nnd_model *m; } main_ctx;
+
+static int main_body(void *ctx)
+{
+	main_ctx *c = ctx;
+	return real_main(c->argc, c->argv, c->m);
+}
+
+static void main_cleanup(void *ctx)
+{
+	(void)ctx;
+	if (live_run) rt_run_free(live_run);
+	live_run = NULL;
+	if (infer_out) fclose(infer_out);
+	infer_out = NULL;
+	rt_manifest_cleanup();
+	rt_manifest_free(&man);
+}
+
+int nnd_rt_main(int argc, char **argv, const nnd_model *m)
+{
+	main_ctx c = { argc, argv, m };
+	const char *a0 = argc > 0 && argv[0] ? argv[0] : "nnd-program";
+	return rt_protected(a0, main_body, main_cleanup, &c);
 }

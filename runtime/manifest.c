@@ -155,6 +155,27 @@ const char *rt_init_name(int init)
 	return init >= 0 && init < (int)(sizeof init_names / sizeof *init_names) ? init_names[init] : "?";
 }
 
+const char *const rt_graph_names[RT_NGRAPHS] = { "train", "eval", "infer" };
+
+static int graph_index(const lexline *L, int i)
+{
+	const char *g = word(L, i);
+	for (int k = 0; k < RT_NGRAPHS; k++)
+		if (!strcmp(g, rt_graph_names[k])) return k;
+	bad(L, "expected train|eval|infer");
+}
+
+const rt_node *rt_find_node(const rt_program *p, int graph, int64_t id)
+{
+	if (graph < 0 || graph >= RT_NGRAPHS) return NULL;
+	const rt_graph *G = &p->graphs[graph];
+	/* codegen writes nodes in id order from 0: try the direct slot first */
+	if (id >= 0 && id < G->nnodes && G->nodes[id].id == id) return &G->nodes[id];
+	for (int i = 0; i < G->nnodes; i++)
+		if (G->nodes[i].id == id) return &G->nodes[i];
+	return NULL;
+}
+
 const char *rt_dtype_name(int dt)
 {
 	return dt == 0 ? "f32" : dt == 1 ? "i32" : dt == 2 ? "u8" : "?";
@@ -237,6 +258,11 @@ static void check_program(const lexline *L, rt_program *p)
 	if (p->graphs[RT_GRAPH_TRAIN].nout < 1) bad(L, "train graph has no loss output");
 	if (p->graphs[RT_GRAPH_EVAL].present && p->graphs[RT_GRAPH_EVAL].nout < 1)
 		bad(L, "eval graph has no loss output");
+	if (p->graphs[RT_GRAPH_INFER].present && !p->graphs[RT_GRAPH_INFER].has_result)
+		bad(L, "infer graph has no `result` record");
+	for (int g = 0; g < RT_NGRAPHS; g++)
+		if (!p->graphs[g].present && p->graphs[g].nnodes)
+			bad(L, "`node` records of a graph that has no `graph` record");
 	int nslots = p->opt.kind == RT_OPT_SGD ? (p->opt.momentum != 0 ? 1 : 0) : 2;
 	for (int s = 0; s < 2; s++) {
 		rt_tensor *ts = s ? p->states : p->params;
@@ -296,6 +322,7 @@ void rt_manifest_parse(const char *text, rt_manifest *m)
 	bool header = false, ended = false, have_seed = false, have_source = false;
 	rt_program *p = NULL;
 	bool have_sizes = false;
+	int last_graph = -1;         /* the graph the previous record declared */
 	for (int lineno = 1; *s; lineno++) {
 		const char *e = strchr(s, '\n');
 		size_t len = e ? (size_t)(e - s) : strlen(s);
@@ -344,6 +371,7 @@ void rt_manifest_parse(const char *text, rt_manifest *m)
 			p->epochs = 1;
 			p->n_params = p->n_states = p->n_opt = 0;
 			have_sizes = false;
+			last_graph = -1;
 		} else if (!p) {
 			bad(&L, "unknown record outside a program");
 		} else if (!strcmp(kw, "dataset")) {
@@ -463,9 +491,7 @@ void rt_manifest_parse(const char *text, rt_manifest *m)
 			p->n_opt = nonneg(&L, 6);
 			have_sizes = true;
 		} else if (!strcmp(kw, "graph")) {
-			const char *g = word(&L, 1);
-			int gi = !strcmp(g, "train") ? RT_GRAPH_TRAIN : !strcmp(g, "eval") ? RT_GRAPH_EVAL : -1;
-			if (gi < 0) bad(&L, "expected train|eval");
+			int gi = graph_index(&L, 1);
 			rt_graph *G = &p->graphs[gi];
 			if (G->present) bad(&L, "graph defined twice");
 			expect(&L, 2, "act");
@@ -479,14 +505,41 @@ void rt_manifest_parse(const char *text, rt_manifest *m)
 			G->nout = (int)nout;
 			for (int k = 0; k < G->nout; k++) G->outs[k] = str(&L, 7 + k);
 			G->present = true;
+			last_graph = gi;
+			unlex(&L);
+			ended = !p;
+			continue;
+		} else if (!strcmp(kw, "result")) {
+			if (last_graph != RT_GRAPH_INFER) bad(&L, "`result` must follow `graph infer`");
+			rt_graph *G = &p->graphs[RT_GRAPH_INFER];
+			if (G->has_result) bad(&L, "second `result` record");
+			G->res_rank = (int)nonneg(&L, 1);
+			if (G->res_rank < 1 || G->res_rank > RT_MAX_RANK) bad(&L, "rank must be 1..8 (batch dim included)");
+			expect_end(&L, 2 + 2 * G->res_rank);
+			G->res_row = 1;
+			for (int d = 0; d < G->res_rank; d++) {
+				G->res_dims[d] = nonneg(&L, 2 + 2 * d);
+				G->res_sym[d] = (int)i64(&L, 3 + 2 * d);
+				if (d > 0) G->res_row *= G->res_dims[d];
+			}
+			if (G->res_dims[0] != 1) bad(&L, "the result's leading (batch) dim must be \"1 1\"");
+			G->has_result = true;
+		} else if (!strcmp(kw, "node")) {
+			expect_end(&L, 5);
+			int gi = graph_index(&L, 1);
+			rt_graph *G = &p->graphs[gi];
+			GROW(G->nodes, G->nnodes);
+			rt_node *nd = &G->nodes[G->nnodes++];
+			memset(nd, 0, sizeof *nd);
+			nd->id = nonneg(&L, 2);
+			nd->op = rt_xstrdup(word(&L, 3));
+			nd->path = str(&L, 4);
 		} else if (!strcmp(kw, "plan")) {
 			if (L.n < 6) bad(&L, "line ends early");
 			GROW(p->plans, p->nplans);
 			rt_plan *pl = &p->plans[p->nplans++];
 			memset(pl, 0, sizeof *pl);
-			const char *g = word(&L, 1);
-			pl->graph = !strcmp(g, "train") ? RT_GRAPH_TRAIN : !strcmp(g, "eval") ? RT_GRAPH_EVAL : -1;
-			if (pl->graph < 0) bad(&L, "expected train|eval");
+			pl->graph = graph_index(&L, 1);
 			pl->node = nonneg(&L, 2);
 			pl->op = rt_xstrdup(word(&L, 3));
 			pl->path = str(&L, 4);
@@ -510,6 +563,7 @@ void rt_manifest_parse(const char *text, rt_manifest *m)
 		}
 		unlex(&L);
 		ended = !p;
+		last_graph = -1;
 	}
 #undef L
 	rt_manifest_cleanup();
@@ -540,9 +594,12 @@ void rt_manifest_free(rt_manifest *m)
 		free_tensors(p->states, p->nstates);
 		for (int s = 0; s < p->nstreams; s++) free(p->streams[s].path);
 		free(p->streams);
-		for (int g = 0; g < 2; g++) {
-			for (int k = 0; k < p->graphs[g].nout; k++) free(p->graphs[g].outs[k]);
-			free(p->graphs[g].outs);
+		for (int g = 0; g < RT_NGRAPHS; g++) {
+			rt_graph *G = &p->graphs[g];
+			for (int k = 0; k < G->nout; k++) free(G->outs[k]);
+			free(G->outs);
+			for (int k = 0; k < G->nnodes; k++) { free(G->nodes[k].op); free(G->nodes[k].path); }
+			free(G->nodes);
 		}
 		for (int k = 0; k < p->nplans; k++) {
 			free(p->plans[k].op); free(p->plans[k].path); free(p->plans[k].plan);
@@ -621,16 +678,26 @@ void rt_manifest_print(const rt_manifest *m, FILE *f)
 		}
 		for (int s = 0; s < p->nstreams; s++)
 			fprintf(f, "  stream %d: %s (path hash %016" PRIx64 ")\n", s, p->streams[s].path, p->streams[s].hash);
-		for (int g = 0; g < 2; g++) {
+		for (int g = 0; g < RT_NGRAPHS; g++) {
 			const rt_graph *G = &p->graphs[g];
 			if (!G->present) continue;
-			fprintf(f, "  graph %s: activations %" PRId64 " + %" PRId64 " * B bytes; outputs", g ? "eval" : "train", G->act_c, G->act_b);
-			for (int k = 0; k < G->nout; k++) fprintf(f, " %s", G->outs[k]);
+			fprintf(f, "  graph %s: activations %" PRId64 " + %" PRId64 " * B bytes; %d nodes; ",
+			        rt_graph_names[g], G->act_c, G->act_b, G->nnodes);
+			if (G->has_result) {
+				fprintf(f, "result f32[");
+				for (int d = 0; d < G->res_rank; d++)
+					if (d == 0 && G->res_sym[0]) fprintf(f, "B");
+					else fprintf(f, d ? ", %" PRId64 : "%" PRId64, G->res_dims[d]);
+				fprintf(f, "]");
+			} else {
+				fprintf(f, "outputs");
+				for (int k = 0; k < G->nout; k++) fprintf(f, " %s", G->outs[k]);
+			}
 			fprintf(f, "\n");
 		}
 		for (int k = 0; k < p->nplans; k++) {
 			const rt_plan *pl = &p->plans[k];
-			fprintf(f, "  plan %-5s node %-4" PRId64 " %-16s %-24s %s\n", pl->graph ? "eval" : "train", pl->node, pl->op, pl->path, pl->plan);
+			fprintf(f, "  plan %-5s node %-4" PRId64 " %-16s %-24s %s\n", rt_graph_names[pl->graph], pl->node, pl->op, pl->path, pl->plan);
 		}
 	}
 }

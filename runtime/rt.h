@@ -36,18 +36,61 @@ typedef struct nnd_step_args {
 	int64_t epoch;               /* 12 0-based */
 	float lr;                    /* 13 scheduled learning rate for this step */
 	float bc1, bc2;              /* 14, 15 adam: 1 - beta1^step, 1 - beta2^step */
+	float *result;               /* 16 infer graph: its output tensor, B rows */
+	int32_t debug;               /* 17 nonzero: report every node's value
+	                                through nnd_rt_node_digest (nndc verify) */
 } nnd_step_args;
 
 typedef void (*nnd_step_fn)(nnd_step_args *);
+
+/* ---- threads ----
+ * Generated kernels split their independent outputs (never a reduction's
+ * order) into ranges and hand them to the runtime's thread pool.  Ranges
+ * are contiguous chunks of [0, n); how they are cut depends on the thread
+ * count, the results never do. */
+typedef void (*nnd_range_fn)(nnd_step_args *a, int64_t lo, int64_t hi);
+/* Runs fn(a, lo, hi) over [0, n) on the pool (the caller's thread takes
+ * part) and returns when every range is done; grain: smallest useful range. */
+void nnd_rt_parallel_for(nnd_range_fn fn, nnd_step_args *a, int64_t n, int64_t grain);
+void nnd_rt_set_threads(int n);      /* pool size (>= 1); 1 runs inline */
+int  nnd_rt_threads(void);
+
+/* ---- evidence ----
+ * With args->debug set, generated code calls this after every node of a
+ * graph (graph 0 train, 1 eval, 2 infer) with the node's value; the runtime
+ * digests it, so two runs can be compared op by op (nndc verify). */
+void nnd_rt_node_digest(nnd_step_args *a, int32_t graph, int32_t node,
+                        const void *data, int64_t bytes);
+/* Test only (plan "racy", accepted when NND_TEST_RACY=1): sums x[0..n)
+ * in per-thread partial sums combined in the order the threads finish: the
+ * planted nondeterminism that nndc verify must catch. */
+float nnd_rt_racy_sum(const float *x, int64_t n);
 
 typedef struct nnd_model {
 	const char *manifest;        /* text, format below */
 	int32_t nprogs;              /* train blocks, manifest order */
 	const nnd_step_fn *train;    /* [nprogs] */
 	const nnd_step_fn *eval;     /* [nprogs] (NULL entry: no eval graph) */
+	const nnd_step_fn *infer;    /* [nprogs] (NULL entry: no infer graph) */
 } nnd_model;
 
-/* The built program's main: train | eval | infer | info (cli.md).
+/* nndc verify: runs the program `prog_name` (NULL: the first) for `steps`
+ * optimizer steps twice at threads[0] and once at every other count, with
+ * node digests on; prints "same bits <sha256>" or the first step, graph,
+ * node and instance path whose value differs.  Returns 0 same bits, 1 a
+ * difference (or a user error), 2 an internal error. */
+int nnd_rt_verify(const nnd_model *m, const char *prog_name, const int *threads, int nthreads,
+                  int64_t steps, const char *progname);
+
+/* nndc logdiff: compares two logs written by `train --log` (with
+ * --debug-digests: node by node); prints `same: N steps compared` or the
+ * first step (and node: op and path from m's manifest, when m is not NULL
+ * and the logs name one of its train blocks) where they differ.  Returns 0
+ * same, 1 differ (or a user error), 2 an internal error.  The built program
+ * has the same as `PROGRAM logdiff A B`. */
+int nnd_rt_logdiff(const nnd_model *m, const char *a, const char *b, const char *progname);
+
+/* The built program's main: train | eval | infer | info | logdiff (cli.md).
  * Returns the exit status: 0 ok, 1 user error, 2 internal error. */
 int nnd_rt_main(int argc, char **argv, const nnd_model *m);
 
@@ -131,8 +174,11 @@ void nnd_sha256_end(nnd_sha256_ctx *c, uint8_t out[32]);
  *   state I "PATH" RANK D0 ... offset N init NAME a X b X fan_in N fan_out N stream S opt -1
  *   stream S "PATH" HASH16HEX
  *   sizes params N states N opt N             -- floats in each block
- *   graph train|eval act C B outputs K "NAME" ...   -- act bytes = C + B * Bmax
- *   plan train|eval NODE OPNAME "PATH" PLAN
+ *   graph train|eval|infer act C B outputs K "NAME" ...   -- act bytes = C + B * Bmax
+ *   result RANK C0 S0 C1 S1 ...                -- (after graph infer) the infer
+ *        graph's output type, leading batch dim included as "1 1"
+ *   node train|eval|infer NODE OPNAME "PATH"   -- every node, for reports
+ *   plan train|eval|infer NODE OPNAME "PATH" PLAN
  *   end                                        -- ends the train block
  *
  * opt N: float offset of the parameter's optimizer state; sgd with momentum

@@ -17,6 +17,41 @@
 #define RT_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define RT_PRINTF(a, b)
+/* ---- errors outside nnd_rt_main (main.c) ----
+ * Runs body(ctx) with rt_die unwinding to here: returns body's result, or
+ * the error's exit code after calling cleanup(ctx) (may be NULL).  argv0
+ * names the program in messages. */
+int rt_protected(const char *argv0, int (*body)(void *ctx), void (*cleanup)(void *ctx), void *ctx);
+
+/* ---- thread pool (threads.c) ----
+ * Generic form of nnd_rt_parallel_for: fn(ctx, lo, hi, chunk) for the
+ * chunk-th of at most nnd_rt_threads() contiguous chunks of [0, n), none
+ * smaller than grain (n <= grain or one thread: fn(ctx, 0, n, 0) inline). */
+typedef void (*rt_chunk_fn)(void *ctx, int64_t lo, int64_t hi, int chunk);
+void rt_pool_run(rt_chunk_fn fn, void *ctx, int64_t n, int64_t grain);
+int  rt_default_threads(void);    /* online CPUs, at least 1 */
+
+/* ---- node digests (digest.c) ----
+ * While a table is active, nnd_rt_node_digest appends one record per call
+ * with args.debug set: the 1-based step, graph, node and the first 64 bits
+ * of the SHA-256 of the node's bytes. */
+typedef struct rt_digest { int64_t step; int32_t graph, node; uint64_t h; int64_t seq; } rt_digest;
+typedef struct rt_digests { rt_digest *v; int64_t n, cap; } rt_digests;
+void rt_digests_activate(rt_digests *t);   /* NULL: none (calls are ignored) */
+void rt_digests_clear(rt_digests *t);
+void rt_digests_free(rt_digests *t);
+/* sorts by (step, graph, node, call order): graph order within a step */
+void rt_digests_sort(rt_digests *t);
+
+/* ---- log comparison (logdiff.c): `PROGRAM logdiff A B` ---- */
+int rt_logdiff(const rt_manifest *m, const char *a, const char *b);
+
+/* ---- infer inputs (data.c) ----
+ * As nnd_data_load_idx/csv, for inference: the IDX images file alone, or a
+ * CSV whose label column may be missing; labels (field 1) are zeros. */
+int rt_data_load_idx_images(const char *images, nnd_data *d, char *err, size_t errlen);
+int rt_data_load_csv_features(const char *path, const char *label_col, nnd_data *d, char *err, size_t errlen);
+
 #endif
 _Noreturn void rt_die(int code, const char *fmt, ...) RT_PRINTF(2, 3);
 const char *rt_progname(void);
@@ -33,7 +68,8 @@ enum { RT_INIT_ZEROS, RT_INIT_ONES, RT_INIT_CONSTANT, RT_INIT_UNIFORM, RT_INIT_N
        RT_INIT_XAVIER_UNIFORM, RT_INIT_KAIMING_UNIFORM, RT_INIT_KAIMING_NORMAL };
 enum { RT_OPT_SGD, RT_OPT_ADAM, RT_OPT_ADAMW };
 enum { RT_SCHED_CONSTANT, RT_SCHED_STEP, RT_SCHED_COSINE };
-enum { RT_GRAPH_TRAIN, RT_GRAPH_EVAL };
+enum { RT_GRAPH_TRAIN, RT_GRAPH_EVAL, RT_GRAPH_INFER, RT_NGRAPHS };
+extern const char *const rt_graph_names[RT_NGRAPHS];   /* "train" "eval" "infer" */
 
 typedef struct rt_dataset {
 	int role;                    /* 0 data, 1 eval */
@@ -70,11 +106,21 @@ typedef struct rt_tensor {
 
 typedef struct rt_stream { char *path; uint64_t hash; int line; } rt_stream;
 
+/* `node` records: every node of a graph, for reports (verify, logdiff). */
+typedef struct rt_node { int64_t id; char *op, *path; } rt_node;
+
 typedef struct rt_graph {
 	bool present;
 	int64_t act_c, act_b;
 	int nout;
 	char **outs;
+	/* `result` (infer graph only): the output row type, batch dim included */
+	bool has_result;
+	int res_rank;
+	int64_t res_dims[RT_MAX_RANK];
+	int res_sym[RT_MAX_RANK];
+	int64_t res_row;             /* floats per row (product of dims 1..) */
+	rt_node *nodes; int nnodes;  /* manifest order */
 } rt_graph;
 
 typedef struct rt_plan { int graph; int64_t node; char *op, *path, *plan; } rt_plan;
@@ -94,9 +140,12 @@ typedef struct rt_program {
 	rt_tensor *states; int nstates;
 	rt_stream *streams; int nstreams;
 	int64_t n_params, n_states, n_opt;   /* `sizes` */
-	rt_graph graphs[2];
+	rt_graph graphs[RT_NGRAPHS];
 	rt_plan *plans; int nplans;
 } rt_program;
+
+/* The node record of (graph, id), NULL when the manifest has none. */
+const rt_node *rt_find_node(const rt_program *p, int graph, int64_t id);
 
 typedef struct rt_manifest {
 	char *compiler;
@@ -116,6 +165,8 @@ const char *rt_init_name(int init);
 const char *rt_dtype_name(int dt);
 
 /* ---- training state (train.c) ---- */
+struct rt_run;
+struct rt_digests;
 typedef struct rt_opts {
 	const char *train;           /* NULL: first program */
 	int threads;
@@ -125,6 +176,12 @@ typedef struct rt_opts {
 	bool have_seed; uint64_t seed;
 	const char *log, *save, *resume;
 	const char *weights, *data;  /* eval */
+	bool debug;                  /* --debug-digests: args.debug = 1, node digests in the log */
+	bool quiet;                  /* verify: no stdout lines, no progress, no eval */
+	struct rt_digests *digests;  /* non-NULL: node digests of every step accumulate here */
+	/* called after every optimizer step (verify) */
+	void (*on_step)(void *ctx, const struct rt_run *r, float loss);
+	void *on_step_ctx;
 } rt_opts;
 
 typedef struct rt_run {
@@ -152,6 +209,11 @@ typedef struct rt_run {
 /* Loads dataset `ds` of the run's program into d, checking the row types
  * against the `field` records. */
 void rt_load_dataset(const rt_program *p, const rt_dataset *ds, nnd_data *d);
+/* infer --input FILE: an IDX images file or a CSV of features, checked
+ * against the program's feature row type; labels are zeros. */
+void rt_load_infer_input(const rt_program *p, const char *path, nnd_data *d);
+/* Runs the infer graph over d (train.c; see there). */
+void rt_infer(rt_run *r, const nnd_data *d, int64_t batch, FILE *out, const char *outname, char hex[65]);
 void rt_run_alloc(rt_run *r);
 void rt_run_free(rt_run *r);
 void rt_init_params(rt_run *r);
@@ -176,7 +238,10 @@ void rt_load_weights(rt_run *r, const char *file);
 /* ---- log and progress (log.c) ---- */
 typedef struct rt_log { FILE *f; const char *path; } rt_log;
 void rt_log_open(rt_log *lg, const char *path, const rt_run *r);
-void rt_log_step(rt_log *lg, const rt_run *r, float loss, float lr, bool with_sha);
+struct rt_digests;
+/* nodes: the step's node digests (--debug-digests), NULL: none */
+void rt_log_step(rt_log *lg, const rt_run *r, float loss, float lr, bool with_sha,
+                 const struct rt_digests *nodes);
 void rt_log_final(rt_log *lg, const rt_run *r);
 void rt_log_close(rt_log *lg);
 
@@ -195,5 +260,40 @@ double rt_now(void);
  * the file on failure. */
 uint8_t *rt_read_file(const char *path, size_t *len);
 void rt_sha256_file(const char *path, char hex[65]);
+
+/* ---- errors outside nnd_rt_main (main.c) ----
+ * Runs body(ctx) with rt_die unwinding to here: returns body's result, or
+ * the error's exit code after calling cleanup(ctx) (may be NULL).  argv0
+ * names the program in messages. */
+int rt_protected(const char *argv0, int (*body)(void *ctx), void (*cleanup)(void *ctx), void *ctx);
+
+/* ---- thread pool (threads.c) ----
+ * Generic form of nnd_rt_parallel_for: fn(ctx, lo, hi, chunk) for the
+ * chunk-th of at most nnd_rt_threads() contiguous chunks of [0, n), none
+ * smaller than grain (n <= grain or one thread: fn(ctx, 0, n, 0) inline). */
+typedef void (*rt_chunk_fn)(void *ctx, int64_t lo, int64_t hi, int chunk);
+void rt_pool_run(rt_chunk_fn fn, void *ctx, int64_t n, int64_t grain);
+int  rt_default_threads(void);    /* online CPUs, at least 1 */
+
+/* ---- node digests (digest.c) ----
+ * While a table is active, nnd_rt_node_digest appends one record per call
+ * with args.debug set: the 1-based step, graph, node and the first 64 bits
+ * of the SHA-256 of the node's bytes. */
+typedef struct rt_digest { int64_t step; int32_t graph, node; uint64_t h; int64_t seq; } rt_digest;
+typedef struct rt_digests { rt_digest *v; int64_t n, cap; } rt_digests;
+void rt_digests_activate(rt_digests *t);   /* NULL: none (calls are ignored) */
+void rt_digests_clear(rt_digests *t);
+void rt_digests_free(rt_digests *t);
+/* sorts by (step, graph, node, call order): graph order within a step */
+void rt_digests_sort(rt_digests *t);
+
+/* ---- log comparison (logdiff.c): `PROGRAM logdiff A B` ---- */
+int rt_logdiff(const rt_manifest *m, const char *a, const char *b);
+
+/* ---- infer inputs (data.c) ----
+ * As nnd_data_load_idx/csv, for inference: the IDX images file alone, or a
+ * CSV whose label column may be missing; labels (field 1) are zeros. */
+int rt_data_load_idx_images(const char *images, nnd_data *d, char *err, size_t errlen);
+int rt_data_load_csv_features(const char *path, const char *label_col, nnd_data *d, char *err, size_t errlen);
 
 #endif

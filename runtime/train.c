@@ -46,6 +46,7 @@
  *    (the resumed run prints it, with the loss of the whole epoch). */
 #include "rt_internal.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <time.h>
@@ -70,12 +71,10 @@ static const char *field_file(const rt_dataset *ds, int f)
 	return ds->kind == 0 ? (f == 0 ? ds->path1 : ds->path2) : ds->path1;
 }
 
-void rt_load_dataset(const rt_program *p, const rt_dataset *ds, nnd_data *d)
+/* The rows of d against the program's `field` records; files[F]: the file
+ * that holds field F, for the message. */
+static void check_rows(const rt_program *p, nnd_data *d, const char *const files[2], const char *hint)
 {
-	char err[1024] = "";
-	int rc = ds->kind == 0 ? nnd_data_load_idx(ds->path1, ds->path2, false, d, err, sizeof err)
-	                       : nnd_data_load_csv(ds->path1, ds->path2, false, d, err, sizeof err);
-	if (rc != 0) rt_die(1, "dataset %s: %s", ds->name, err[0] ? err : "cannot be read");
 	for (int k = 0; k < p->nfields; k++) {
 		const rt_field *fl = &p->fields[k];
 		int F = fl->f;
@@ -92,10 +91,32 @@ void rt_load_dataset(const rt_program *p, const rt_dataset *ds, nnd_data *d)
 			for (int j = 0; j < d->rank[F] && j < 4 && o < sizeof got; j++) o += snprintf(got + o, sizeof got - o, ", %" PRId64, d->dims[F][j]);
 			if (o < sizeof got) snprintf(got + o, sizeof got - o, "]");
 			nnd_data_free(d);
-			rt_die(1, "%s: the program was compiled for %s %s, but the file holds %s "
-			       "(rebuild the program for this data)", field_file(ds, F), F ? "labels" : "features", want, got);
+			rt_die(1, "%s: the program was compiled for %s %s, but the file holds %s (%s)",
+			       files[F], F ? "labels" : "features", want, got, hint);
 		}
 	}
+}
+
+void rt_load_dataset(const rt_program *p, const rt_dataset *ds, nnd_data *d)
+{
+	char err[1024] = "";
+	int rc = ds->kind == 0 ? nnd_data_load_idx(ds->path1, ds->path2, false, d, err, sizeof err)
+	                       : nnd_data_load_csv(ds->path1, ds->path2, false, d, err, sizeof err);
+	if (rc != 0) rt_die(1, "dataset %s: %s", ds->name, err[0] ? err : "cannot be read");
+	const char *files[2] = { field_file(ds, 0), field_file(ds, 1) };
+	check_rows(p, d, files, "rebuild the program for this data");
+}
+
+void rt_load_infer_input(const rt_program *p, const char *path, nnd_data *d)
+{
+	const rt_dataset *ds = &p->datasets[p->data_ds];
+	char err[1024] = "";
+	int rc = ds->kind == 0 ? rt_data_load_idx_images(path, d, err, sizeof err)
+	                       : rt_data_load_csv_features(path, ds->path2, d, err, sizeof err);
+	if (rc != 0) rt_die(1, "--input: %s", err[0] ? err : "cannot be read");
+	const char *files[2] = { path, path };
+	check_rows(p, d, files, ds->kind == 0 ? "infer --input takes an IDX images file shaped like the training images"
+	                                      : "infer --input takes a CSV with the training data's feature columns");
 }
 
 void rt_run_alloc(rt_run *r)
@@ -108,7 +129,7 @@ void rt_run_alloc(rt_run *r)
 	r->state = rt_aligned_zalloc((size_t)p->n_states * sizeof(float));
 	int64_t acts = 0;
 	int nout = 1;
-	for (int g = 0; g < 2; g++) {
+	for (int g = 0; g < RT_NGRAPHS; g++) {
 		const rt_graph *G = &p->graphs[g];
 		if (!G->present) continue;
 		int64_t b = G->act_c + G->act_b * Bmax;
@@ -252,13 +273,18 @@ typedef struct batchbuf {
 	int64_t *idx;
 } batchbuf;
 
-static void batch_alloc(batchbuf *bb, const rt_program *p, const nnd_data *d)
+static void batch_alloc_rows(batchbuf *bb, const rt_program *p, const nnd_data *d, int64_t rows)
 {
 	for (int k = 0; k < p->nfields; k++) {
-		bb->buf[k] = rt_aligned_zalloc((size_t)(d->row_bytes[p->fields[k].f] * p->batch));
+		bb->buf[k] = rt_aligned_zalloc((size_t)(d->row_bytes[p->fields[k].f] * rows));
 		bb->ptr[k] = bb->buf[k];
 	}
-	bb->idx = rt_xcalloc((size_t)p->batch, sizeof(int64_t));
+	bb->idx = rt_xcalloc((size_t)rows, sizeof(int64_t));
+}
+
+static void batch_alloc(batchbuf *bb, const rt_program *p, const nnd_data *d)
+{
+	batch_alloc_rows(bb, p, d, p->batch);
 }
 
 static void batch_free(batchbuf *bb, const rt_program *p)
@@ -346,6 +372,11 @@ int rt_train(rt_run *r, const rt_opts *o)
 
 	rt_log lg = { 0 };
 	if (o->log) rt_log_open(&lg, o->log, r);
+	/* --debug-digests: this step's node digests, for the log (static: an
+	 * error unwinding past this function leaves no dangling table behind) */
+	static rt_digests step_digests;
+	rt_digests *tab = o->digests ? o->digests : o->debug ? &step_digests : NULL;
+	rt_digests_activate(tab);
 
 	int64_t *perm = rt_xcalloc((size_t)(r->n ? r->n : 1), sizeof(int64_t));
 	batchbuf bb;
@@ -377,6 +408,10 @@ int rt_train(rt_run *r, const rt_opts *o)
 			a.lr = lr;
 			a.bc1 = (float)(1.0 - powi(p->opt.beta1, a.step));
 			a.bc2 = (float)(1.0 - powi(p->opt.beta2, a.step));
+			if (tab) {
+				a.debug = 1;
+				if (tab == &step_digests) rt_digests_clear(tab);
+			}
 			train(&a);
 			step_seconds += now_seconds() - t0;
 			float loss = r->outputs[0];
@@ -387,13 +422,24 @@ int rt_train(rt_run *r, const rt_opts *o)
 			r->step++;
 			r->epoch_loss_sum += (double)loss * (double)B;
 			r->epoch_samples += B;
-			if (lg.f) rt_log_step(&lg, r, loss, lr, r->step % 100 == 0);
+			if (lg.f) {
+				if (tab == &step_digests) rt_digests_sort(tab);
+				rt_log_step(&lg, r, loss, lr, r->step % 100 == 0, tab == &step_digests ? tab : NULL);
+			}
+			if (o->on_step) o->on_step(o->on_step_ctx, r, loss);
 			done += B;
-			rt_progress_update(&pg, r, done, loss);
+			if (!o->quiet) rt_progress_update(&pg, r, done, loss);
 		}
 		if (stopped) break;
 		/* a complete epoch: evaluate and report */
 		rt_progress_end(&pg);
+		if (o->quiet) {
+			r->epoch++;
+			r->pos = 0;
+			r->epoch_loss_sum = 0.0;
+			r->epoch_samples = 0;
+			continue;
+		}
 		printf("epoch %" PRId64 " train_loss %.4f", r->epoch + 1,
 		       r->epoch_samples ? r->epoch_loss_sum / (double)r->epoch_samples : 0.0);
 		if (do_eval) {
@@ -409,19 +455,68 @@ int rt_train(rt_run *r, const rt_opts *o)
 		r->epoch_samples = 0;
 	}
 	rt_progress_end(&pg);
+	rt_digests_activate(NULL);
+	if (tab == &step_digests) rt_digests_free(tab);
 
 	char hex[65];
 	rt_params_sha256(r, hex);
 	if (lg.f) { rt_log_final(&lg, r); rt_log_close(&lg); }
 	if (o->save) rt_ckpt_save(r, o->save);
-	printf("sha256 %s\n", hex);
+	if (!o->quiet) printf("sha256 %s\n", hex);
 	fflush(stdout);
 	/* throughput goes to stderr: stdout holds only results (cli.md) */
-	if (done > 0 && step_seconds > 0)
+	if (done > 0 && step_seconds > 0 && !o->quiet)
 		fprintf(stderr, "samples_per_s %.0f (%" PRId64 " samples in %.3f s of training steps)\n",
 		        (double)done / step_seconds, done, step_seconds);
 	batch_free(&bb, p);
 	free(perm);
 	free(evals);
 	return 0;
+}
+
+/* Inference over d in batches of Bn rows (the last one partial): one line
+ * per sample to out (the result row's floats, %.9g, space separated), and
+ * the SHA-256 of all result floats (little-endian binary32, sample order)
+ * in hex.  Each sample's row depends on that sample only (determinism.md
+ * section 4), so hex does not depend on Bn. */
+void rt_infer(rt_run *r, const nnd_data *d, int64_t Bn, FILE *out, const char *outname, char hex[65])
+{
+	const rt_program *p = r->prog;
+	const rt_graph *G = &p->graphs[RT_GRAPH_INFER];
+	nnd_step_fn fn = r->model->infer ? r->model->infer[p->index] : NULL;
+	if (!G->present || !fn) rt_die(1, "infer: train block %s has no infer graph", p->name);
+	int64_t row = G->res_row;
+	batchbuf bb;
+	batch_alloc_rows(&bb, p, d, Bn);
+	/* the arena and the result for Bn rows (Bn may exceed the train batch) */
+	uint8_t *acts = rt_aligned_zalloc((size_t)(G->act_c + G->act_b * Bn));
+	float *res = rt_aligned_zalloc((size_t)(Bn * row) * sizeof(float));
+	int64_t *rows = rt_xcalloc((size_t)Bn, sizeof(int64_t));
+	nnd_sha256_ctx *c = nnd_sha256_begin();
+	for (int64_t start = 0; start < d->n; start += Bn) {
+		int64_t B = d->n - start < Bn ? d->n - start : Bn;
+		for (int64_t i = 0; i < B; i++) rows[i] = start + i;
+		gather(&bb, p, d, rows, B);
+		nnd_step_args a;
+		fill_args(&a, r, &bb, B);
+		a.acts = acts;
+		a.Bmax = Bn;
+		a.step = r->step;   /* no optimizer step is taken */
+		a.result = res;
+		fn(&a);
+		for (int64_t i = 0; i < B; i++) {
+			for (int64_t j = 0; j < row; j++)
+				fprintf(out, j ? " %.9g" : "%.9g", (double)res[i * row + j]);
+			if (fputc('\n', out) == EOF) break;
+		}
+		if (ferror(out)) rt_die(1, "%s: cannot write: %s", outname, strerror(errno));
+		nnd_sha256_update(c, res, (size_t)(B * row) * sizeof(float));
+	}
+	uint8_t dig[32];
+	nnd_sha256_end(c, dig);
+	nnd_sha256_hex(dig, hex);
+	free(rows);
+	free(res);
+	free(acts);
+	batch_free(&bb, p);
 }

@@ -42,3 +42,14 @@ endforeach()
 add_test(NAME nndc_bad_flag COMMAND $<TARGET_FILE:nndc> emit ../ir/tiny_mlp.nnd --stage nope
   WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/ir)
 set_tests_properties(nndc_bad_flag PROPERTIES WILL_FAIL ON LABELS passes)
+
+# Plan overrides by instance-path pattern, and a malformed --plan.
+add_test(NAME ir_tiny_mlp_plans_override
+  COMMAND ${CMAKE_COMMAND} "-DCMD=$<TARGET_FILE:nndc>;emit;tiny_mlp.nnd;--stage;plans;--plan;net.h*=blocked:4,loss=tree:2"
+    -DSTREAM=stdout -DEXPECTED=tiny_mlp.plans-override.expected -P ${_golden}
+  WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/ir)
+add_test(NAME ir_bad_plan
+  COMMAND ${CMAKE_COMMAND} "-DCMD=$<TARGET_FILE:nndc>;emit;tiny_mlp.nnd;--stage;plans;--plan;net.h=blocked:x"
+    -DEXPECTED=bad_plan.expected -DRC=1 -P ${_golden}
+  WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/ir)
+set_tests_properties(ir_tiny_mlp_plans_override ir_bad_plan PROPERTIES LABELS passes)

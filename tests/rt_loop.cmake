@@ -4,7 +4,8 @@ add_executable(rt_fake_model ${CMAKE_CURRENT_SOURCE_DIR}/rt_loop/fake_model.c)
 target_include_directories(rt_fake_model PRIVATE ${CMAKE_SOURCE_DIR})
 target_link_libraries(rt_fake_model PRIVATE nndrt)
 
-foreach(case determinism resume_epoch_end resume_mid_epoch steps0 eval corrupt flags errors log)
+foreach(case determinism resume_epoch_end resume_mid_epoch steps0 eval corrupt flags errors log
+             threads verify logdiff infer)
   add_test(NAME rt_loop_${case}
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/rt_loop/run.sh $<TARGET_FILE:rt_fake_model>
                    ${CMAKE_CURRENT_BINARY_DIR}/rt_loop/${case} ${case})

@@ -120,6 +120,97 @@ bad_label)
 	run 1 a ./tiny train
 	has a.err 'label 2'
 	;;
+threads)
+	# the same bits at 1, 2, 3 and 4 threads: every-op model and the MLP
+	run 0 build.out "$NNDC" build "$SRC/e2e/every_op.nnd" -o every
+	for t in 1 2 3 4; do
+		run 0 e$t ./every train --threads $t
+		run 0 s$t ./every train --train every_sgd --threads $t
+	done
+	for t in 2 3 4; do
+		cmp -s e1 e$t || fail "every_op: $t threads differ from 1"
+		cmp -s s1 s$t || fail "every_op (sgd): $t threads differ from 1"
+	done
+	run 0 j "$NNDC" run "$SRC/e2e/every_op.nnd" -- train --threads 2
+	cmp -s e1 j || fail "every_op: JIT differs from AOT"
+	need_fashion
+	run 0 b2 "$NNDC" build "$EX/mlp_fashion.nnd" -o mlp
+	run 0 m1 ./mlp train --steps 120 --threads 1
+	run 0 m2 ./mlp train --steps 120 --threads 2
+	run 0 m3 ./mlp train --steps 120 --threads 3
+	cmp -s m1 m2 && cmp -s m1 m3 || fail "mlp_fashion: thread counts differ"
+	;;
+resume)
+	# save mid-epoch, resume at another thread count: the bits of an
+	# uninterrupted run, at the end and at every logged step
+	run 0 build.out "$NNDC" build "$SRC/e2e/every_op.nnd" -o every
+	run 0 full ./every train --threads 1 --log full.jsonl
+	run 0 half ./every train --threads 1 --steps 9 --save ck
+	run 0 rest ./every train --threads 3 --resume ck --log rest.jsonl
+	[ "$(sha full)" = "$(sha rest)" ] || fail "resumed run ends with other bits"
+	grep '"step":1[0-9]' full.jsonl | sed 's/"lr[^,]*,//' > a.steps
+	grep '"step":1[0-9]' rest.jsonl | sed 's/"lr[^,]*,//' > b.steps
+	[ -s a.steps ] && cmp -s a.steps b.steps || fail "per-step losses after the resume differ"
+	# a checkpoint of another model is refused with a clear message
+	tiny_model
+	run 0 tb.out "$NNDC" build tiny.nnd -o tiny
+	run 1 other ./tiny train --resume ck
+	has other.err 'ck'
+	head -c 100 ck/params.safetensors > ck2.safetensors
+	mkdir -p ck2 && cp ck/train_state.safetensors ck2/ && mv ck2.safetensors ck2/params.safetensors
+	run 1 trunc ./every train --resume ck2
+	has trunc.err 'params.safetensors'
+	;;
+kill_in_save)
+	# a run killed while writing its checkpoint leaves the previous one whole
+	run 0 build.out "$NNDC" build "$SRC/e2e/every_op.nnd" -o every
+	run 0 first ./every train --steps 4 --save ck
+	cp -r ck ck.before
+	NND_TEST_KILL_IN_SAVE=params.safetensors ./every train --steps 8 --save ck > killed 2>&1 && fail "the test hook did not kill the run"
+	cmp -s ck/params.safetensors ck.before/params.safetensors || fail "params.safetensors was damaged"
+	cmp -s ck/train_state.safetensors ck.before/train_state.safetensors || fail "train_state was damaged"
+	run 0 again ./every train --steps 8 --resume ck
+	run 0 straight ./every train --steps 8
+	[ "$(sha again)" = "$(sha straight)" ] || fail "resuming from the surviving checkpoint gives other bits"
+	;;
+batch_invariance)
+	# inference of a sample alone or inside any batch: the same bits
+	need_fashion
+	run 0 b.out "$NNDC" build "$EX/mlp_fashion.nnd" -o mlp
+	run 0 t ./mlp train --steps 30 --limit 2000 --save w
+	python3 - <<'PY' || fail "cannot write the test images"
+import gzip, struct
+d = gzip.open("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz").read()
+n = 37
+open("some-images-idx3-ubyte", "wb").write(struct.pack(">IIII", 0x803, n, 28, 28) + d[16:16 + n * 784])
+PY
+	run 0 i1 ./mlp infer --weights w/params.safetensors --input some-images-idx3-ubyte --batch 1
+	run 0 i7 ./mlp infer --weights w/params.safetensors --input some-images-idx3-ubyte --batch 7
+	run 0 i64 ./mlp infer --weights w/params.safetensors --input some-images-idx3-ubyte --batch 64 --threads 2
+	cmp -s i1 i7 && cmp -s i1 i64 || fail "outputs depend on the batch size"
+	[ "$(grep -c . i1)" = 38 ] || fail "expected 37 rows and a sha256 line"
+	;;
+layer_add)
+	# adding a layer leaves every other parameter's initial bits unchanged
+	tiny_model
+	sed 's/  return reshape(f32(images) \/ 255.0, \[-1, 16\]) @ w + b;/  param extra: f32[3, 3] = xavier_uniform();\n  return (reshape(f32(images) \/ 255.0, [-1, 16]) @ w + b) @ extra;/' tiny.nnd > tiny2.nnd
+	grep -q extra tiny2.nnd || fail "could not edit the model"
+	run 0 b1 "$NNDC" build tiny.nnd -o t1
+	run 0 b2 "$NNDC" build tiny2.nnd -o t2
+	run 0 s1 ./t1 train --steps 0 --save c1
+	run 0 s2 ./t2 train --steps 0 --save c2
+	python3 "$SRC/e2e/st_compare.py" c1/params.safetensors c2/params.safetensors > cmp.out || { cat cmp.out; fail "initial values moved"; }
+	has cmp.out 'm.w: same'; has cmp.out 'm.b: same'
+	;;
+verify)
+	run 0 v "$NNDC" verify "$SRC/e2e/every_op.nnd" --threads 1,2,4 --steps 4
+	has v '^same bits [0-9a-f]\{64\}'
+	# a planted race (test-only plan) is caught and the op named
+	cp "$SRC/plans/sums.nnd" "$SRC/plans/adversarial.csv" .
+	NND_TEST_RACY=1 "$NNDC" verify sums.nnd --threads 1,2,3 --steps 3 --plan 'rowsum.s=racy' > r 2> r.err
+	[ $? = 1 ] || { cat r r.err; fail "verify did not report the planted race"; }
+	has r 'rowsum.s'
+	;;
 *) fail "unknown case" ;;
 esac
 exit 0

@@ -8,7 +8,7 @@ rm -rf "$W" && mkdir -p "$W" && cd "$W" || exit 1
 "$P" gen-data train.csv 50 1 >/dev/null || exit 1
 "$P" gen-data test.csv 20 2 >/dev/null || exit 1
 export FAKE_TRAIN=$W/train.csv FAKE_EVAL=$W/test.csv
-unset FAKE_LR FAKE_SCHED FAKE_BROKEN
+unset FAKE_LR FAKE_SCHED FAKE_BROKEN FAKE_RACY FAKE_NO_INFER
 
 fail() { echo "FAIL [$CASE]: $*" >&2; exit 1; }
 # run EXPECTED_RC OUTFILE ARGS...: stdout to OUTFILE, stderr to OUTFILE.err
@@ -109,7 +109,10 @@ flags)
 	run 0 h0 --help; has h0 'train'
 	run 0 h1 train --help; has h1 '--resume'
 	run 0 h2 eval --help; run 0 h3 infer --help; run 0 h4 info --help
-	run 1 i1 infer --weights x --input y; has i1.err 'not supported yet'
+	run 1 i1 infer --weights x --input y; has i1.err 'y: No such file'
+	run 1 g1 train --debug-digests; has g1.err 'needs --log'
+	run 1 g2 train --debug-digests=1 --log l.jsonl; has g2.err 'takes no value'
+	run 0 h5 logdiff --help; has h5 'logdiff A.jsonl B.jsonl'
 	run 0 info info; has info 'stream 0: lin.w'; has info 'plan train'
 	run 0 lim train --limit 20 --epochs 1; has lim '^sha256'
 	run 0 dev train --device cpu --threads=2 --epochs=1; has dev '^sha256'
@@ -134,6 +137,89 @@ log)
 	run 0 b train --log run2.jsonl
 	cmp -s run.jsonl run2.jsonl || fail "logs of two runs differ"
 	run 1 c train --log /nonexistent-dir/x.jsonl; has c.err 'cannot create the log'
+	;;
+threads)
+	# the steps split rows and gradient elements over the pool: the bits
+	# never depend on how many threads share them
+	run 0 t1 train --threads 1 --log l1.jsonl; run 0 t2 train --threads 2 --log l2.jsonl
+	run 0 t3 train --threads 3 --log l3.jsonl; run 0 t5 train --threads 5
+	cmp -s t1 t2 && cmp -s t1 t3 && cmp -s t1 t5 || fail "results depend on --threads"
+	cmp -s l1.jsonl l2.jsonl && cmp -s l1.jsonl l3.jsonl || fail "logs depend on --threads"
+	# node by node too
+	run 0 d1 train --threads 1 --log n1.jsonl --debug-digests
+	run 0 d3 train --threads 3 --log n3.jsonl --debug-digests
+	cmp -s t1 d1 || fail "--debug-digests changed the results"
+	sed -n 2p n1.jsonl | grep -q '"nodes":{"0":"[0-9a-f]\{16\}","1":.*"12":"[0-9a-f]\{16\}"}}$' || fail "node digests: $(sed -n 2p n1.jsonl)"
+	sed -n 2p n1.jsonl | grep -q '"params_sha256":"[0-9a-f]\{64\}"' || fail "no params_sha256 on a debug step line"
+	cmp -s n1.jsonl n3.jsonl || fail "node digests depend on --threads"
+	run 0 b bench-pool 2 2000; has b 'us per call'
+	;;
+verify)
+	run 0 v1 verify 1,2,3 3
+	has v1 '^same bits [0-9a-f]\{64\}$'
+	has v1 '4 runs (threads 1, 1, 2, 3), 3 steps each, 13 node digests per step'
+	# the same steps as train --steps 3
+	run 0 s3 train --steps 3
+	[ "$(sed -n 's/^same bits //p' v1)" = "$(sha s3)" ] || fail "verify's digest differs from train --steps 3"
+	run 0 v2 verify 2 25; has v2 '2 runs (threads 2, 2), 21 steps each'; has v2 'training ends after 21 steps'
+	# planted nondeterminism: partial sums of 1e8, 1, ..., -1e8 per thread
+	FAKE_RACY=1 run 1 r1 verify 1,2,3 3
+	grep -qx 'differ: step 1, graph train, node %13 (racy_sum) at fake.racy: run at 1 threads vs run at 2 threads' r1 \
+		|| { cat r1 >&2; fail "racy sum not named"; }
+	has r1 '^  digest [0-9a-f]\{16\} vs [0-9a-f]\{16\}; loss_bits 0x'
+	run 1 e1 verify 0 3; has e1.err 'thread counts must be positive'
+	;;
+logdiff)
+	run 0 a train --log a.jsonl; run 0 b train --log b.jsonl --threads 2
+	run 0 s logdiff a.jsonl b.jsonl; has s '^same: 21 steps compared$'
+	FAKE_LR=0.2 run 0 c train --log c.jsonl
+	run 1 d logdiff a.jsonl c.jsonl
+	grep -qx 'differ: step 2, loss: a.jsonl vs c.jsonl' d || { cat d >&2; fail "lr change not found at step 2"; }
+	# a resumed run's log covers the later steps only
+	run 0 p train --steps 10 --save ck; run 0 r train --resume ck --log r.jsonl
+	run 0 s2 logdiff a.jsonl r.jsonl; has s2 '^same: 11 steps compared$'
+	# node by node: the racy node is the first that differs
+	run 0 n1 train --log n1.jsonl --debug-digests
+	run 0 n1b train --log n1b.jsonl --debug-digests --threads 2
+	run 0 s3 logdiff n1.jsonl n1b.jsonl; has s3 '^same: 21 steps compared, node by node$'
+	FAKE_RACY=1 run 0 n2 train --log n2.jsonl --debug-digests --threads 1
+	FAKE_RACY=1 run 0 n3 train --log n3.jsonl --debug-digests --threads 2
+	FAKE_RACY=1 run 1 d2 logdiff n2.jsonl n3.jsonl
+	grep -qx 'differ: step 1, graph train, node %13 (racy_sum) at fake.racy: n2.jsonl vs n3.jsonl' d2 \
+		|| { cat d2 >&2; fail "racy node not named"; }
+	# another learning rate: the inputs and the forward pass agree, the
+	# first update differs
+	FAKE_LR=0.2 run 0 n4 train --log n4.jsonl --debug-digests
+	run 1 d3 logdiff n1.jsonl n4.jsonl; has d3 '^differ: step 1, graph train, node %10 (sgd_update) at lin.w: n1.jsonl vs n4.jsonl$'
+	run 0 n5 train --log n5.jsonl --debug-digests --seed 9
+	run 1 d4 logdiff n1.jsonl n5.jsonl; has d4 '^differ: step 1, graph train, node %0 (input) at x: '
+	run 1 e1 logdiff a.jsonl; has e1.err 'expected two log files'
+	run 1 e2 logdiff a.jsonl nope.jsonl; has e2.err 'nope.jsonl: cannot open'
+	echo '{"step":"x"}' >bad.jsonl
+	run 1 e3 logdiff a.jsonl bad.jsonl; has e3.err 'bad.jsonl:1: expected a step line'
+	;;
+infer)
+	run 0 t train --save ck
+	run 0 i1 infer --weights ck/params.safetensors --input test.csv --batch 1
+	run 0 i7 infer --weights ck/params.safetensors --input test.csv --batch 7 --threads 3
+	run 0 i8 infer --weights ck/params.safetensors --input test.csv
+	run 0 i50 infer --weights ck/params.safetensors --input test.csv --batch 50
+	[ "$(wc -l <i1)" = 21 ] || fail "expected 20 result lines and the digest"
+	[ -n "$(sha i1)" ] || fail "no sha256 line"
+	cmp -s i1 i7 && cmp -s i1 i8 && cmp -s i1 i50 || fail "infer results depend on --batch"
+	head -n 1 i1 | grep -q '^-\?[0-9.e-]* -\?[0-9.e-]* -\?[0-9.e-]*$' || fail "result line: $(head -n 1 i1)"
+	# the label column may be absent; --output
+	cut -d, -f1-4 test.csv >feat.csv
+	run 0 o infer --weights ck/params.safetensors --input feat.csv --output out.txt
+	cmp -s out.txt i1 || fail "--output or a CSV without labels differs"
+	[ "$(cat o)" = "$(tail -n 1 i1)" ] || fail "with --output, stdout holds the digest"
+	run 1 e1 infer --weights ck/params.safetensors --input absent.csv; has e1.err 'absent.csv: No such file'
+	cut -d, -f1-3 test.csv >narrow.csv
+	run 1 e2 infer --weights ck/params.safetensors --input narrow.csv
+	has e2.err 'narrow.csv: the program was compiled for features f32\[N, 4\], but the file holds f32\[N, 3\]'
+	FAKE_NO_INFER=1 run 1 e3 infer --weights ck/params.safetensors --input test.csv; has e3.err 'has no infer graph'
+	run 1 e4 infer --input test.csv; has e4.err 'weights'
+	run 1 e5 infer --weights ck/params.safetensors --input test.csv --batch 0; has e5.err 'positive integer'
 	;;
 *) fail "unknown case" ;;
 esac
