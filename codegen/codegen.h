@@ -4,8 +4,19 @@
  * One LLVM module holds, for every train block i of the source:
  *   void nnd_train_<i>(nnd_step_args *)   the train graph
  *   void nnd_eval_<i>(nnd_step_args *)    the eval graph (if any)
- * plus the manifest text, the nnd_model object (runtime/rt.h) under the
- * symbol "nnd_model", and, for executables, main() calling nnd_rt_main.
+ *   void nnd_infer_<i>(nnd_step_args *)   the infer graph (if any): its
+ *                                         result node lands in args->result
+ * plus the manifest text, the nnd_model object (runtime/rt.h: train, eval
+ * and infer tables, NULL entries for absent graphs) under the symbol
+ * "nnd_model", and, for executables, main() calling nnd_rt_main.
+ *
+ * Each node's kernel is an internal function over a range of independent
+ * output units, run through nnd_rt_parallel_for (never splitting a
+ * reduction, so the bits do not depend on the thread count); every
+ * reduction follows its node's plan (seq, blocked:N, tree:F; racy for
+ * tests).  With args->debug set, each node's value is reported through
+ * nnd_rt_node_digest.  NND_CG_GRAIN1 (test only) makes every kernel split
+ * down to single units; NND_MM_VW=4|8|16 forces the matmul vector width.
  *
  * No fast-math flags, no llvm.fmuladd, no reassociation: every float
  * operation is emitted exactly as the op's semantics in ir/ops.def spell it,

@@ -1,13 +1,38 @@
 /* llvm.c - lowering a planned IR module to LLVM IR through the C API, then
  * to an object file, an executable, or an in-memory JIT.
  *
- * Every node becomes one loop nest ("kernel") in the step function of its
- * graph.  The float operations are exactly those ir/ops.def spells out, in
- * that order, with no fast-math flags and no fmuladd: the optimiser may
+ * Every node becomes one loop nest ("kernel"), outlined into an internal
+ * function `<step>.n<ID>(nnd_step_args *a, i64 lo, i64 hi)` that computes
+ * the units [lo, hi) of the node's outermost independent dimension (rows,
+ * blocks of a matmul's output, output elements of a reduction, chunks of an
+ * elementwise op).  The step function calls it through
+ * nnd_rt_parallel_for(kernel, a, units, grain), or directly over [0, units)
+ * where the node must run as one range (scalar results such as a loss, and
+ * the test-only racy plan, whose runtime sum uses the pool itself).  A unit
+ * is always a set of whole outputs, so a reduction is never split across
+ * threads and the bits never depend on the thread count.
+ *
+ * The float operations are exactly those ir/ops.def spells out, in that
+ * order, with no fast-math flags and no fmuladd: the optimiser may
  * vectorise and unroll (which never changes a bit of these kernels because
- * no reduction is ever reassociated: a sum is always carried along one loop
- * in index order, with the vectorised loop, if any, running over
- * independent outputs), but it cannot change a result.
+ * no reduction is ever reassociated: a sum is always carried in its plan's
+ * order, with the vectorised loop, if any, running over independent
+ * outputs), but it cannot change a result.
+ *
+ * Reduction plans (passes/plans.c defines them): every sum goes through
+ * emit_reduce(), which implements seq, blocked:N, tree:F and (test only)
+ * racy for a scalar accumulator fed by a term callback; the kernels whose
+ * fast seq form accumulates in memory across a vectorised loop of outputs
+ * (sum/mean/sum_to) keep that form for seq and use emit_reduce per output
+ * for the other plans; matmul implements seq and blocked:N (N <= 256) in its
+ * register-blocked microkernel and tree:F / larger blocks in a per-output
+ * generic path.  max, argmax and accuracy's count do not depend on the
+ * order of their inputs (max propagates NaN, argmax takes the first NaN or
+ * the lowest index of the max, the count is an integer), so every plan but
+ * racy shares their sequential code.
+ *
+ * With args->debug set, the step function reports every node's value (for
+ * an update op: the updated parameter) through nnd_rt_node_digest.
  *
  * Works with the typed pointers of LLVM 14 and the opaque pointers of
  * LLVM 15+: every load/store/GEP/call names its element or function type
@@ -61,6 +86,16 @@ struct cg_module {
 /* ------------------------------------------------------------------ */
 /* per-function code generation state                                  */
 
+/* a node's kernel being emitted (see kern_begin) */
+typedef struct kern {
+	LLVMValueRef fn, lo, hi;          /* the kernel and its range parameters */
+	LLVMValueRef units, grain;        /* values of the step function */
+	bool direct;                      /* one call over [0, units), no pool */
+	LLVMValueRef s_fn, s_args, s_B, s_Bmax, s_panel;
+	LLVMBasicBlockRef s_entry, s_block;
+} kern;
+
+
 typedef struct cg {
 	LLVMContextRef ctx;
 	LLVMModuleRef mod;
@@ -76,11 +111,19 @@ typedef struct cg {
 	LLVMBasicBlockRef entry;                      /* allocas go here */
 	int vw;                                       /* f32 lanes of the matmul vectors */
 	LLVMValueRef mm_panel;                        /* this function's matmul b panel, or NULL */
+	int gidx;                                     /* graph: 0 train, 1 eval, 2 infer */
+	const char *fname;                            /* the step function's name */
+	LLVMTypeRef kern_ty;                          /* void (ptr, i64, i64) */
+	LLVMValueRef debug;                           /* i1: args->debug != 0 (step function) */
+	bool grain1;                                  /* NND_CG_GRAIN1 set: every grain is 1 unit */
+	bool in_kern;                                 /* emitting a kernel: */
+	kern kcur;                                    /* its state (kern_abort) */
 } cg;
 
 /* nnd_step_args field indices (runtime/rt.h) */
 enum { A_PARAMS, A_GRADS, A_OPT, A_STATE, A_ACTS, A_INPUTS, A_SAMPLE_IDX, A_KEYS,
-       A_OUTPUTS, A_B, A_BMAX, A_STEP, A_EPOCH, A_LR, A_BC1, A_BC2, A_NFIELDS };
+       A_OUTPUTS, A_B, A_BMAX, A_STEP, A_EPOCH, A_LR, A_BC1, A_BC2, A_RESULT, A_DEBUG,
+       A_NFIELDS };
 
 static int cg_err(cg *c, const ir_node *n, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -261,6 +304,7 @@ static LLVMValueRef node_base(cg *c, const ir_node *n)
 	case IR_BLK_OPT: field = A_OPT; break;
 	case IR_BLK_STATE: field = A_STATE; break;
 	case IR_BLK_OUTPUT: field = A_OUTPUTS; break;
+	case IR_BLK_RESULT: field = A_RESULT; break;
 	case IR_BLK_INPUT: {
 		LLVMValueRef inputs = load_field(c, A_INPUTS, c->ptr);
 		return load_at(c, c->ptr, inputs, ci64(c, n->ia[0]));
@@ -349,6 +393,294 @@ static void loop_end(cg *c, cg_loop *l)
 	LLVMPositionBuilderAtEnd(c->b, l->exit);
 }
 
+static LLVMValueRef sub(cg *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildSub(c->b, a, b, ""); }
+static LLVMValueRef sdiv(cg *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildSDiv(c->b, a, b, ""); }
+static LLVMValueRef smin(cg *c, LLVMValueRef a, LLVMValueRef b)
+{
+	return sel(c, LLVMBuildICmp(c->b, LLVMIntSLT, a, b, ""), a, b);
+}
+static LLVMValueRef smax(cg *c, LLVMValueRef a, LLVMValueRef b)
+{
+	return sel(c, LLVMBuildICmp(c->b, LLVMIntSGT, a, b, ""), a, b);
+}
+/* ceil(a / b) for a >= 0, b >= 1 */
+static LLVMValueRef cdiv(cg *c, LLVMValueRef a, LLVMValueRef b)
+{
+	return sdiv(c, add(c, a, sub(c, b, ci64(c, 1))), b);
+}
+
+/* for (iv = lo; iv < hi; iv++) */
+static LLVMValueRef range_begin(cg *c, cg_loop *l, LLVMValueRef lo, LLVMValueRef hi)
+{
+	return add(c, loop_begin(c, l, sub(c, hi, lo)), lo);
+}
+
+/* if (cond) { ... }: returns the join block, the builder is in the then block */
+static LLVMBasicBlockRef if_begin(cg *c, LLVMValueRef cond)
+{
+	LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "then");
+	LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "endif");
+	LLVMBuildCondBr(c->b, cond, then, join);
+	LLVMPositionBuilderAtEnd(c->b, then);
+	return join;
+}
+static void if_end(cg *c, LLVMBasicBlockRef join)
+{
+	LLVMBuildBr(c->b, join);
+	LLVMPositionBuilderAtEnd(c->b, join);
+}
+
+/* A unit range [lo, hi) over a 2-d index space [outer, inner] flattened
+ * row-major: one iteration per outer index the range touches, with the
+ * part [qlo, qhi) of its inner indices that lies in the range. */
+typedef struct cg_span {
+	cg_loop l;
+	LLVMValueRef outer, qlo, qhi;
+} cg_span;
+
+static void span_begin(cg *c, cg_span *s, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef inner)
+{
+	LLVMValueRef in1 = smax(c, inner, ci64(c, 1));   /* inner == 0: no units, no division by 0 */
+	s->outer = range_begin(c, &s->l, sdiv(c, lo, in1), cdiv(c, hi, in1));
+	LLVMValueRef base = mul(c, s->outer, in1);
+	s->qlo = smax(c, sub(c, lo, base), ci64(c, 0));
+	s->qhi = smin(c, sub(c, hi, base), inner);
+}
+static void span_end(cg *c, cg_span *s) { loop_end(c, &s->l); }
+
+/* ------------------------------------------------------------------ */
+/* kernels: one outlined function per node, run over unit ranges        */
+
+/* Work per chunk below which a range is not worth handing to another
+ * thread (units of the cheapest operation: one load-op-store of a float).
+ * They only decide speed: every range holds whole outputs. */
+#define GRAIN_CHEAP 32768      /* elementwise arithmetic, copies, sums */
+#define GRAIN_CALL 2048        /* elementwise ops that call nnd's math per element */
+#define GRAIN_RNG 1024         /* one Philox call per element */
+#define GRAIN_MAC 131072       /* matmul multiply-adds */
+
+/* grain in units: ceil(work / per_unit) (per_unit computed in the step
+ * function; 0 counts as 1) */
+static LLVMValueRef grain_of(cg *c, int64_t work, LLVMValueRef per_unit)
+{
+	if (c->grain1)
+		return ci64(c, 1);
+	return cdiv(c, ci64(c, work), smax(c, per_unit, ci64(c, 1)));
+}
+
+/* Starts node n's kernel: units and grain are values of the step
+ * function; from here until kern_end everything is emitted into the
+ * kernel, whose c->args, c->B, c->Bmax are its own.  Returns [lo, hi). */
+static void kern_begin(cg *c, const ir_node *n, kern *k, LLVMValueRef units, LLVMValueRef grain, bool direct)
+{
+	char name[128];
+	snprintf(name, sizeof name, "%s.n%d", c->fname, n->id);
+	k->units = units;
+	k->grain = grain;
+	k->direct = direct;
+	k->s_fn = c->fn;
+	k->s_args = c->args;
+	k->s_B = c->B;
+	k->s_Bmax = c->Bmax;
+	k->s_panel = c->mm_panel;
+	k->s_entry = c->entry;
+	k->s_block = LLVMGetInsertBlock(c->b);
+	k->fn = LLVMAddFunction(c->mod, name, c->kern_ty);
+	LLVMSetLinkage(k->fn, LLVMInternalLinkage);
+	c->fn = k->fn;
+	c->args = LLVMGetParam(k->fn, 0);
+	k->lo = LLVMGetParam(k->fn, 1);
+	k->hi = LLVMGetParam(k->fn, 2);
+	c->entry = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "entry");
+	c->mm_panel = NULL;
+	LLVMPositionBuilderAtEnd(c->b, c->entry);
+	c->B = load_field(c, A_B, c->i64);
+	c->Bmax = load_field(c, A_BMAX, c->i64);
+	LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "body");
+	LLVMBuildBr(c->b, body);
+	LLVMPositionBuilderAtEnd(c->b, body);
+	c->kcur = *k;
+	c->in_kern = true;
+}
+
+static void kern_restore(cg *c, kern *k)
+{
+	c->fn = k->s_fn;
+	c->args = k->s_args;
+	c->B = k->s_B;
+	c->Bmax = k->s_Bmax;
+	c->mm_panel = k->s_panel;
+	c->entry = k->s_entry;
+	LLVMPositionBuilderAtEnd(c->b, k->s_block);
+	c->in_kern = false;
+}
+
+/* Ends the kernel and calls it from the step function. */
+static void kern_end(cg *c, kern *k)
+{
+	LLVMBuildRetVoid(c->b);
+	kern_restore(c, k);
+	if (k->direct) {
+		LLVMValueRef a[3] = { c->args, ci64(c, 0), k->units };
+		LLVMBuildCall2(c->b, c->kern_ty, k->fn, a, 3, "");
+		return;
+	}
+	LLVMTypeRef pt[4] = { c->ptr, c->ptr, c->i64, c->i64 };
+	LLVMTypeRef fty = LLVMFunctionType(c->vd, pt, 4, 0);
+	LLVMValueRef a[4] = { LLVMBuildPointerCast(c->b, k->fn, c->ptr, ""), c->args, k->units, k->grain };
+	LLVMBuildCall2(c->b, fty, rt_fn(c, "nnd_rt_parallel_for", fty), a, 4, "");
+}
+
+/* after an emitter failed half way: close the kernel (the module is
+ * thrown away) and go back to the step function */
+static void kern_abort(cg *c)
+{
+	if (!c->in_kern)
+		return;
+	if (!LLVMGetBasicBlockTerminator(LLVMGetInsertBlock(c->b)))
+		LLVMBuildUnreachable(c->b);
+	kern k = c->kcur;
+	kern_restore(c, &k);
+}
+
+/* ------------------------------------------------------------------ */
+/* reduction plans                                                     */
+
+/* plans.c guarantees blocked:N with N >= 2 and tree:F with F >= 2; the
+ * test-only racy plan is accepted only where `racy_ok`. */
+static int check_plan(cg *c, const ir_node *n, bool racy_ok)
+{
+	char buf[64];
+	switch (n->plan.family) {
+	case IR_PLAN_SEQ: return 0;
+	case IR_PLAN_BLOCKED:
+		if (n->plan.block >= 1)
+			return 0;
+		break;
+	case IR_PLAN_TREE:
+		if (n->plan.fanin >= 2)
+			return 0;
+		break;
+	case IR_PLAN_RACY:
+		if (racy_ok)
+			return 0;
+		return cg_err(c, n, "the test-only racy plan is supported only for sum/mean over a contiguous "
+		              "axis and cross_entropy's batch sum (and cross_entropy_bwd, as seq)");
+	case IR_PLAN_NONE:
+		return cg_err(c, n, "reduction without a plan");
+	}
+	return cg_err(c, n, "malformed reduction plan %s", ir_plan_str(n->plan, buf, sizeof buf));
+}
+
+/* llvm.stacksave / llvm.stackrestore (overloaded on the pointer type from
+ * LLVM 18 on) */
+static LLVMValueRef stack_intrinsic(cg *c, const char *nm, LLVMValueRef arg)
+{
+	unsigned id = LLVMLookupIntrinsicID(nm, strlen(nm));
+	LLVMTypeRef ov[1] = { c->ptr };
+	size_t nov = LLVMIntrinsicIsOverloaded(id) ? 1 : 0;
+	LLVMValueRef f = LLVMGetIntrinsicDeclaration(c->mod, id, ov, nov);
+	LLVMTypeRef fty = LLVMIntrinsicGetType(c->ctx, id, ov, nov);
+	return LLVMBuildCall2(c->b, fty, f, arg ? &arg : NULL, arg ? 1 : 0, "");
+}
+
+/* term k of a reduction, emitted at the builder's position; called exactly
+ * once per k, in ascending k (so a term may also store a side result) */
+typedef LLVMValueRef (*cg_term_fn)(cg *c, void *ctx, LLVMValueRef k);
+
+/* float[len] on the stack, filled with the terms in index order (between
+ * a stacksave and a stackrestore: *save) */
+static LLVMValueRef terms_buffer(cg *c, LLVMValueRef len, cg_term_fn term, void *ctx, LLVMValueRef *save)
+{
+	*save = stack_intrinsic(c, "llvm.stacksave", NULL);
+	LLVMValueRef buf = LLVMBuildArrayAlloca(c->b, c->f32, len, "terms");
+	LLVMSetAlignment(buf, 16);
+	cg_loop l;
+	LLVMValueRef k = loop_begin(c, &l, len);
+	store_at(c, c->f32, buf, k, term(c, ctx, k));
+	loop_end(c, &l);
+	return buf;
+}
+
+/* The sum of term(0..len) in the order of `plan` (passes/plans.c):
+ *   seq        acc = +0; acc = acc + t_k for k = 0, 1, ...
+ *   blocked:N  blocks of N consecutive terms (the last may be shorter),
+ *              each summed seq from +0; the block sums summed seq from +0
+ *   tree:F     groups of F consecutive terms, each summed from its first
+ *              term, form the next level, until one remains (no terms: +0)
+ *   racy       (test only) the terms in a buffer, summed by
+ *              nnd_rt_racy_sum: must not run inside a parallel range */
+static LLVMValueRef emit_reduce(cg *c, ir_plan plan, LLVMValueRef len, cg_term_fn term, void *ctx)
+{
+	LLVMValueRef zero = cf32(c, 0.0f);
+	cg_loop l, l2;
+	switch (plan.family) {
+	case IR_PLAN_BLOCKED: {
+		LLVMValueRef NB = ci64(c, plan.block);
+		LLVMValueRef tot = new_var(c, c->f32, zero);
+		LLVMValueRef b = loop_begin(c, &l, cdiv(c, len, NB));
+		LLVMValueRef p = new_var(c, c->f32, zero);
+		LLVMValueRef k0 = mul(c, b, NB);
+		LLVMValueRef kk = loop_begin(c, &l2, smin(c, NB, sub(c, len, k0)));
+		set_var(c, p, fadd(c, get_var(c, c->f32, p), term(c, ctx, add(c, k0, kk))));
+		loop_end(c, &l2);
+		set_var(c, tot, fadd(c, get_var(c, c->f32, tot), get_var(c, c->f32, p)));
+		loop_end(c, &l);
+		return get_var(c, c->f32, tot);
+	}
+	case IR_PLAN_TREE: {
+		LLVMValueRef save, F = ci64(c, plan.fanin);
+		LLVMValueRef buf = terms_buffer(c, len, term, ctx, &save);
+		/* level by level, in place: group g's sum goes to buf[g] (g <= g*F) */
+		LLVMValueRef cnt = new_var(c, c->i64, len);
+		LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tree.level");
+		LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tree.body");
+		LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tree.done");
+		LLVMBuildBr(c->b, head);
+		LLVMPositionBuilderAtEnd(c->b, head);
+		LLVMValueRef nlev = get_var(c, c->i64, cnt);
+		LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, nlev, ci64(c, 1), ""), body, done);
+		LLVMPositionBuilderAtEnd(c->b, body);
+		LLVMValueRef ng = cdiv(c, nlev, F);
+		LLVMValueRef g = loop_begin(c, &l, ng);
+		LLVMValueRef first = mul(c, g, F);
+		LLVMValueRef s = new_var(c, c->f32, load_at(c, c->f32, buf, first));
+		LLVMValueRef j = loop_begin(c, &l2, sub(c, smin(c, F, sub(c, nlev, first)), ci64(c, 1)));
+		set_var(c, s, fadd(c, get_var(c, c->f32, s), load_at(c, c->f32, buf, add(c, add(c, first, ci64(c, 1)), j))));
+		loop_end(c, &l2);
+		store_at(c, c->f32, buf, g, get_var(c, c->f32, s));
+		loop_end(c, &l);
+		set_var(c, cnt, ng);
+		LLVMBuildBr(c->b, head);
+		LLVMPositionBuilderAtEnd(c->b, done);
+		LLVMValueRef r = new_var(c, c->f32, zero);
+		LLVMBasicBlockRef join = if_begin(c, LLVMBuildICmp(c->b, LLVMIntSGT, len, ci64(c, 0), ""));
+		set_var(c, r, load_at(c, c->f32, buf, ci64(c, 0)));
+		if_end(c, join);
+		LLVMValueRef rv = get_var(c, c->f32, r);
+		stack_intrinsic(c, "llvm.stackrestore", save);
+		return rv;
+	}
+	case IR_PLAN_RACY: {
+		LLVMValueRef save;
+		LLVMValueRef buf = terms_buffer(c, len, term, ctx, &save);
+		LLVMTypeRef pt[2] = { c->ptr, c->i64 };
+		LLVMTypeRef fty = LLVMFunctionType(c->f32, pt, 2, 0);
+		LLVMValueRef a[2] = { LLVMBuildPointerCast(c->b, buf, c->ptr, ""), len };
+		LLVMValueRef r = LLVMBuildCall2(c->b, fty, rt_fn(c, "nnd_rt_racy_sum", fty), a, 2, "");
+		stack_intrinsic(c, "llvm.stackrestore", save);
+		return r;
+	}
+	default: {   /* seq */
+		LLVMValueRef acc = new_var(c, c->f32, zero);
+		LLVMValueRef k = loop_begin(c, &l, len);
+		set_var(c, acc, fadd(c, get_var(c, c->f32, acc), term(c, ctx, k)));
+		loop_end(c, &l);
+		return get_var(c, c->f32, acc);
+	}
+	}
+}
+
 /* A row-major loop nest over `rank` dims with up to 5 linear indices, one
  * per operand, each the dot product of the induction variables with that
  * operand's strides (0 for broadcast dims).  The innermost stride is a
@@ -356,7 +688,8 @@ static void loop_end(cg *c, cg_loop *l)
 #define CG_NEST_OPS 5
 typedef struct cg_nest {
 	int rank, nops;
-	LLVMValueRef dim[IR_MAX_RANK];
+	LLVMValueRef dim[IR_MAX_RANK];      /* trip counts */
+	LLVMValueRef lo[IR_MAX_RANK];       /* first index of each dim (NULL: 0) */
 	LLVMValueRef stride[CG_NEST_OPS][IR_MAX_RANK];
 	cg_loop loop[IR_MAX_RANK];
 	LLVMValueRef idx[CG_NEST_OPS];
@@ -368,6 +701,8 @@ static void nest_begin(cg *c, cg_nest *ns)
 		ns->idx[o] = ci64(c, 0);
 	for (int k = 0; k < ns->rank; k++) {
 		LLVMValueRef iv = loop_begin(c, &ns->loop[k], ns->dim[k]);
+		if (ns->lo[k])
+			iv = add(c, iv, ns->lo[k]);
 		for (int o = 0; o < ns->nops; o++)
 			ns->idx[o] = add(c, ns->idx[o], mul(c, iv, ns->stride[o][k]));
 	}
@@ -406,25 +741,59 @@ static void bcast_strides(cg *c, const ir_type *in, int rank, LLVMValueRef *s)
 
 typedef LLVMValueRef (*cg_scalar_fn)(cg *c, const ir_node *n, const cg_val *in, LLVMValueRef *x);
 
+/* elements per chunk worth a thread, by the cost of one element */
+static int64_t elem_grain(ir_opcode op)
+{
+	switch (op) {
+	case IR_EXP: case IR_LOG: case IR_TANH: case IR_SIGMOID: case IR_GELU: case IR_POW:
+	case IR_GELU_BWD:
+		return GRAIN_CALL;
+	default:
+		return GRAIN_CHEAP;
+	}
+}
+
+/* units: the result's first dim (rank 0: one unit) */
+static void elem_units(cg *c, const ir_type *t, int64_t work, LLVMValueRef *units, LLVMValueRef *grain)
+{
+	if (t->rank == 0) {
+		*units = ci64(c, 1);
+		*grain = ci64(c, 1);
+		return;
+	}
+	*units = dim_val(c, t->d[0]);
+	*grain = grain_of(c, work, dims_prod(c, t, 1, t->rank));
+}
+
 static int emit_elementwise(cg *c, const ir_node *n, cg_scalar_fn f)
 {
 	cg_val out, in[4];
 	if (n->type.rank > IR_MAX_RANK || n->nin > 4)
 		return cg_err(c, n, "bad rank or arity");
+	if (n->op == IR_CONST || n->op == IR_NUMEL || n->blk == IR_BLK_NONE)
+		return cg_err(c, n, "an elementwise result needs storage");
+	for (int i = 0; i < n->nin; i++)
+		if (in_node(c, n, i)->type.rank > n->type.rank)
+			return cg_err(c, n, "input %d has a higher rank than the result", i);
+	kern k;
+	LLVMValueRef units, grain;
+	elem_units(c, &n->type, elem_grain(n->op), &units, &grain);
+	kern_begin(c, n, &k, units, grain, n->type.rank == 0);
 	if (val_of(c, n, &out))
 		return -1;
-	if (!out.base)
-		return cg_err(c, n, "a CONST cannot be an elementwise result");
 	cg_nest ns;
+	memset(&ns, 0, sizeof ns);
 	ns.rank = n->type.rank;
 	ns.nops = 1 + n->nin;
-	for (int k = 0; k < ns.rank; k++)
-		ns.dim[k] = dim_val(c, n->type.d[k]);
+	for (int d = 0; d < ns.rank; d++)
+		ns.dim[d] = dim_val(c, n->type.d[d]);
+	if (ns.rank > 0) {   /* dim 0 restricted to the range */
+		ns.lo[0] = k.lo;
+		ns.dim[0] = sub(c, k.hi, k.lo);
+	}
 	strides_of(c, &n->type, ns.stride[0]);
 	for (int i = 0; i < n->nin; i++) {
 		const ir_node *x = in_node(c, n, i);
-		if (x->type.rank > n->type.rank)
-			return cg_err(c, n, "input %d has a higher rank than the result", i);
 		if (val_of(c, x, &in[i]))
 			return -1;
 		bcast_strides(c, &x->type, ns.rank, ns.stride[1 + i]);
@@ -438,6 +807,7 @@ static int emit_elementwise(cg *c, const ir_node *n, cg_scalar_fn f)
 		return -1;
 	vstore(c, &out, ns.idx[0], y);
 	nest_end(c, &ns);
+	kern_end(c, &k);
 	return 0;
 }
 
@@ -627,6 +997,9 @@ static int emit_CONST(cg *c, const ir_node *n)
 {
 	if (n->blk == IR_BLK_NONE)
 		return 0;
+	kern k;
+	LLVMValueRef units = numel_val(c, &n->type);
+	kern_begin(c, n, &k, units, grain_of(c, GRAIN_CHEAP, ci64(c, 1)), false);
 	cg_val v, out;
 	if (val_of(c, n, &v))
 		return -1;
@@ -635,9 +1008,10 @@ static int emit_CONST(cg *c, const ir_node *n)
 	if (!(out.base = node_base(c, n)))
 		return -1;
 	cg_loop l;
-	LLVMValueRef i = loop_begin(c, &l, numel_val(c, &n->type));
+	LLVMValueRef i = range_begin(c, &l, k.lo, k.hi);
 	vstore(c, &out, i, v.imm);
 	loop_end(c, &l);
+	kern_end(c, &k);
 	return 0;
 }
 
@@ -662,12 +1036,15 @@ static int emit_RESHAPE(cg *c, const ir_node *n)
 		return cg_err(c, n, "dtype changes");
 	if (same_storage(n, x) && x->op != IR_CONST && x->op != IR_NUMEL)
 		return 0;    /* the memory plan aliased it: nothing to move */
+	kern k;
+	kern_begin(c, n, &k, numel_val(c, &n->type), grain_of(c, GRAIN_CHEAP, ci64(c, 1)), false);
 	if (val_of(c, x, &in) || val_of(c, n, &out))
 		return -1;
 	cg_loop l;
-	LLVMValueRef i = loop_begin(c, &l, numel_val(c, &n->type));
+	LLVMValueRef i = range_begin(c, &l, k.lo, k.hi);
 	vstore(c, &out, i, vload(c, &in, i));
 	loop_end(c, &l);
+	kern_end(c, &k);
 	return 0;
 }
 
@@ -677,40 +1054,38 @@ static int emit_TRANSPOSE(cg *c, const ir_node *n)
 	int r = n->type.rank, a0 = (int)n->ia[0], a1 = (int)n->ia[1];
 	if (x->type.rank != r || a0 < 0 || a1 < 0 || a0 >= r || a1 >= r)
 		return cg_err(c, n, "bad transpose axes");
+	kern k;
+	LLVMValueRef units, grain;
+	elem_units(c, &n->type, GRAIN_CHEAP, &units, &grain);
+	kern_begin(c, n, &k, units, grain, r == 0);
 	cg_val in, out;
 	if (val_of(c, x, &in) || val_of(c, n, &out))
 		return -1;
 	cg_nest ns;
+	memset(&ns, 0, sizeof ns);
 	LLVMValueRef is[IR_MAX_RANK];
 	ns.rank = r;
 	ns.nops = 2;
 	strides_of(c, &n->type, ns.stride[0]);
 	strides_of(c, &x->type, is);
-	for (int k = 0; k < r; k++) {
-		int p = k == a0 ? a1 : k == a1 ? a0 : k;
-		ns.dim[k] = dim_val(c, n->type.d[k]);
-		ns.stride[1][k] = is[p];
+	for (int d = 0; d < r; d++) {
+		int p = d == a0 ? a1 : d == a1 ? a0 : d;
+		ns.dim[d] = dim_val(c, n->type.d[d]);
+		ns.stride[1][d] = is[p];
+	}
+	if (r > 0) {
+		ns.lo[0] = k.lo;
+		ns.dim[0] = sub(c, k.hi, k.lo);
 	}
 	nest_begin(c, &ns);
 	vstore(c, &out, ns.idx[0], vload(c, &in, ns.idx[1]));
 	nest_end(c, &ns);
+	kern_end(c, &k);
 	return 0;
 }
 
 /* ------------------------------------------------------------------ */
 /* reductions                                                          */
-
-/* Only the sequential plan so far.  Each reduction emitter takes the plan
- * through this one gate, so BLOCKED/TREE become new cases of acc_* below
- * rather than changes to every kernel. */
-static int check_plan(cg *c, const ir_node *n)
-{
-	char buf[64];
-	if (n->plan.family == IR_PLAN_SEQ)
-		return 0;
-	return cg_err(c, n, "reduction plan %s is not implemented by the LLVM backend",
-	              ir_plan_str(n->plan, buf, sizeof buf));
-}
 
 /* maximum(acc, x) of the reductions: NaN propagates (the first one seen
  * stays), max(-0,+0) = +0 -- the MAXIMUM rule with acc as a */
@@ -744,31 +1119,66 @@ static int axis_of(cg *c, const ir_node *n, const ir_type *t, int *axis)
 	return 0;
 }
 
-/* SUM, MEAN, MAX over one axis: x viewed as [pre, len, post].  Loop order
- * p, k, q: out[p,q] is carried through k in ascending order; the q loop
- * (independent outputs, unit stride) is the one that may vectorise. */
+/* a strided run of terms: x[base + k * stride] */
+typedef struct strided_terms { const cg_val *x; LLVMValueRef base, stride; } strided_terms;
+static LLVMValueRef term_strided(cg *c, void *ctx, LLVMValueRef k)
+{
+	strided_terms *t = ctx;
+	return vload(c, t->x, add(c, t->base, mul(c, k, t->stride)));
+}
+
+/* SUM, MEAN, MAX over one axis: x viewed as [pre, len, post]; units are
+ * the outputs (p, q), flattened.  seq (and any plan of MAX): loop order p,
+ * k, q: out[p,q] is carried through k in ascending order; the q loop
+ * (independent outputs, unit stride) is the one that may vectorise.  Other
+ * plans: one emit_reduce per output. */
 static int emit_axis_reduce(cg *c, const ir_node *n)
 {
 	const ir_node *x = in_node(c, n, 0);
 	int axis = 0;
 	cg_val in, out;
-	if (check_plan(c, n) || need_f32(c, n) || axis_of(c, n, &x->type, &axis))
+	if (need_f32(c, n) || axis_of(c, n, &x->type, &axis))
 		return -1;
+	bool contiguous = true;
+	for (int d = axis + 1; d < x->type.rank; d++)
+		contiguous &= dim_is_one(x->type.d[d]);
+	if (check_plan(c, n, n->op != IR_MAX && contiguous))
+		return -1;
+	bool vec = n->op == IR_MAX || n->plan.family == IR_PLAN_SEQ;
+	kern k;
+	LLVMValueRef units = mul(c, dims_prod(c, &x->type, 0, axis), dims_prod(c, &x->type, axis + 1, x->type.rank));
+	kern_begin(c, n, &k, units, grain_of(c, GRAIN_CHEAP, dim_val(c, x->type.d[axis])),
+	           n->plan.family == IR_PLAN_RACY);
 	if (val_of(c, x, &in) || val_of(c, n, &out))
 		return -1;
-	LLVMValueRef pre = dims_prod(c, &x->type, 0, axis);
 	LLVMValueRef len = dim_val(c, x->type.d[axis]);
 	LLVMValueRef post = dims_prod(c, &x->type, axis + 1, x->type.rank);
+	if (!vec) {
+		LLVMValueRef post1 = smax(c, post, ci64(c, 1));
+		cg_loop lo;
+		LLVMValueRef o = range_begin(c, &lo, k.lo, k.hi);
+		LLVMValueRef p = sdiv(c, o, post1), q = sub(c, o, mul(c, p, post1));
+		strided_terms t = { &in, add(c, mul(c, mul(c, p, len), post), q), post };
+		LLVMValueRef v = emit_reduce(c, n->plan, len, term_strided, &t);
+		if (n->op == IR_MEAN)
+			v = fdiv(c, v, i2f(c, len));
+		vstore(c, &out, o, v);
+		loop_end(c, &lo);
+		kern_end(c, &k);
+		return 0;
+	}
 	LLVMValueRef init = n->op == IR_MAX ? cf32(c, -__builtin_inff()) : cf32(c, 0.0f);
-	cg_loop lp, lk, lq;
-	LLVMValueRef p = loop_begin(c, &lp, pre);
+	cg_span sp;
+	cg_loop lk, lq;
+	span_begin(c, &sp, k.lo, k.hi, post);
+	LLVMValueRef p = sp.outer;
 	LLVMValueRef obase = mul(c, p, post);
-	LLVMValueRef q = loop_begin(c, &lq, post);
+	LLVMValueRef q = range_begin(c, &lq, sp.qlo, sp.qhi);
 	vstore(c, &out, add(c, obase, q), init);
 	loop_end(c, &lq);
-	LLVMValueRef k = loop_begin(c, &lk, len);
-	LLVMValueRef xbase = mul(c, add(c, mul(c, p, len), k), post);
-	q = loop_begin(c, &lq, post);
+	LLVMValueRef kk = loop_begin(c, &lk, len);
+	LLVMValueRef xbase = mul(c, add(c, mul(c, p, len), kk), post);
+	q = range_begin(c, &lq, sp.qlo, sp.qhi);
 	LLVMValueRef oi = add(c, obase, q);
 	LLVMValueRef acc = vload(c, &out, oi), v = vload(c, &in, add(c, xbase, q));
 	vstore(c, &out, oi, n->op == IR_MAX ? max_step(c, acc, v) : fadd(c, acc, v));
@@ -776,12 +1186,13 @@ static int emit_axis_reduce(cg *c, const ir_node *n)
 	loop_end(c, &lk);
 	if (n->op == IR_MEAN) {
 		LLVMValueRef fn_ = i2f(c, len);
-		q = loop_begin(c, &lq, post);
+		q = range_begin(c, &lq, sp.qlo, sp.qhi);
 		oi = add(c, obase, q);
 		vstore(c, &out, oi, fdiv(c, vload(c, &out, oi), fn_));
 		loop_end(c, &lq);
 	}
-	loop_end(c, &lp);
+	span_end(c, &sp);
+	kern_end(c, &k);
 	return 0;
 }
 
@@ -789,65 +1200,156 @@ static int emit_SUM(cg *c, const ir_node *n) { return emit_axis_reduce(c, n); }
 static int emit_MEAN(cg *c, const ir_node *n) { return emit_axis_reduce(c, n); }
 static int emit_MAX(cg *c, const ir_node *n) { return emit_axis_reduce(c, n); }
 
+/* any plan: the result does not depend on the order (see the top) */
 static int emit_ARGMAX(cg *c, const ir_node *n)
 {
 	const ir_node *x = in_node(c, n, 0);
 	int axis = 0;
 	cg_val in, out;
-	if (check_plan(c, n) || axis_of(c, n, &x->type, &axis))
+	if (check_plan(c, n, false) || axis_of(c, n, &x->type, &axis))
 		return -1;
 	if (x->type.dt != IR_F32 || n->type.dt != IR_I32)
 		return cg_err(c, n, "argmax maps f32 to i32");
+	kern k;
+	LLVMValueRef units = mul(c, dims_prod(c, &x->type, 0, axis), dims_prod(c, &x->type, axis + 1, x->type.rank));
+	kern_begin(c, n, &k, units, grain_of(c, GRAIN_CHEAP / 4, dim_val(c, x->type.d[axis])), false);
 	if (val_of(c, x, &in) || val_of(c, n, &out))
 		return -1;
-	LLVMValueRef pre = dims_prod(c, &x->type, 0, axis);
 	LLVMValueRef len = dim_val(c, x->type.d[axis]);
 	LLVMValueRef post = dims_prod(c, &x->type, axis + 1, x->type.rank);
+	LLVMValueRef post1 = smax(c, post, ci64(c, 1));
 	LLVMValueRef best = new_var(c, c->f32, cf32(c, 0.0f));
 	LLVMValueRef bidx = new_var(c, c->i64, ci64(c, 0));
-	cg_loop lp, lq, lk;
-	LLVMValueRef p = loop_begin(c, &lp, pre);
-	LLVMValueRef q = loop_begin(c, &lq, post);
+	cg_loop lo, lk;
+	LLVMValueRef o = range_begin(c, &lo, k.lo, k.hi);
+	LLVMValueRef p = sdiv(c, o, post1), q = sub(c, o, mul(c, p, post1));
 	set_var(c, best, cf32(c, -__builtin_inff()));
 	set_var(c, bidx, ci64(c, 0));
-	LLVMValueRef k = loop_begin(c, &lk, len);
-	LLVMValueRef xi = add(c, mul(c, add(c, mul(c, p, len), k), post), q);
-	argmax_step(c, best, bidx, vload(c, &in, xi), k);
+	LLVMValueRef kk = loop_begin(c, &lk, len);
+	LLVMValueRef xi = add(c, mul(c, add(c, mul(c, p, len), kk), post), q);
+	argmax_step(c, best, bidx, vload(c, &in, xi), kk);
 	loop_end(c, &lk);
-	vstore(c, &out, add(c, mul(c, p, post), q),
-	       LLVMBuildTrunc(c->b, get_var(c, c->i64, bidx), c->i32, ""));
-	loop_end(c, &lq);
-	loop_end(c, &lp);
+	vstore(c, &out, o, LLVMBuildTrunc(c->b, get_var(c, c->i64, bidx), c->i32, ""));
+	loop_end(c, &lo);
+	kern_end(c, &k);
 	return 0;
 }
 
-/* out = +0; then every input element, in row-major order, is added to the
- * output element it maps to: each output's additions come in index order */
+/* SUM_TO, other plans: the input elements of output o, in row-major order
+ * of the reduced dims: x[base + sum_d idx_d(k) * stride_d] */
+typedef struct sumto_terms {
+	const cg_val *x;
+	LLVMValueRef base;
+	int nred;
+	LLVMValueRef ext[IR_MAX_RANK], stride[IR_MAX_RANK];
+} sumto_terms;
+static LLVMValueRef term_sumto(cg *c, void *ctx, LLVMValueRef k)
+{
+	sumto_terms *t = ctx;
+	LLVMValueRef off = t->base, rem = k;
+	for (int r = t->nred - 1; r >= 0; r--) {
+		LLVMValueRef q = r ? sdiv(c, rem, t->ext[r]) : ci64(c, 0);
+		LLVMValueRef idx = r ? sub(c, rem, mul(c, q, t->ext[r])) : rem;
+		off = add(c, off, mul(c, idx, t->stride[r]));
+		rem = q;
+	}
+	return vload(c, t->x, off);
+}
+
+/* seq: out = +0; then every input element, in row-major order, is added to
+ * the output element it maps to: each output's additions come in index
+ * order.  Units: the first kept (not reduced) dim of x, so a range holds
+ * whole outputs and the inner loops stay unit-stride.  Other plans: units
+ * are the outputs, each one emit_reduce over its input elements. */
 static int emit_SUM_TO(cg *c, const ir_node *n)
 {
 	const ir_node *x = in_node(c, n, 0);
+	const ir_type *xt = &x->type, *tt = &n->type;
 	cg_val in, out;
-	if (check_plan(c, n) || need_f32(c, n))
+	if (check_plan(c, n, false) || need_f32(c, n))
 		return -1;
-	if (n->type.rank > x->type.rank)
+	if (tt->rank > xt->rank)
 		return cg_err(c, n, "target has a higher rank than the input");
+	int rx = xt->rank, sh = rx - tt->rank, split = -1;
+	bool kept[IR_MAX_RANK];
+	for (int d = 0; d < rx; d++) {
+		kept[d] = d >= sh && !dim_is_one(tt->d[d - sh]);
+		if (kept[d] && split < 0)
+			split = d;
+	}
+	kern k;
+	if (n->plan.family != IR_PLAN_SEQ) {
+		LLVMValueRef no = numel_val(c, tt), nx = numel_val(c, xt);
+		kern_begin(c, n, &k, no, grain_of(c, GRAIN_CHEAP, sdiv(c, nx, smax(c, no, ci64(c, 1)))), false);
+		if (val_of(c, x, &in) || val_of(c, n, &out))
+			return -1;
+		LLVMValueRef xs[IR_MAX_RANK];
+		strides_of(c, xt, xs);
+		sumto_terms t;
+		memset(&t, 0, sizeof t);
+		t.x = &in;
+		LLVMValueRef R = ci64(c, 1);
+		for (int d = 0; d < rx; d++)
+			if (!kept[d]) {
+				t.ext[t.nred] = dim_val(c, xt->d[d]);
+				t.stride[t.nred++] = xs[d];
+				R = mul(c, R, dim_val(c, xt->d[d]));
+			}
+		cg_loop lo;
+		LLVMValueRef o = range_begin(c, &lo, k.lo, k.hi);
+		LLVMValueRef rem = o, base = ci64(c, 0);
+		for (int d = rx - 1; d >= sh; d--) {
+			if (!kept[d])
+				continue;   /* a literal 1 in the target: index 0 */
+			LLVMValueRef e = dim_val(c, tt->d[d - sh]);
+			LLVMValueRef q = sdiv(c, rem, e);
+			base = add(c, base, mul(c, sub(c, rem, mul(c, q, e)), xs[d]));
+			rem = q;
+		}
+		t.base = base;
+		vstore(c, &out, o, emit_reduce(c, n->plan, R, term_sumto, &t));
+		loop_end(c, &lo);
+		kern_end(c, &k);
+		return 0;
+	}
+	LLVMValueRef units = split >= 0 ? dim_val(c, xt->d[split]) : ci64(c, 1);
+	LLVMValueRef per = split >= 0 ? mul(c, dims_prod(c, xt, 0, split), dims_prod(c, xt, split + 1, rx))
+	                              : numel_val(c, xt);
+	kern_begin(c, n, &k, units, grain_of(c, GRAIN_CHEAP, per), split < 0);
 	if (val_of(c, x, &in) || val_of(c, n, &out))
 		return -1;
-	cg_loop l;
-	LLVMValueRef i = loop_begin(c, &l, numel_val(c, &n->type));
-	vstore(c, &out, i, cf32(c, 0.0f));
-	loop_end(c, &l);
+	/* zero the outputs of the range: a nest over the target's dims */
+	cg_nest zs;
+	memset(&zs, 0, sizeof zs);
+	zs.rank = tt->rank;
+	zs.nops = 1;
+	for (int d = 0; d < tt->rank; d++)
+		zs.dim[d] = dim_val(c, tt->d[d]);
+	strides_of(c, tt, zs.stride[0]);
+	if (split >= 0) {
+		zs.lo[split - sh] = k.lo;
+		zs.dim[split - sh] = sub(c, k.hi, k.lo);
+	}
+	nest_begin(c, &zs);
+	vstore(c, &out, zs.idx[0], cf32(c, 0.0f));
+	nest_end(c, &zs);
 	cg_nest ns;
-	ns.rank = x->type.rank;
+	memset(&ns, 0, sizeof ns);
+	ns.rank = rx;
 	ns.nops = 2;
-	for (int k = 0; k < ns.rank; k++)
-		ns.dim[k] = dim_val(c, x->type.d[k]);
-	strides_of(c, &x->type, ns.stride[0]);
-	bcast_strides(c, &n->type, ns.rank, ns.stride[1]);
+	for (int d = 0; d < rx; d++)
+		ns.dim[d] = dim_val(c, xt->d[d]);
+	if (split >= 0) {
+		ns.lo[split] = k.lo;
+		ns.dim[split] = sub(c, k.hi, k.lo);
+	}
+	strides_of(c, xt, ns.stride[0]);
+	bcast_strides(c, tt, ns.rank, ns.stride[1]);
 	nest_begin(c, &ns);
 	LLVMValueRef acc = vload(c, &out, ns.idx[1]);
 	vstore(c, &out, ns.idx[1], fadd(c, acc, vload(c, &in, ns.idx[0])));
 	nest_end(c, &ns);
+	kern_end(c, &k);
 	return 0;
 }
 
@@ -888,6 +1390,8 @@ typedef struct mm_ctx {
 	int vw;                             /* lanes per vector */
 	LLVMTypeRef vty;                    /* <vw x float> */
 	LLVMValueRef panel;                 /* float[MM_KC * NR] or NULL (b read in place) */
+	int64_t kc;                         /* k values per panel chunk (<= MM_KC) */
+	int64_t nbk;                        /* plan blocked:nbk, or 0 (seq) */
 } mm_ctx;
 
 /* the k range one block runs, and where its accumulators start */
@@ -1011,20 +1515,82 @@ static void mm_block(cg *c, mm_ctx *m, int mr, LLVMValueRef i0, LLVMValueRef j0,
 			mm_vstore(c, m, m->C.base, add(c, crow[r], ci64(c, v * m->vw)), acc[r][v], mask ? mask[v] : NULL);
 }
 
-/* every row of one column block: full row blocks, then one block of the
- * M % MM_MR rows left (a switch over the possible counts, or just the one
- * count when M is a compile-time constant) */
-static void mm_rows(cg *c, mm_ctx *m, LLVMValueRef j0, LLVMValueRef *mask, const mm_krange *kr)
+/* The same block under plan blocked:NB (m->nbk): the chunk holds whole
+ * blocks of k (chunks are multiples of NB, see mm_column_block); each
+ * block's products are summed from +0 in partial accumulators p, then
+ * acc = acc + p in block order, acc starting at +0 (or, in a later chunk,
+ * at the running total the previous chunk stored in c).  Accumulators in
+ * allocas: exact, not tuned. */
+static void mm_block_blocked(cg *c, mm_ctx *m, int mr, LLVMValueRef i0, LLVMValueRef j0, LLVMValueRef *mask,
+                             const mm_krange *kr)
+{
+	LLVMValueRef acc[MM_MR][MM_NV], p[MM_MR][MM_NV], bv[MM_NV], crow[MM_MR];
+	LLVMValueRef zero = LLVMConstNull(m->vty);
+	for (int r = 0; r < mr; r++) {
+		crow[r] = add(c, m->cbase, add(c, mul(c, add(c, i0, ci64(c, r)), m->N), j0));
+		for (int v = 0; v < MM_NV; v++)
+			acc[r][v] = new_var(c, m->vty, kr->resume
+			            ? sel(c, kr->resume, mm_vload(c, m, m->C.base, add(c, crow[r], ci64(c, v * m->vw)),
+			                                          mask ? mask[v] : NULL), zero)
+			            : zero);
+	}
+	LLVMValueRef NB = ci64(c, m->nbk);
+	cg_loop lb, lk;
+	LLVMValueRef kb = loop_begin(c, &lb, cdiv(c, kr->len, NB));
+	for (int r = 0; r < mr; r++)
+		for (int v = 0; v < MM_NV; v++)
+			p[r][v] = new_var(c, m->vty, zero);
+	LLVMValueRef kst = mul(c, kb, NB);
+	LLVMValueRef kk = loop_begin(c, &lk, smin(c, NB, sub(c, kr->len, kst)));
+	LLVMValueRef kl = add(c, kst, kk), k = add(c, kr->k0, kl);
+	for (int v = 0; v < MM_NV; v++)
+		bv[v] = mm_bvec(c, m, k, kl, j0, v, mask ? mask[v] : NULL);
+	for (int r = 0; r < mr; r++) {
+		LLVMValueRef i = add(c, i0, ci64(c, r));
+		LLVMValueRef ai = m->ta ? add(c, mul(c, k, m->M), i) : add(c, mul(c, i, m->K), k);
+		LLVMValueRef bc = splat(c, m->vty, vload(c, &m->A, add(c, m->abase, ai)));
+		for (int v = 0; v < MM_NV; v++)
+			set_var(c, p[r][v], fadd(c, get_var(c, m->vty, p[r][v]), fmul(c, bc, bv[v])));
+	}
+	loop_end(c, &lk);
+	for (int r = 0; r < mr; r++)
+		for (int v = 0; v < MM_NV; v++)
+			set_var(c, acc[r][v], fadd(c, get_var(c, m->vty, acc[r][v]), get_var(c, m->vty, p[r][v])));
+	loop_end(c, &lb);
+	for (int r = 0; r < mr; r++)
+		for (int v = 0; v < MM_NV; v++)
+			mm_vstore(c, m, m->C.base, add(c, crow[r], ci64(c, v * m->vw)), get_var(c, m->vty, acc[r][v]),
+			          mask ? mask[v] : NULL);
+}
+
+static void mm_any_block(cg *c, mm_ctx *m, int mr, LLVMValueRef i0, LLVMValueRef j0, LLVMValueRef *mask,
+                         const mm_krange *kr)
+{
+	if (m->nbk)
+		mm_block_blocked(c, m, mr, i0, j0, mask, kr);
+	else
+		mm_block(c, m, mr, i0, j0, mask, kr);
+}
+
+/* the row blocks [rb0, rb1) of one column block: full blocks of MM_MR
+ * rows, then, if the range reaches it, the block of the M % MM_MR rows
+ * left (a switch over the possible counts, or just the one count when M
+ * is a compile-time constant) */
+static void mm_rows(cg *c, mm_ctx *m, LLVMValueRef j0, LLVMValueRef *mask, const mm_krange *kr,
+                    LLVMValueRef rb0, LLVMValueRef rb1)
 {
 	LLVMValueRef mb = LLVMBuildSDiv(c->b, m->M, ci64(c, MM_MR), "");
 	LLVMValueRef mfull = mul(c, mb, ci64(c, MM_MR));
 	cg_loop li;
-	LLVMValueRef ib = loop_begin(c, &li, mb);
-	mm_block(c, m, MM_MR, mul(c, ib, ci64(c, MM_MR)), j0, mask, kr);
+	LLVMValueRef ib = range_begin(c, &li, rb0, smin(c, rb1, mb));
+	mm_any_block(c, m, MM_MR, mul(c, ib, ci64(c, MM_MR)), j0, mask, kr);
 	loop_end(c, &li);
+	if (m->Mc >= 0 && m->Mc % MM_MR == 0)
+		return;
+	LLVMBasicBlockRef rest = if_begin(c, LLVMBuildICmp(c->b, LLVMIntSGT, rb1, mb, ""));
 	if (m->Mc >= 0) {
-		if (m->Mc % MM_MR)
-			mm_block(c, m, (int)(m->Mc % MM_MR), mfull, j0, mask, kr);
+		mm_any_block(c, m, (int)(m->Mc % MM_MR), mfull, j0, mask, kr);
+		if_end(c, rest);
 		return;
 	}
 	LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "mm.rows.end");
@@ -1033,25 +1599,27 @@ static void mm_rows(cg *c, mm_ctx *m, LLVMValueRef j0, LLVMValueRef *mask, const
 		LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "mm.rows");
 		LLVMAddCase(sw, ci64(c, mr), bb);
 		LLVMPositionBuilderAtEnd(c->b, bb);
-		mm_block(c, m, mr, mfull, j0, mask, kr);
+		mm_any_block(c, m, mr, mfull, j0, mask, kr);
 		LLVMBuildBr(c->b, join);
 	}
 	LLVMPositionBuilderAtEnd(c->b, join);
+	if_end(c, rest);
 }
 
-/* one column block: b read in place over all of K, or (transposed b)
- * copied into the panel chunk by chunk, columns past N repeating column
- * N-1 (their lanes are never stored) */
-static void mm_column_block(cg *c, mm_ctx *m, LLVMValueRef j0, LLVMValueRef *mask)
+/* one column block (its row blocks [rb0, rb1)): b read in place over all
+ * of K, or copied into the panel chunk by chunk (m->kc values of k),
+ * columns past N repeating column N-1 (their lanes are never stored) */
+static void mm_column_block(cg *c, mm_ctx *m, LLVMValueRef j0, LLVMValueRef *mask, LLVMValueRef rb0,
+                            LLVMValueRef rb1)
 {
 	mm_krange kr = { ci64(c, 0), m->K, NULL };
 	if (!m->panel) {
-		mm_rows(c, m, j0, mask, &kr);
+		mm_rows(c, m, j0, mask, &kr, rb0, rb1);
 		return;
 	}
 	/* max(1, ceil(K / KC)) chunks: K == 0 still stores the +0s */
-	LLVMValueRef KC = ci64(c, MM_KC), nr = ci64(c, MM_NV * m->vw);
-	LLVMValueRef nch = LLVMBuildSDiv(c->b, add(c, m->K, ci64(c, MM_KC - 1)), KC, "");
+	LLVMValueRef KC = ci64(c, m->kc), nr = ci64(c, MM_NV * m->vw);
+	LLVMValueRef nch = LLVMBuildSDiv(c->b, add(c, m->K, ci64(c, m->kc - 1)), KC, "");
 	nch = sel(c, LLVMBuildICmp(c->b, LLVMIntSGT, nch, ci64(c, 1), ""), nch, ci64(c, 1));
 	cg_loop lc, lj, lk;
 	LLVMValueRef ch = loop_begin(c, &lc, nch);
@@ -1076,10 +1644,47 @@ static void mm_column_block(cg *c, mm_ctx *m, LLVMValueRef j0, LLVMValueRef *mas
 			          mm_vload(c, m, m->Bv.base, add(c, src, ci64(c, v * m->vw)), mask ? mask[v] : NULL), NULL);
 		loop_end(c, &lk);
 	}
-	mm_rows(c, m, j0, mask, &kr);
+	mm_rows(c, m, j0, mask, &kr, rb0, rb1);
 	loop_end(c, &lc);
 }
 
+/* matmul, generic path (plans tree:F, and blocked:N with N > MM_KC):
+ * units are the rows of all batches; every output is one emit_reduce of
+ * its K products.  Exact, not tuned. */
+typedef struct mm_terms {
+	const mm_ctx *m;
+	LLVMValueRef i, j;
+} mm_terms;
+static LLVMValueRef term_mm(cg *c, void *ctx, LLVMValueRef k)
+{
+	mm_terms *t = ctx;
+	const mm_ctx *m = t->m;
+	LLVMValueRef ai = m->ta ? add(c, mul(c, k, m->M), t->i) : add(c, mul(c, t->i, m->K), k);
+	LLVMValueRef bi = m->tb ? add(c, mul(c, t->j, m->K), k) : add(c, mul(c, k, m->N), t->j);
+	return fmul(c, vload(c, &m->A, add(c, m->abase, ai)), vload(c, &m->Bv, add(c, m->bbase, bi)));
+}
+
+static void mm_generic(cg *c, const ir_node *n, mm_ctx *m, const kern *k, LLVMValueRef sa, LLVMValueRef sb)
+{
+	LLVMValueRef M1 = smax(c, m->M, ci64(c, 1));
+	cg_loop lu, lj;
+	LLVMValueRef u = range_begin(c, &lu, k->lo, k->hi);
+	LLVMValueRef bi = sdiv(c, u, M1);
+	mm_terms t = { m, sub(c, u, mul(c, bi, M1)), NULL };
+	m->abase = mul(c, bi, sa);
+	m->bbase = mul(c, bi, sb);
+	m->cbase = mul(c, bi, mul(c, m->M, m->N));
+	t.j = loop_begin(c, &lj, m->N);
+	LLVMValueRef v = emit_reduce(c, n->plan, m->K, term_mm, &t);
+	vstore(c, &m->C, add(c, m->cbase, add(c, mul(c, t.i, m->N), t.j)), v);
+	loop_end(c, &lj);
+	loop_end(c, &lu);
+}
+
+/* Units: (batch, column block, row block) flattened, row blocks fastest,
+ * so a range is whole MM_MR x NR output blocks (the last row block and
+ * the last column block may be partial); a range that cuts a column block
+ * packs that block's panel for its own rows. */
 static int emit_MATMUL(cg *c, const ir_node *n)
 {
 	const ir_node *an = in_node(c, n, 0), *bn = in_node(c, n, 1);
@@ -1088,26 +1693,49 @@ static int emit_MATMUL(cg *c, const ir_node *n)
 	memset(&m, 0, sizeof m);
 	m.ta = n->ia[0] != 0;
 	m.tb = n->ia[1] != 0;
-	if (check_plan(c, n) || need_f32(c, n))
+	if (check_plan(c, n, false) || need_f32(c, n))
 		return -1;
 	if (at->rank < 2 || bt->rank < 2 || ct->rank < 2 ||
 	    (at->rank != 2 && at->rank != ct->rank) || (bt->rank != 2 && bt->rank != ct->rank))
 		return cg_err(c, n, "unsupported matmul ranks %d x %d -> %d", at->rank, bt->rank, ct->rank);
-	if (val_of(c, an, &m.A) || val_of(c, bn, &m.Bv) || val_of(c, n, &m.C))
-		return -1;
-	if (!m.C.base)
-		return cg_err(c, n, "a CONST cannot be a matmul result");
+	if (n->blk == IR_BLK_NONE)
+		return cg_err(c, n, "a matmul result needs storage");
+	bool generic = n->plan.family == IR_PLAN_TREE || (n->plan.family == IR_PLAN_BLOCKED && n->plan.block > MM_KC);
 	m.vw = c->vw;
 	m.vty = LLVMVectorType(c->f32, (unsigned)m.vw);
+	m.nbk = n->plan.family == IR_PLAN_BLOCKED ? n->plan.block : 0;
+	m.kc = m.nbk ? m.nbk * (MM_KC / m.nbk) : MM_KC;
 	int r = ct->rank;
-	m.M = dim_val(c, ct->d[r - 2]);
-	m.Mc = ct->d[r - 2].sym ? -1 : ct->d[r - 2].c;
-	m.N = dim_val(c, ct->d[r - 1]);
-	m.K = dim_val(c, at->d[at->rank - (m.ta ? 2 : 1)]);
-	if (!m.Bv.imm) {
-		/* one panel per function, shared by its matmuls (they run one
-		 * after the other) */
-		if (!c->mm_panel) {
+	LLVMValueRef NR = ci64(c, MM_NV * m.vw);
+	/* units and grain, in the step function */
+	{
+		LLVMValueRef M = dim_val(c, ct->d[r - 2]), N = dim_val(c, ct->d[r - 1]);
+		LLVMValueRef K = dim_val(c, at->d[at->rank - (m.ta ? 2 : 1)]), nb = dims_prod(c, ct, 0, r - 2);
+		LLVMValueRef units, grain;
+		if (generic) {
+			units = mul(c, nb, M);
+			grain = grain_of(c, GRAIN_MAC, mul(c, N, K));
+		} else {
+			units = mul(c, mul(c, nb, cdiv(c, N, NR)), cdiv(c, M, ci64(c, MM_MR)));
+			grain = grain_of(c, GRAIN_MAC, mul(c, ci64(c, MM_MR * MM_NV * m.vw), K));
+		}
+		kern k;
+		kern_begin(c, n, &k, units, grain, false);
+		if (val_of(c, an, &m.A) || val_of(c, bn, &m.Bv) || val_of(c, n, &m.C))
+			return -1;
+		m.M = dim_val(c, ct->d[r - 2]);
+		m.Mc = ct->d[r - 2].sym ? -1 : ct->d[r - 2].c;
+		m.N = dim_val(c, ct->d[r - 1]);
+		m.K = dim_val(c, at->d[at->rank - (m.ta ? 2 : 1)]);
+		LLVMValueRef sa = at->rank == 2 ? ci64(c, 0) : mul(c, m.M, m.K);   /* batch strides */
+		LLVMValueRef sb = bt->rank == 2 ? ci64(c, 0) : mul(c, m.K, m.N);
+		if (generic) {
+			mm_generic(c, n, &m, &k, sa, sb);
+			kern_end(c, &k);
+			return 0;
+		}
+		if (!m.Bv.imm) {
+			/* one panel per kernel */
 			LLVMBuilderRef eb = LLVMCreateBuilderInContext(c->ctx);
 			LLVMValueRef first = LLVMGetFirstInstruction(c->entry);
 			if (first)
@@ -1117,37 +1745,42 @@ static int emit_MATMUL(cg *c, const ir_node *n)
 			c->mm_panel = LLVMBuildAlloca(eb, LLVMArrayType(c->f32, MM_KC * MM_NV * MM_MAXVW), "panel");
 			LLVMSetAlignment(c->mm_panel, 64);
 			LLVMDisposeBuilder(eb);
+			m.panel = c->mm_panel;
 		}
-		m.panel = c->mm_panel;
+		LLVMValueRef nj = LLVMBuildSDiv(c->b, m.N, NR, "");
+		LLVMValueRef nfull = mul(c, nj, NR);
+		LLVMValueRef rem = LLVMBuildSub(c->b, m.N, nfull, "");
+		LLVMValueRef ncb1 = smax(c, cdiv(c, m.N, NR), ci64(c, 1));
+		cg_span sp;
+		span_begin(c, &sp, k.lo, k.hi, cdiv(c, m.M, ci64(c, MM_MR)));
+		LLVMValueRef bi = sdiv(c, sp.outer, ncb1);
+		LLVMValueRef jb = sub(c, sp.outer, mul(c, bi, ncb1));
+		m.abase = mul(c, bi, sa);
+		m.bbase = mul(c, bi, sb);
+		m.cbase = mul(c, bi, mul(c, m.M, m.N));
+		LLVMBasicBlockRef full = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "mm.full");
+		LLVMBasicBlockRef part = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "mm.part");
+		LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "mm.col.end");
+		LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, jb, nj, ""), full, part);
+		LLVMPositionBuilderAtEnd(c->b, full);
+		mm_column_block(c, &m, mul(c, jb, NR), NULL, sp.qlo, sp.qhi);
+		LLVMBuildBr(c->b, join);
+		/* the partial column block: lanes past N masked off */
+		LLVMPositionBuilderAtEnd(c->b, part);
+		LLVMValueRef mask[MM_NV];
+		LLVMValueRef rv = splat(c, LLVMVectorType(c->i64, (unsigned)m.vw), rem);
+		for (int v = 0; v < MM_NV; v++) {
+			LLVMValueRef lane[MM_MAXVW];
+			for (int l = 0; l < m.vw; l++)
+				lane[l] = ci64(c, v * m.vw + l);
+			mask[v] = LLVMBuildICmp(c->b, LLVMIntSLT, LLVMConstVector(lane, (unsigned)m.vw), rv, "");
+		}
+		mm_column_block(c, &m, nfull, mask, sp.qlo, sp.qhi);
+		LLVMBuildBr(c->b, join);
+		LLVMPositionBuilderAtEnd(c->b, join);
+		span_end(c, &sp);
+		kern_end(c, &k);
 	}
-	LLVMValueRef nb = dims_prod(c, ct, 0, r - 2);
-	LLVMValueRef sa = at->rank == 2 ? ci64(c, 0) : mul(c, m.M, m.K);   /* batch strides */
-	LLVMValueRef sb = bt->rank == 2 ? ci64(c, 0) : mul(c, m.K, m.N);
-	LLVMValueRef NR = ci64(c, MM_NV * m.vw);
-	LLVMValueRef nj = LLVMBuildSDiv(c->b, m.N, NR, "");
-	LLVMValueRef nfull = mul(c, nj, NR);
-	LLVMValueRef rem = LLVMBuildSub(c->b, m.N, nfull, "");
-	cg_loop lb, lj, lt;
-	LLVMValueRef bi = loop_begin(c, &lb, nb);
-	m.abase = mul(c, bi, sa);
-	m.bbase = mul(c, bi, sb);
-	m.cbase = mul(c, bi, mul(c, m.M, m.N));
-	LLVMValueRef jb = loop_begin(c, &lj, nj);
-	mm_column_block(c, &m, mul(c, jb, NR), NULL);
-	loop_end(c, &lj);
-	/* the partial column block, if any: a loop run rem != 0 times (0 or 1) */
-	loop_begin(c, &lt, LLVMBuildZExt(c->b, LLVMBuildICmp(c->b, LLVMIntNE, rem, ci64(c, 0), ""), c->i64, ""));
-	LLVMValueRef mask[MM_NV];
-	LLVMValueRef rv = splat(c, LLVMVectorType(c->i64, (unsigned)m.vw), rem);
-	for (int v = 0; v < MM_NV; v++) {
-		LLVMValueRef lane[MM_MAXVW];
-		for (int l = 0; l < m.vw; l++)
-			lane[l] = ci64(c, v * m.vw + l);
-		mask[v] = LLVMBuildICmp(c->b, LLVMIntSLT, LLVMConstVector(lane, (unsigned)m.vw), rv, "");
-	}
-	mm_column_block(c, &m, nfull, mask);
-	loop_end(c, &lt);
-	loop_end(c, &lb);
 	return 0;
 }
 
@@ -1167,7 +1800,8 @@ static int rows_of(cg *c, const ir_node *n, const ir_type *t, cg_rows *r)
 	return 0;
 }
 
-/* max_seq of x[base .. base+C) from -inf (the MAX reduction's rule) */
+/* max_seq of x[base .. base+C) from -inf (the MAX reduction's rule; the
+ * result does not depend on the order, so every plan shares it) */
 static LLVMValueRef row_max(cg *c, const cg_val *x, LLVMValueRef base, LLVMValueRef C)
 {
 	LLVMValueRef m = new_var(c, c->f32, cf32(c, -__builtin_inff()));
@@ -1178,39 +1812,58 @@ static LLVMValueRef row_max(cg *c, const cg_val *x, LLVMValueRef base, LLVMValue
 	return get_var(c, c->f32, m);
 }
 
-/* sum_seq of exp(x_k - m); if y is given, also y_k = exp(x_k - m) */
-static LLVMValueRef row_sumexp(cg *c, const cg_val *x, LLVMValueRef base, LLVMValueRef C,
-                               LLVMValueRef m, const cg_val *y, LLVMValueRef ybase)
+/* terms exp(x_k - m) of a row; if y is given, also y_k = exp(x_k - m) */
+typedef struct exp_terms {
+	const cg_val *x, *y;
+	LLVMValueRef base, m;
+} exp_terms;
+static LLVMValueRef term_exp(cg *c, void *ctx, LLVMValueRef k)
 {
-	LLVMValueRef s = new_var(c, c->f32, cf32(c, 0.0f));
-	cg_loop l;
-	LLVMValueRef k = loop_begin(c, &l, C);
-	LLVMValueRef e = call_f1(c, "nnd_rt_expf", fsub(c, vload(c, x, add(c, base, k)), m));
-	if (y)
-		vstore(c, y, add(c, ybase, k), e);
-	set_var(c, s, fadd(c, get_var(c, c->f32, s), e));
-	loop_end(c, &l);
-	return get_var(c, c->f32, s);
+	exp_terms *t = ctx;
+	LLVMValueRef i = add(c, t->base, k);
+	LLVMValueRef e = call_f1(c, "nnd_rt_expf", fsub(c, vload(c, t->x, i), t->m));
+	if (t->y)
+		vstore(c, t->y, i, e);
+	return e;
+}
+
+/* sum, in plan order, of exp(x_k - m) over a row; if y is given, also
+ * y_k = exp(x_k - m) */
+static LLVMValueRef row_sumexp(cg *c, ir_plan plan, const cg_val *x, LLVMValueRef base, LLVMValueRef C,
+                               LLVMValueRef m, const cg_val *y)
+{
+	exp_terms t = { x, y, base, m };
+	return emit_reduce(c, plan, C, term_exp, &t);
+}
+
+/* the row kernels: units are rows; grain by the exp per element */
+static void rows_kernel(cg *c, const ir_node *n, kern *k, const ir_type *t)
+{
+	LLVMValueRef rows = dims_prod(c, t, 0, t->rank - 1);
+	kern_begin(c, n, k, rows, grain_of(c, GRAIN_CALL, dim_val(c, t->d[t->rank - 1])), false);
 }
 
 static int emit_SOFTMAX(cg *c, const ir_node *n)
 {
 	cg_val x, y;
 	cg_rows r;
-	if (check_plan(c, n) || need_f32(c, n) || rows_of(c, n, &n->type, &r))
-		return -1;
-	if (val_of(c, in_node(c, n, 0), &x) || val_of(c, n, &y))
+	kern k;
+	if (check_plan(c, n, false) || need_f32(c, n) || n->type.rank < 1)
+		return n->type.rank < 1 ? cg_err(c, n, "needs at least one axis") : -1;
+	rows_kernel(c, n, &k, &n->type);
+	if (rows_of(c, n, &n->type, &r) || val_of(c, in_node(c, n, 0), &x) || val_of(c, n, &y))
 		return -1;
 	cg_loop li, lk;
-	LLVMValueRef i = loop_begin(c, &li, r.rows);
+	LLVMValueRef i = range_begin(c, &li, k.lo, k.hi);
 	LLVMValueRef base = mul(c, i, r.C);
 	LLVMValueRef m = row_max(c, &x, base, r.C);
-	LLVMValueRef s = row_sumexp(c, &x, base, r.C, m, &y, base);
-	LLVMValueRef k = loop_begin(c, &lk, r.C);
-	LLVMValueRef yi = add(c, base, k);
+	LLVMValueRef s = row_sumexp(c, n->plan, &x, base, r.C, m, &y);
+	LLVMValueRef kk = loop_begin(c, &lk, r.C);
+	LLVMValueRef yi = add(c, base, kk);
 	vstore(c, &y, yi, fdiv(c, vload(c, &y, yi), s));
 	loop_end(c, &lk);
 	loop_end(c, &li);
+	kern_end(c, &k);
 	return 0;
 }
 
@@ -1218,51 +1871,68 @@ static int emit_LOG_SOFTMAX(cg *c, const ir_node *n)
 {
 	cg_val x, y;
 	cg_rows r;
-	if (check_plan(c, n) || need_f32(c, n) || rows_of(c, n, &n->type, &r))
-		return -1;
-	if (val_of(c, in_node(c, n, 0), &x) || val_of(c, n, &y))
+	kern k;
+	if (check_plan(c, n, false) || need_f32(c, n) || n->type.rank < 1)
+		return n->type.rank < 1 ? cg_err(c, n, "needs at least one axis") : -1;
+	rows_kernel(c, n, &k, &n->type);
+	if (rows_of(c, n, &n->type, &r) || val_of(c, in_node(c, n, 0), &x) || val_of(c, n, &y))
 		return -1;
 	cg_loop li, lk;
-	LLVMValueRef i = loop_begin(c, &li, r.rows);
+	LLVMValueRef i = range_begin(c, &li, k.lo, k.hi);
 	LLVMValueRef base = mul(c, i, r.C);
 	LLVMValueRef m = row_max(c, &x, base, r.C);
-	LLVMValueRef s = row_sumexp(c, &x, base, r.C, m, NULL, NULL);
+	LLVMValueRef s = row_sumexp(c, n->plan, &x, base, r.C, m, NULL);
 	LLVMValueRef ls = call_f1(c, "nnd_rt_logf", s);
-	LLVMValueRef k = loop_begin(c, &lk, r.C);
-	LLVMValueRef xi = add(c, base, k);
+	LLVMValueRef kk = loop_begin(c, &lk, r.C);
+	LLVMValueRef xi = add(c, base, kk);
 	vstore(c, &y, xi, fsub(c, fsub(c, vload(c, &x, xi), m), ls));
 	loop_end(c, &lk);
 	loop_end(c, &li);
+	kern_end(c, &k);
 	return 0;
 }
 
-/* (dy, y): softmax: dx_k = y_k * (dy_k - sum_seq(dy_j*y_j));
- * log_softmax: dx_k = dy_k - exp(y_k) * sum_seq(dy_j) */
+/* terms of the softmax gradients' row sums: dy_j * y_j, or dy_j */
+typedef struct bwd_terms {
+	const cg_val *dy, *y;
+	LLVMValueRef base;
+} bwd_terms;
+static LLVMValueRef term_bwd(cg *c, void *ctx, LLVMValueRef k)
+{
+	bwd_terms *t = ctx;
+	LLVMValueRef i = add(c, t->base, k);
+	LLVMValueRef dyk = vload(c, t->dy, i);
+	return t->y ? fmul(c, dyk, vload(c, t->y, i)) : dyk;
+}
+
+/* (dy, y): softmax: dx_k = y_k * (dy_k - sum(dy_j*y_j));
+ * log_softmax: dx_k = dy_k - exp(y_k) * sum(dy_j) (sums in plan order) */
 static int emit_softmax_bwd(cg *c, const ir_node *n, bool logsm)
 {
 	cg_val dy, y, dx;
 	cg_rows r;
-	if (check_plan(c, n) || need_f32(c, n) || rows_of(c, n, &n->type, &r))
+	kern k;
+	if (check_plan(c, n, false) || need_f32(c, n) || n->type.rank < 1)
+		return n->type.rank < 1 ? cg_err(c, n, "needs at least one axis") : -1;
+	rows_kernel(c, n, &k, &n->type);
+	if (rows_of(c, n, &n->type, &r))
 		return -1;
 	if (val_of(c, in_node(c, n, 0), &dy) || val_of(c, in_node(c, n, 1), &y) || val_of(c, n, &dx))
 		return -1;
 	cg_loop li, lk;
-	LLVMValueRef i = loop_begin(c, &li, r.rows);
+	LLVMValueRef i = range_begin(c, &li, k.lo, k.hi);
 	LLVMValueRef base = mul(c, i, r.C);
-	LLVMValueRef s = new_var(c, c->f32, cf32(c, 0.0f));
-	LLVMValueRef k = loop_begin(c, &lk, r.C);
-	LLVMValueRef dyk = vload(c, &dy, add(c, base, k));
-	set_var(c, s, fadd(c, get_var(c, c->f32, s), logsm ? dyk : fmul(c, dyk, vload(c, &y, add(c, base, k)))));
-	loop_end(c, &lk);
-	LLVMValueRef sv = get_var(c, c->f32, s);
-	k = loop_begin(c, &lk, r.C);
-	LLVMValueRef xi = add(c, base, k);
-	dyk = vload(c, &dy, xi);
+	bwd_terms t = { &dy, logsm ? NULL : &y, base };
+	LLVMValueRef sv = emit_reduce(c, n->plan, r.C, term_bwd, &t);
+	LLVMValueRef kk = loop_begin(c, &lk, r.C);
+	LLVMValueRef xi = add(c, base, kk);
+	LLVMValueRef dyk = vload(c, &dy, xi);
 	LLVMValueRef yk = vload(c, &y, xi);
 	vstore(c, &dx, xi, logsm ? fsub(c, dyk, fmul(c, call_f1(c, "nnd_rt_expf", yk), sv))
 	                         : fmul(c, yk, fsub(c, dyk, sv)));
 	loop_end(c, &lk);
 	loop_end(c, &li);
+	kern_end(c, &k);
 	return 0;
 }
 static int emit_SOFTMAX_BWD(cg *c, const ir_node *n) { return emit_softmax_bwd(c, n, false); }
@@ -1276,8 +1946,7 @@ static LLVMValueRef load_label(cg *c, const cg_val *lab, LLVMValueRef i)
 }
 
 /* a label outside [0, C) stops the program: nnd_rt_bad_label exits (and
- * should it ever return, the step function returns before reading out of
- * bounds) */
+ * should it ever return, the kernel returns before reading out of bounds) */
 static void check_label(cg *c, LLVMValueRef row, LLVMValueRef label, LLVMValueRef C)
 {
 	LLVMBasicBlockRef bad = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "bad_label");
@@ -1301,27 +1970,43 @@ static int labels_ok(cg *c, const ir_node *n, const ir_node *lab)
 	return 0;
 }
 
+/* cross_entropy's batch terms: l_i = (m + log(s)) - x_i[label], the row
+ * sum s in the node's plan (seq for the racy plan, which is the batch
+ * sum's only) */
+typedef struct ce_terms {
+	const cg_val *x, *lab;
+	LLVMValueRef C;
+	ir_plan row_plan;
+} ce_terms;
+static LLVMValueRef term_ce(cg *c, void *ctx, LLVMValueRef i)
+{
+	ce_terms *t = ctx;
+	LLVMValueRef label = load_label(c, t->lab, i);
+	check_label(c, i, label, t->C);
+	LLVMValueRef base = mul(c, i, t->C);
+	LLVMValueRef m = row_max(c, t->x, base, t->C);
+	LLVMValueRef s = row_sumexp(c, t->row_plan, t->x, base, t->C, m, NULL);
+	return fsub(c, fadd(c, m, call_f1(c, "nnd_rt_logf", s)), vload(c, t->x, add(c, base, label)));
+}
+
+/* a scalar result: one range (the batch sum is a reduction) */
 static int emit_CROSS_ENTROPY(cg *c, const ir_node *n)
 {
 	const ir_node *xn = in_node(c, n, 0), *ln = in_node(c, n, 1);
 	cg_val x, lab, out;
 	cg_rows r;
-	if (check_plan(c, n) || labels_ok(c, n, ln) || rows_of(c, n, &xn->type, &r))
+	kern k;
+	if (check_plan(c, n, true) || labels_ok(c, n, ln))
 		return -1;
-	if (val_of(c, xn, &x) || val_of(c, ln, &lab) || val_of(c, n, &out))
+	kern_begin(c, n, &k, ci64(c, 1), ci64(c, 1), true);
+	if (rows_of(c, n, &xn->type, &r) || val_of(c, xn, &x) || val_of(c, ln, &lab) || val_of(c, n, &out))
 		return -1;
-	LLVMValueRef tot = new_var(c, c->f32, cf32(c, 0.0f));
-	cg_loop li;
-	LLVMValueRef i = loop_begin(c, &li, r.rows);
-	LLVMValueRef label = load_label(c, &lab, i);
-	check_label(c, i, label, r.C);
-	LLVMValueRef base = mul(c, i, r.C);
-	LLVMValueRef m = row_max(c, &x, base, r.C);
-	LLVMValueRef s = row_sumexp(c, &x, base, r.C, m, NULL, NULL);
-	LLVMValueRef l = fsub(c, fadd(c, m, call_f1(c, "nnd_rt_logf", s)), vload(c, &x, add(c, base, label)));
-	set_var(c, tot, fadd(c, get_var(c, c->f32, tot), l));
-	loop_end(c, &li);
-	vstore(c, &out, ci64(c, 0), fdiv(c, get_var(c, c->f32, tot), i2f(c, r.rows)));
+	ce_terms t = { &x, &lab, r.C, n->plan };
+	if (n->plan.family == IR_PLAN_RACY)
+		t.row_plan.family = IR_PLAN_SEQ;
+	LLVMValueRef tot = emit_reduce(c, n->plan, r.rows, term_ce, &t);
+	vstore(c, &out, ci64(c, 0), fdiv(c, tot, i2f(c, r.rows)));
+	kern_end(c, &k);
 	return 0;
 }
 
@@ -1330,60 +2015,81 @@ static int emit_CROSS_ENTROPY_BWD(cg *c, const ir_node *n)
 	const ir_node *xn = in_node(c, n, 0), *ln = in_node(c, n, 1);
 	cg_val x, lab, dl, dx;
 	cg_rows r;
-	if (check_plan(c, n) || labels_ok(c, n, ln) || rows_of(c, n, &xn->type, &r))
+	kern k;
+	/* racy: accepted because cross_entropy_bwd shares its instance path
+	 * with cross_entropy (`--plan loss=racy` names both); it has no batch
+	 * sum, and its row sums are seq, as cross_entropy's are under racy */
+	if (check_plan(c, n, true) || labels_ok(c, n, ln))
 		return -1;
+	ir_plan row_plan = n->plan;
+	if (row_plan.family == IR_PLAN_RACY)
+		row_plan.family = IR_PLAN_SEQ;
 	if (n->type.dt != IR_F32 || in_node(c, n, 2)->type.dt != IR_F32)
 		return cg_err(c, n, "result and dloss must be f32");
+	rows_kernel(c, n, &k, &xn->type);
+	if (rows_of(c, n, &xn->type, &r))
+		return -1;
 	if (val_of(c, xn, &x) || val_of(c, ln, &lab) || val_of(c, in_node(c, n, 2), &dl) || val_of(c, n, &dx))
 		return -1;
 	LLVMValueRef g = fdiv(c, vload(c, &dl, ci64(c, 0)), i2f(c, r.rows));
 	cg_loop li, lk;
-	LLVMValueRef i = loop_begin(c, &li, r.rows);
+	LLVMValueRef i = range_begin(c, &li, k.lo, k.hi);
 	LLVMValueRef label = load_label(c, &lab, i);
 	check_label(c, i, label, r.C);
 	LLVMValueRef base = mul(c, i, r.C);
 	LLVMValueRef m = row_max(c, &x, base, r.C);
-	LLVMValueRef s = row_sumexp(c, &x, base, r.C, m, &dx, base);   /* dx_k = e_k */
-	LLVMValueRef k = loop_begin(c, &lk, r.C);
-	LLVMValueRef xi = add(c, base, k);
-	LLVMValueRef ind = sel(c, LLVMBuildICmp(c->b, LLVMIntEQ, k, label, ""), cf32(c, 1.0f), cf32(c, 0.0f));
+	LLVMValueRef s = row_sumexp(c, row_plan, &x, base, r.C, m, &dx);   /* dx_k = e_k */
+	LLVMValueRef kk = loop_begin(c, &lk, r.C);
+	LLVMValueRef xi = add(c, base, kk);
+	LLVMValueRef ind = sel(c, LLVMBuildICmp(c->b, LLVMIntEQ, kk, label, ""), cf32(c, 1.0f), cf32(c, 0.0f));
 	vstore(c, &dx, xi, fmul(c, fsub(c, fdiv(c, vload(c, &dx, xi), s), ind), g));
 	loop_end(c, &lk);
 	loop_end(c, &li);
+	kern_end(c, &k);
 	return 0;
+}
+
+typedef struct mse_terms { const cg_val *p, *t; } mse_terms;
+static LLVMValueRef term_mse(cg *c, void *ctx, LLVMValueRef i)
+{
+	mse_terms *t = ctx;
+	LLVMValueRef d = fsub(c, vload(c, t->p, i), vload(c, t->t, i));
+	return fmul(c, d, d);
 }
 
 static int emit_MSE(cg *c, const ir_node *n)
 {
 	const ir_node *pn = in_node(c, n, 0), *tn = in_node(c, n, 1);
 	cg_val p, t, out;
-	if (check_plan(c, n) || need_f32(c, n))
+	kern k;
+	if (check_plan(c, n, false) || need_f32(c, n))
 		return -1;
 	if (!ir_type_eq(&pn->type, &tn->type))
 		return cg_err(c, n, "prediction and target types differ");
+	kern_begin(c, n, &k, ci64(c, 1), ci64(c, 1), true);
 	if (val_of(c, pn, &p) || val_of(c, tn, &t) || val_of(c, n, &out))
 		return -1;
 	LLVMValueRef cnt = numel_val(c, &pn->type);
-	LLVMValueRef s = new_var(c, c->f32, cf32(c, 0.0f));
-	cg_loop l;
-	LLVMValueRef i = loop_begin(c, &l, cnt);
-	LLVMValueRef d = fsub(c, vload(c, &p, i), vload(c, &t, i));
-	set_var(c, s, fadd(c, get_var(c, c->f32, s), fmul(c, d, d)));
-	loop_end(c, &l);
-	vstore(c, &out, ci64(c, 0), fdiv(c, get_var(c, c->f32, s), i2f(c, cnt)));
+	mse_terms mt = { &p, &t };
+	LLVMValueRef s = emit_reduce(c, n->plan, cnt, term_mse, &mt);
+	vstore(c, &out, ci64(c, 0), fdiv(c, s, i2f(c, cnt)));
+	kern_end(c, &k);
 	return 0;
 }
 
+/* any plan: an integer count does not depend on the order */
 static int emit_ACCURACY(cg *c, const ir_node *n)
 {
 	const ir_node *xn = in_node(c, n, 0), *ln = in_node(c, n, 1);
 	cg_val x, lab, out;
 	cg_rows r;
-	if (check_plan(c, n) || labels_ok(c, n, ln) || rows_of(c, n, &xn->type, &r))
+	kern k;
+	if (check_plan(c, n, false) || labels_ok(c, n, ln))
 		return -1;
 	if (n->type.dt != IR_F32)
 		return cg_err(c, n, "result must be f32");
-	if (val_of(c, xn, &x) || val_of(c, ln, &lab) || val_of(c, n, &out))
+	kern_begin(c, n, &k, ci64(c, 1), ci64(c, 1), true);
+	if (rows_of(c, n, &xn->type, &r) || val_of(c, xn, &x) || val_of(c, ln, &lab) || val_of(c, n, &out))
 		return -1;
 	LLVMValueRef cnt = new_var(c, c->i64, ci64(c, 0));
 	LLVMValueRef best = new_var(c, c->f32, cf32(c, 0.0f));
@@ -1393,13 +2099,14 @@ static int emit_ACCURACY(cg *c, const ir_node *n)
 	LLVMValueRef base = mul(c, i, r.C);
 	set_var(c, best, cf32(c, -__builtin_inff()));
 	set_var(c, bidx, ci64(c, 0));
-	LLVMValueRef k = loop_begin(c, &lk, r.C);
-	argmax_step(c, best, bidx, vload(c, &x, add(c, base, k)), k);
+	LLVMValueRef kk = loop_begin(c, &lk, r.C);
+	argmax_step(c, best, bidx, vload(c, &x, add(c, base, kk)), kk);
 	loop_end(c, &lk);
 	LLVMValueRef hit = LLVMBuildICmp(c->b, LLVMIntEQ, get_var(c, c->i64, bidx), load_label(c, &lab, i), "");
 	set_var(c, cnt, add(c, get_var(c, c->i64, cnt), LLVMBuildZExt(c->b, hit, c->i64, "")));
 	loop_end(c, &li);
 	vstore(c, &out, ci64(c, 0), fdiv(c, i2f(c, get_var(c, c->i64, cnt)), i2f(c, r.rows)));
+	kern_end(c, &k);
 	return 0;
 }
 
@@ -1418,19 +2125,22 @@ static int emit_dropout(cg *c, const ir_node *n)
 		return cg_err(c, n, "no random stream");
 	if (n->type.rank < 1 || !ir_type_eq(&n->type, &xn->type))
 		return cg_err(c, n, "needs [rows, ...] input of the result's type");
+	kern k;
+	LLVMValueRef units, grain;
+	elem_units(c, &n->type, GRAIN_RNG, &units, &grain);
+	kern_begin(c, n, &k, units, grain, false);
 	if (val_of(c, xn, &x) || val_of(c, n, &y))
 		return -1;
 	LLVMValueRef keys = load_field(c, A_KEYS, c->ptr);
 	LLVMValueRef key = gep(c, c->i32, keys, ci64(c, 2 * (int64_t)n->stream));
 	LLVMValueRef sidx = load_field(c, A_SAMPLE_IDX, c->ptr);
 	LLVMValueRef epoch = LLVMBuildTrunc(c->b, load_field(c, A_EPOCH, c->i64), c->i32, "");
-	LLVMValueRef rows = dim_val(c, n->type.d[0]);
 	LLVMValueRef E = dims_prod(c, &n->type, 1, n->type.rank);
 	LLVMTypeRef pt[5] = { LLVMPointerType(c->i32, 0), c->i32, c->i32, c->i32, c->i32 };
 	LLVMTypeRef fty = LLVMFunctionType(c->f32, pt, 5, 0);
 	LLVMValueRef uf = rt_fn(c, "nnd_rt_uniform", fty);
-	cg_loop lr, le;
-	LLVMValueRef r = loop_begin(c, &lr, rows);
+	cg_loop lr, le;   /* units: rows */
+	LLVMValueRef r = range_begin(c, &lr, k.lo, k.hi);
 	LLVMValueRef s = LLVMBuildTrunc(c->b, load_at(c, c->i64, sidx, r), c->i32, "");
 	LLVMValueRef e = loop_begin(c, &le, E);
 	LLVMValueRef a[5] = { ptr_to(c, key, c->i32), LLVMBuildTrunc(c->b, e, c->i32, ""), s, epoch, ci32(c, 0) };
@@ -1440,6 +2150,7 @@ static int emit_dropout(cg *c, const ir_node *n)
 	vstore(c, &y, xi, sel(c, keep, fmul(c, vload(c, &x, xi), cf32(c, n->fa[1])), cf32(c, 0.0f)));
 	loop_end(c, &le);
 	loop_end(c, &lr);
+	kern_end(c, &k);
 	return 0;
 }
 static int emit_DROPOUT(cg *c, const ir_node *n) { return emit_dropout(c, n); }
@@ -1448,18 +2159,25 @@ static int emit_DROPOUT_BWD(cg *c, const ir_node *n) { return emit_dropout(c, n)
 /* ------------------------------------------------------------------ */
 /* optimizer updates (in place)                                        */
 
-static int update_vals(cg *c, const ir_node *n, int cnt, cg_val *v)
+/* Units are the parameter's elements: each is updated on its own. */
+static int update_check(cg *c, const ir_node *n, int cnt)
 {
 	const ir_type *pt = &in_node(c, n, 0)->type;
 	for (int i = 0; i < cnt; i++) {
 		const ir_node *x = in_node(c, n, i);
 		if (x->type.dt != IR_F32 || !ir_type_eq(&x->type, pt))
 			return cg_err(c, n, "input %d must be f32 of the parameter's type", i);
-		if (val_of(c, x, &v[i]))
-			return -1;
-		if (!v[i].base)
+		if (x->op == IR_CONST || x->op == IR_NUMEL || x->blk == IR_BLK_NONE)
 			return cg_err(c, n, "input %d has no storage", i);
 	}
+	return 0;
+}
+
+static int update_vals(cg *c, const ir_node *n, int cnt, cg_val *v)
+{
+	for (int i = 0; i < cnt; i++)
+		if (val_of(c, in_node(c, n, i), &v[i]))
+			return -1;
 	return 0;
 }
 
@@ -1468,11 +2186,15 @@ static int emit_SGD_UPDATE(cg *c, const ir_node *n)
 	float mom = n->fa[0], wd = n->fa[1];
 	bool nesterov = n->ia[0] != 0, has_mom = n->ia[1] != 0 && mom != 0.0f;
 	cg_val v[3];
+	kern k;
+	if (update_check(c, n, has_mom ? 3 : 2))
+		return -1;
+	kern_begin(c, n, &k, numel_val(c, &in_node(c, n, 0)->type), grain_of(c, GRAIN_CHEAP / 2, ci64(c, 1)), false);
 	if (update_vals(c, n, has_mom ? 3 : 2, v))
 		return -1;
 	LLVMValueRef lr = load_field(c, A_LR, c->f32);
 	cg_loop l;
-	LLVMValueRef i = loop_begin(c, &l, numel_val(c, &v[0].n->type));
+	LLVMValueRef i = range_begin(c, &l, k.lo, k.hi);
 	LLVMValueRef p = vload(c, &v[0], i), g = vload(c, &v[1], i);
 	if (wd != 0.0f)
 		g = fadd(c, g, fmul(c, cf32(c, wd), p));
@@ -1483,6 +2205,7 @@ static int emit_SGD_UPDATE(cg *c, const ir_node *n)
 	}
 	vstore(c, &v[0], i, fsub(c, p, fmul(c, lr, g)));
 	loop_end(c, &l);
+	kern_end(c, &k);
 	return 0;
 }
 
@@ -1491,13 +2214,17 @@ static int emit_ADAM_UPDATE(cg *c, const ir_node *n)
 	float b1 = n->fa[0], b2 = n->fa[1], eps = n->fa[2], wd = n->fa[3];
 	bool decoupled = n->ia[0] != 0;
 	cg_val v[4];
+	kern k;
+	if (update_check(c, n, 4))
+		return -1;
+	kern_begin(c, n, &k, numel_val(c, &in_node(c, n, 0)->type), grain_of(c, GRAIN_CHEAP / 4, ci64(c, 1)), false);
 	if (update_vals(c, n, 4, v))
 		return -1;
 	LLVMValueRef lr = load_field(c, A_LR, c->f32);
 	LLVMValueRef c1 = load_field(c, A_BC1, c->f32), c2 = load_field(c, A_BC2, c->f32);
 	LLVMValueRef one = cf32(c, 1.0f);
 	cg_loop l;
-	LLVMValueRef i = loop_begin(c, &l, numel_val(c, &v[0].n->type));
+	LLVMValueRef i = range_begin(c, &l, k.lo, k.hi);
 	LLVMValueRef p = vload(c, &v[0], i), g = vload(c, &v[1], i);
 	if (decoupled && wd != 0.0f)
 		p = fsub(c, p, fmul(c, fmul(c, lr, cf32(c, wd)), p));
@@ -1511,6 +2238,7 @@ static int emit_ADAM_UPDATE(cg *c, const ir_node *n)
 	LLVMValueRef den = fadd(c, build_sqrt(c, fdiv(c, vv, c2)), cf32(c, eps));
 	vstore(c, &v[0], i, fsub(c, p, fmul(c, lr, fdiv(c, fdiv(c, m, c1), den))));
 	loop_end(c, &l);
+	kern_end(c, &k);
 	return 0;
 }
 
@@ -1524,9 +2252,34 @@ static const cg_emit_fn cg_emitters[IR_NUM_OPS] = {
 #undef OP
 };
 
-static LLVMValueRef build_graph(cg *c, const ir_graph *g, const char *name)
+/* With args->debug set: nnd_rt_node_digest(args, graph, node, value,
+ * bytes) after node n -- its own value, or for an update op the updated
+ * parameter.  Nodes without storage (CONST/NUMEL immediates) report
+ * nothing. */
+static void emit_digest(cg *c, const ir_node *n)
+{
+	const ir_node *v = (ir_ops[n->op].flags & IR_F_UPDATE) ? in_node(c, n, 0) : n;
+	if (v->blk == IR_BLK_NONE)
+		return;
+	LLVMBasicBlockRef join = if_begin(c, c->debug);
+	LLVMValueRef base = node_base(c, v);
+	if (base) {
+		LLVMValueRef bytes = mul(c, numel_val(c, &v->type), ci64(c, ir_dtype_size(v->type.dt)));
+		LLVMTypeRef pt[5] = { c->ptr, c->i32, c->i32, c->ptr, c->i64 };
+		LLVMTypeRef fty = LLVMFunctionType(c->vd, pt, 5, 0);
+		LLVMValueRef a[5] = { c->args, ci32(c, c->gidx), ci32(c, n->id),
+		                      LLVMBuildPointerCast(c->b, base, c->ptr, ""), bytes };
+		LLVMBuildCall2(c->b, fty, rt_fn(c, "nnd_rt_node_digest", fty), a, 5, "");
+	}
+	if_end(c, join);
+}
+
+static LLVMValueRef build_graph(cg *c, const ir_graph *g, const char *name, int gidx)
 {
 	c->g = g;
+	c->gidx = gidx;
+	c->fname = name;
+	c->in_kern = false;
 	c->fn = LLVMAddFunction(c->mod, name, c->step_ty);
 	c->args = LLVMGetParam(c->fn, 0);
 	c->entry = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "entry");
@@ -1534,6 +2287,7 @@ static LLVMValueRef build_graph(cg *c, const ir_graph *g, const char *name)
 	LLVMPositionBuilderAtEnd(c->b, c->entry);
 	c->B = load_field(c, A_B, c->i64);
 	c->Bmax = load_field(c, A_BMAX, c->i64);
+	c->debug = LLVMBuildICmp(c->b, LLVMIntNE, load_field(c, A_DEBUG, c->i32), ci32(c, 0), "debug");
 	/* allocas are inserted before the first instruction of entry, so the
 	 * kernels start in their own block */
 	LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "body");
@@ -1551,8 +2305,12 @@ static LLVMValueRef build_graph(cg *c, const ir_graph *g, const char *name)
 			bad |= cg_err(c, n, "%d inputs", n->nin) != 0;
 			continue;
 		}
-		if (cg_emitters[n->op](c, n))
+		if (cg_emitters[n->op](c, n)) {
 			bad = 1;
+			kern_abort(c);
+			continue;
+		}
+		emit_digest(c, n);
 	}
 	for (int k = 0; k < g->noutputs && !bad; k++) {
 		const ir_node *o = g->nodes[g->outputs[k]];
@@ -1666,18 +2424,20 @@ static LLVMValueRef fn_table(cg *c, LLVMValueRef *fns, int n, const char *name)
 }
 
 static void build_globals(cg *c, const ir_module *m, const char *manifest,
-                          LLVMValueRef *train, LLVMValueRef *eval, bool with_main)
+                          LLVMValueRef *train, LLVMValueRef *eval, LLVMValueRef *infer, bool with_main)
 {
-	LLVMTypeRef mt_el[4] = { c->ptr, c->i32, c->ptr, c->ptr };
-	LLVMTypeRef model_ty = LLVMStructTypeInContext(c->ctx, mt_el, 4, 0);
-	LLVMValueRef fields[4] = {
+	/* struct nnd_model (runtime/rt.h) */
+	LLVMTypeRef mt_el[5] = { c->ptr, c->i32, c->ptr, c->ptr, c->ptr };
+	LLVMTypeRef model_ty = LLVMStructTypeInContext(c->ctx, mt_el, 5, 0);
+	LLVMValueRef fields[5] = {
 		const_string(c, manifest ? manifest : "", "nnd_manifest"),
 		ci32(c, m->nprogs),
 		fn_table(c, train, m->nprogs, "nnd_train_table"),
 		fn_table(c, eval, m->nprogs, "nnd_eval_table"),
+		fn_table(c, infer, m->nprogs, "nnd_infer_table"),
 	};
 	LLVMValueRef model = LLVMAddGlobal(c->mod, model_ty, "nnd_model");
-	LLVMSetInitializer(model, LLVMConstNamedStruct(model_ty, fields, 4));
+	LLVMSetInitializer(model, LLVMConstNamedStruct(model_ty, fields, 5));
 	LLVMSetGlobalConstant(model, 1);
 	if (!with_main)
 		return;
@@ -1745,16 +2505,22 @@ cg_module *cg_build(const ir_module *m, const char *manifest, int opt_level, boo
 	c.vd = LLVMVoidTypeInContext(c.ctx);
 	c.ptr = LLVMPointerType(c.i8, 0);
 	c.vw = host_vector_width(cm->tm);
+	/* test only: the smallest grain, so that small kernels are split
+	 * across threads too (tests/codegen checks they give the same bits) */
+	c.grain1 = getenv("NND_CG_GRAIN1") != NULL;
 	LLVMTypeRef af[A_NFIELDS];
 	for (int i = 0; i < A_NFIELDS; i++)
-		af[i] = i < A_B ? c.ptr : i < A_LR ? c.i64 : c.f32;
+		af[i] = i < A_B ? c.ptr : i < A_LR ? c.i64 : i <= A_BC2 ? c.f32 : i == A_RESULT ? c.ptr : c.i32;
 	c.args_ty = LLVMStructCreateNamed(c.ctx, "nnd_step_args");
 	LLVMStructSetBody(c.args_ty, af, A_NFIELDS, 0);
 	c.step_ty = LLVMFunctionType(c.vd, &c.ptr, 1, 0);
+	LLVMTypeRef kp[3] = { c.ptr, c.i64, c.i64 };
+	c.kern_ty = LLVMFunctionType(c.vd, kp, 3, 0);
 
 	int bad = 0;
 	LLVMValueRef *train = xcalloc((size_t)m->nprogs + 1, sizeof *train);
 	LLVMValueRef *eval = xcalloc((size_t)m->nprogs + 1, sizeof *eval);
+	LLVMValueRef *infer = xcalloc((size_t)m->nprogs + 1, sizeof *infer);
 	for (int i = 0; i < m->nprogs; i++) {
 		const ir_program *p = m->progs[i];
 		char name[64];
@@ -1766,18 +2532,24 @@ cg_module *cg_build(const ir_module *m, const char *manifest, int opt_level, boo
 			continue;
 		}
 		snprintf(name, sizeof name, "nnd_train_%d", i);
-		if (!(train[i] = build_graph(&c, p->train, name)))
+		if (!(train[i] = build_graph(&c, p->train, name, 0)))
 			bad = 1;
 		if (p->eval_g) {
 			snprintf(name, sizeof name, "nnd_eval_%d", i);
-			if (!(eval[i] = build_graph(&c, p->eval_g, name)))
+			if (!(eval[i] = build_graph(&c, p->eval_g, name, 1)))
+				bad = 1;
+		}
+		if (p->infer_g) {
+			snprintf(name, sizeof name, "nnd_infer_%d", i);
+			if (!(infer[i] = build_graph(&c, p->infer_g, name, 2)))
 				bad = 1;
 		}
 	}
 	if (!bad)
-		build_globals(&c, m, manifest, train, eval, with_main);
+		build_globals(&c, m, manifest, train, eval, infer, with_main);
 	free(train);
 	free(eval);
+	free(infer);
 	LLVMDisposeBuilder(c.b);
 	if (!bad) {
 		char *msg = NULL;

@@ -60,11 +60,22 @@ uint64_t nnd_path_hash(const char *path)
 	return h;
 }
 
+/* One Philox block gives four words: element c0 takes word c0 % 4 of the
+ * block at counter c0 / 4.  Kernels ask for consecutive elements, so a
+ * one-block memo per thread turns four block computations into one; it
+ * only remembers, it never changes a value. */
 float nnd_rt_uniform(const uint32_t *key, uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3)
 {
-	const uint32_t ctr[4] = { c0, c1, c2, c3 };
-	uint32_t out[4];
-	nnd_philox4x32_10(ctr, key, out);
+	static _Thread_local uint32_t mkey[2], mctr[4], mout[4];
+	static _Thread_local bool valid;
+	const uint32_t ctr[4] = { c0 >> 2, c1, c2, c3 };
+	if (!valid || mkey[0] != key[0] || mkey[1] != key[1] || mctr[0] != ctr[0] ||
+	    mctr[1] != ctr[1] || mctr[2] != ctr[2] || mctr[3] != ctr[3]) {
+		nnd_philox4x32_10(ctr, key, mout);
+		memcpy(mkey, key, sizeof mkey);
+		memcpy(mctr, ctr, sizeof mctr);
+		valid = true;
+	}
 	/* 24 random bits times 2^-24: exact in binary32, in [0, 1) */
-	return (float)(out[0] >> 8) * 0x1p-24f;
+	return (float)(mout[c0 & 3] >> 8) * 0x1p-24f;
 }

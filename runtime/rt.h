@@ -109,7 +109,8 @@ float nnd_rt_sinf(float x);
 float nnd_rt_cosf(float x);
 float nnd_rt_rsqrtf(float x);
 double nnd_rt_cos(double x);
-/* uniform in [0, 1): (philox4x32_10(ctr = {c0,c1,c2,c3}, key = key[0..1]).w0 >> 8) * 2^-24 */
+/* uniform in [0, 1): w = philox4x32_10(ctr = {c0 / 4, c1, c2, c3}, key = key[0..1]),
+ * u = (w[c0 % 4] >> 8) * 2^-24: four consecutive elements share a block */
 float nnd_rt_uniform(const uint32_t *key, uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3);
 /* a label outside [0, C): message naming the row and value, exit(1) */
 void  nnd_rt_bad_label(int64_t row, int64_t label, int64_t classes);

@@ -17,41 +17,6 @@
 #define RT_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define RT_PRINTF(a, b)
-/* ---- errors outside nnd_rt_main (main.c) ----
- * Runs body(ctx) with rt_die unwinding to here: returns body's result, or
- * the error's exit code after calling cleanup(ctx) (may be NULL).  argv0
- * names the program in messages. */
-int rt_protected(const char *argv0, int (*body)(void *ctx), void (*cleanup)(void *ctx), void *ctx);
-
-/* ---- thread pool (threads.c) ----
- * Generic form of nnd_rt_parallel_for: fn(ctx, lo, hi, chunk) for the
- * chunk-th of at most nnd_rt_threads() contiguous chunks of [0, n), none
- * smaller than grain (n <= grain or one thread: fn(ctx, 0, n, 0) inline). */
-typedef void (*rt_chunk_fn)(void *ctx, int64_t lo, int64_t hi, int chunk);
-void rt_pool_run(rt_chunk_fn fn, void *ctx, int64_t n, int64_t grain);
-int  rt_default_threads(void);    /* online CPUs, at least 1 */
-
-/* ---- node digests (digest.c) ----
- * While a table is active, nnd_rt_node_digest appends one record per call
- * with args.debug set: the 1-based step, graph, node and the first 64 bits
- * of the SHA-256 of the node's bytes. */
-typedef struct rt_digest { int64_t step; int32_t graph, node; uint64_t h; int64_t seq; } rt_digest;
-typedef struct rt_digests { rt_digest *v; int64_t n, cap; } rt_digests;
-void rt_digests_activate(rt_digests *t);   /* NULL: none (calls are ignored) */
-void rt_digests_clear(rt_digests *t);
-void rt_digests_free(rt_digests *t);
-/* sorts by (step, graph, node, call order): graph order within a step */
-void rt_digests_sort(rt_digests *t);
-
-/* ---- log comparison (logdiff.c): `PROGRAM logdiff A B` ---- */
-int rt_logdiff(const rt_manifest *m, const char *a, const char *b);
-
-/* ---- infer inputs (data.c) ----
- * As nnd_data_load_idx/csv, for inference: the IDX images file alone, or a
- * CSV whose label column may be missing; labels (field 1) are zeros. */
-int rt_data_load_idx_images(const char *images, nnd_data *d, char *err, size_t errlen);
-int rt_data_load_csv_features(const char *path, const char *label_col, nnd_data *d, char *err, size_t errlen);
-
 #endif
 _Noreturn void rt_die(int code, const char *fmt, ...) RT_PRINTF(2, 3);
 const char *rt_progname(void);

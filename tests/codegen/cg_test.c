@@ -8,8 +8,14 @@
  * transcendental functions are the runtime's own (the same process copy the
  * JIT resolves), so both sides call the same bits.
  *
+ * Besides the kernels' sequential semantics: every reduction plan family
+ * (blocked:N, tree:F) against references written from passes/plans.c,
+ * the same bits at 1..4 threads with every kernel split down to single
+ * units (NND_CG_GRAIN1), node digests (args.debug) and the infer graph.
+ *
  * Usage: nnd_cg_test [--aot-dir DIR]   (exit 0 ok, 1 failures)
- *        nnd_cg_test --sgemm [M K N [ta tb [reps]]]   (timing only, see bench_sgemm) */
+ *        nnd_cg_test --sgemm [M K N [ta tb [reps]]]   (timing only, see bench_sgemm;
+ *                    NND_CG_THREADS=T runs it on T threads) */
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -24,6 +30,7 @@
 #include "codegen/codegen.h"
 #include "ir/ir.h"
 #include "runtime/rt.h"
+#include "runtime/rt_internal.h"   /* rt_digests: what nnd_rt_node_digest recorded */
 
 /* The runtime may not define this yet; a strong definition there wins. */
 __attribute__((weak)) void nnd_rt_bad_label(int64_t row, int64_t label, int64_t classes)
@@ -33,6 +40,9 @@ __attribute__((weak)) void nnd_rt_bad_label(int64_t row, int64_t label, int64_t 
 }
 
 static int failures, checks;
+
+/* the plan tb_op gives new reduction nodes */
+static ir_plan cur_plan = { IR_PLAN_SEQ, 0, 0 };
 
 #define MAXIN 64
 #define BREG 8192      /* bytes per row of B reserved for B-sized activations */
@@ -137,7 +147,7 @@ static ir_node *tb_op(tb *t, ir_opcode op, ir_type type, int nin, ...)
 	va_end(ap);
 	ir_node *n = ir_add(t->a, t->g, op, nin, in, &type);
 	if (ir_ops[op].flags & IR_F_REDUCE)
-		n->plan.family = IR_PLAN_SEQ;
+		n->plan = cur_plan;
 	if (ir_ops[op].flags & IR_F_UPDATE)
 		return n;
 	ir_dim ne = ir_type_numel(&type);
@@ -167,8 +177,30 @@ static void *res(tb *t, int id)
 	return t->acts + n->off_c + n->off_b * t->Bmax;
 }
 
-/* build, JIT and run the graph once; returns 0 on success */
-static int tb_run_opt(tb *t, int opt)
+/* the step function's arguments for t's buffers */
+static void tb_args(tb *t, nnd_step_args *a)
+{
+	memset(a, 0, sizeof *a);
+	a->params = t->params;
+	a->grads = t->grads;
+	a->opt = t->opt;
+	a->state = t->state;
+	a->acts = t->acts;
+	a->inputs = t->inputs;
+	a->sample_idx = t->sample_idx;
+	a->keys = t->keys;
+	a->outputs = t->outputs;
+	a->B = t->B;
+	a->Bmax = t->Bmax;
+	a->step = t->step;
+	a->epoch = t->epoch;
+	a->lr = t->lr;
+	a->bc1 = t->bc1;
+	a->bc2 = t->bc2;
+}
+
+/* build and JIT the program; *fn = its symbol `sym` (NULL: nnd_train_0) */
+static cg_module *tb_build(tb *t, int opt, const char *sym, nnd_step_fn *fn)
 {
 	ir_module m;
 	memset(&m, 0, sizeof m);
@@ -179,37 +211,30 @@ static int tb_run_opt(tb *t, int opt)
 	if (!cm) {
 		printf("FAIL %s: cg_build\n", t->name);
 		failures++;
-		return -1;
+		return NULL;
 	}
 	if (getenv("NND_CG_TEST_DUMP") && strstr(t->name, getenv("NND_CG_TEST_DUMP")))
 		cg_print_llvm(cm, stdout);   /* debugging aid: the optimised IR of matching cases */
-	void *sym = cg_jit_lookup(cm, "nnd_train_0");
-	nnd_step_fn fn;
-	memcpy(&fn, &sym, sizeof fn);   /* object -> function pointer, as dlsym users do */
-	if (!fn) {
+	void *p = cg_jit_lookup(cm, sym ? sym : "nnd_train_0");
+	memcpy(fn, &p, sizeof *fn);   /* object -> function pointer, as dlsym users do */
+	if (!*fn) {
 		printf("FAIL %s: lookup\n", t->name);
 		failures++;
 		cg_free(cm);
-		return -1;
+		return NULL;
 	}
+	return cm;
+}
+
+/* build, JIT and run the graph once; returns 0 on success */
+static int tb_run_opt(tb *t, int opt)
+{
+	nnd_step_fn fn;
+	cg_module *cm = tb_build(t, opt, NULL, &fn);
+	if (!cm)
+		return -1;
 	nnd_step_args a;
-	memset(&a, 0, sizeof a);
-	a.params = t->params;
-	a.grads = t->grads;
-	a.opt = t->opt;
-	a.state = t->state;
-	a.acts = t->acts;
-	a.inputs = t->inputs;
-	a.sample_idx = t->sample_idx;
-	a.keys = t->keys;
-	a.outputs = t->outputs;
-	a.B = t->B;
-	a.Bmax = t->Bmax;
-	a.step = t->step;
-	a.epoch = t->epoch;
-	a.lr = t->lr;
-	a.bc1 = t->bc1;
-	a.bc2 = t->bc2;
+	tb_args(t, &a);
 	fn(&a);
 	cg_free(cm);
 	return 0;
@@ -1121,29 +1146,656 @@ static void test_adam(float wd, bool decoupled)
 	tb_done(&t);
 }
 
-/* ---- errors and the AOT path ---- */
+/* ---- reduction plans: the definitions of passes/plans.c ---- */
 
-static void test_unsupported_plan(void)
+static ir_plan mkplan(ir_plan_family f, int64_t arg)
+{
+	ir_plan p = { f, 0, 0 };
+	if (f == IR_PLAN_BLOCKED)
+		p.block = arg;
+	if (f == IR_PLAN_TREE)
+		p.fanin = (int)arg;
+	return p;
+}
+
+/* the sum of t[0..n) in plan order, written from the header of plans.c */
+static float ref_reduce(ir_plan p, const float *t, int64_t n)
+{
+	if (p.family == IR_PLAN_BLOCKED) {
+		float tot = 0.0f;
+		for (int64_t b = 0; b < n; b += p.block) {
+			float s = 0.0f;
+			for (int64_t k = b; k < n && k < b + p.block; k++)
+				s = s + t[k];
+			tot = tot + s;
+		}
+		return tot;
+	}
+	if (p.family == IR_PLAN_TREE) {
+		if (n == 0)
+			return 0.0f;
+		float *w = malloc((size_t)n * sizeof *w);
+		memcpy(w, t, (size_t)n * sizeof *w);
+		int64_t m = n;
+		while (m > 1) {
+			int64_t g = 0;
+			for (int64_t i = 0; i < m; i += p.fanin) {
+				float s = w[i];
+				for (int64_t j = i + 1; j < m && j < i + p.fanin; j++)
+					s = s + w[j];
+				w[g++] = s;
+			}
+			m = g;
+		}
+		float r = w[0];
+		free(w);
+		return r;
+	}
+	float acc = 0.0f;
+	for (int64_t k = 0; k < n; k++)
+		acc = acc + t[k];
+	return acc;
+}
+
+static const ir_plan test_plans[] = {
+	{ IR_PLAN_SEQ, 0, 0 },
+	{ IR_PLAN_BLOCKED, 2, 0 }, { IR_PLAN_BLOCKED, 7, 0 }, { IR_PLAN_BLOCKED, 64, 0 },
+	{ IR_PLAN_BLOCKED, 300, 0 },   /* > the matmul kernel's k chunk: its generic path */
+	{ IR_PLAN_TREE, 0, 2 }, { IR_PLAN_TREE, 0, 3 }, { IR_PLAN_TREE, 0, 5 },
+};
+#define NPLANS ((int)(sizeof test_plans / sizeof test_plans[0]))
+
+/* the plans' own reference against hand-computed orders */
+static void test_ref_reduce(void)
+{
+	float t[5] = { 1.0f, 0x1p24f, 1.0f, -0x1p24f, 1.0f };
+	checks++;
+	/* seq: ((((0+1)+2^24)+1)-2^24)+1 = 1 (2^24+1 rounds to 2^24 twice) */
+	float s = ref_reduce(mkplan(IR_PLAN_SEQ, 0), t, 5);
+	/* tree:2: levels [1+2^24, 1-2^24, 1] -> [(1+2^24)+(1-2^24), 1] -> one sum */
+	float tr = ref_reduce(mkplan(IR_PLAN_TREE, 2), t, 5);
+	float w_tr = ((1.0f + 0x1p24f) + (1.0f + -0x1p24f)) + 1.0f;
+	float bl = ref_reduce(mkplan(IR_PLAN_BLOCKED, 2), t, 5);
+	float w_bl = ((0.0f + ((0.0f + 1.0f) + 0x1p24f)) + ((0.0f + 1.0f) + -0x1p24f)) + (0.0f + 1.0f);
+	float nz[3] = { -0.0f, -0.0f, -0.0f };
+	if (s != 1.0f || bits(tr) != bits(w_tr) || bits(bl) != bits(w_bl) ||
+	    bits(ref_reduce(mkplan(IR_PLAN_TREE, 2), nz, 3)) != 0x80000000u ||   /* no +0 start */
+	    bits(ref_reduce(mkplan(IR_PLAN_BLOCKED, 2), nz, 3)) != 0 ||
+	    bits(ref_reduce(mkplan(IR_PLAN_TREE, 3), nz, 0)) != 0) {
+		printf("FAIL reference plans\n");
+		failures++;
+	}
+}
+
+/* SUM and MEAN along every axis of [B, 3, 7], an axis of length 1 and
+ * one of length 0, under plan p; rows of -0 (tree keeps -0, seq/blocked
+ * start from +0) and of large/small magnitudes (the order shows). */
+static void test_plan_axis(ir_plan p)
 {
 	tb t;
-	tb_init(&t, "blocked plan rejected", 2, 2);
-	float x[8] = { 0 };
-	int ix = tb_input(&t, ty(IR_F32, 2, -1, 4), x);
-	ir_node *s = tb_op(&t, IR_SUM, ty(IR_F32, 1, -1), 1, ix);
-	s->ia[0] = 1;
-	s->plan.family = IR_PLAN_BLOCKED;
-	s->plan.block = 2;
-	ir_module m = { .source_path = "bad", .progs = &t.p, .nprogs = 1 };
-	fprintf(stderr, "(an internal error about a blocked plan is expected next)\n");
-	cg_module *cm = cg_build(&m, "", 2, false);
-	checks++;
-	if (cm) {
-		printf("FAIL %s: cg_build accepted it\n", t.name);
-		failures++;
-		cg_free(cm);
+	char name[96], pb[32];
+	snprintf(name, sizeof name, "plan %s: sum/mean", ir_plan_str(p, pb, sizeof pb));
+	tb_init(&t, name, 5, 6);
+	cur_plan = p;
+	int64_t dv[3] = { 5, 3, 7 };
+	int64_t nx = 5 * 3 * 7;
+	float *x = fill(nx, false);
+	for (int64_t i = 0; i < nx; i++)
+		if (i % 5 == 0)
+			x[i] = ldexpf(x[i], 20);
+	for (int j = 0; j < 7; j++)
+		x[7 + j] = -0.0f;   /* row (0, 1, :) */
+	int ix = tb_input(&t, ty(IR_F32, 3, -1, 3, 7), x);
+	ir_node *ys[2][3];
+	for (int op = 0; op < 2; op++)
+		for (int axis = 0; axis < 3; axis++) {
+			ir_type ot = ty(IR_F32, 0);
+			for (int k = 0; k < 3; k++)
+				if (k != axis) {
+					ot.d[ot.rank].c = k == 0 ? 1 : dv[k];
+					ot.d[ot.rank++].sym = k == 0;
+				}
+			ys[op][axis] = tb_op(&t, op ? IR_MEAN : IR_SUM, ot, 1, ix);
+			ys[op][axis]->ia[0] = axis;
+		}
+	float *x1 = fill(5 * 4, false);
+	int ix1 = tb_input(&t, ty(IR_F32, 3, -1, 4, 1), x1);
+	ir_node *y1 = tb_op(&t, IR_SUM, ty(IR_F32, 2, -1, 4), 1, ix1);
+	y1->ia[0] = 2;
+	float x0[1] = { 0 };
+	int ix0 = tb_input(&t, ty(IR_F32, 2, -1, 0), x0);
+	ir_node *y0 = tb_op(&t, IR_SUM, ty(IR_F32, 1, -1), 1, ix0);
+	y0->ia[0] = 1;
+	if (!tb_run(&t)) {
+		float terms[8], w[64];
+		for (int op = 0; op < 2; op++)
+			for (int axis = 0; axis < 3; axis++) {
+				int64_t pre = 1, post = 1, len = dv[axis];
+				for (int k = 0; k < axis; k++) pre *= dv[k];
+				for (int k = axis + 1; k < 3; k++) post *= dv[k];
+				for (int64_t pp = 0; pp < pre; pp++)
+					for (int64_t q = 0; q < post; q++) {
+						for (int64_t k = 0; k < len; k++)
+							terms[k] = x[(pp * len + k) * post + q];
+						float v = ref_reduce(p, terms, len);
+						w[pp * post + q] = op ? v / (float)len : v;
+					}
+				char what[32];
+				snprintf(what, sizeof what, "%s axis %d", op ? "mean" : "sum", axis);
+				cmp_f32(&t, what, res(&t, ys[op][axis]->id), w, pre * post);
+			}
+		for (int i = 0; i < 20; i++)
+			w[i] = ref_reduce(p, &x1[i], 1);
+		cmp_f32(&t, "length 1", res(&t, y1->id), w, 20);
+		for (int i = 0; i < 5; i++)
+			w[i] = 0.0f;
+		cmp_f32(&t, "length 0", res(&t, y0->id), w, 5);
 	}
+	cur_plan = mkplan(IR_PLAN_SEQ, 0);
+	free(x);
+	free(x1);
 	tb_done(&t);
 }
+
+/* SUM_TO of [B, 3, 4] (B = 9) to every kind of target under plan p */
+static void test_plan_sum_to(ir_plan p)
+{
+	tb t;
+	char name[96], pb[32];
+	snprintf(name, sizeof name, "plan %s: sum_to", ir_plan_str(p, pb, sizeof pb));
+	tb_init(&t, name, 9, 9);
+	cur_plan = p;
+	shp targets[] = { { 1, { 4 } }, { 2, { 3, 1 } }, { 3, { 1, 3, 4 } }, { 0, { 0 } },
+	                  { 3, { -1, 1, 4 } }, { 3, { -1, 3, 4 } }, { 2, { 3, 4 } } };
+	enum { NT = sizeof targets / sizeof targets[0] };
+	ir_type xt = ty(IR_F32, 3, -1, 3, 4);
+	int64_t nx = 9 * 3 * 4;
+	float *x = fill(nx, false);
+	for (int64_t i = 0; i < nx; i += 3)
+		x[i] = ldexpf(x[i], 18);
+	int ix = tb_input(&t, xt, x);
+	ir_node *ys[NT];
+	for (int i = 0; i < NT; i++)
+		ys[i] = tb_op(&t, IR_SUM_TO, ty_of(targets[i]), 1, ix);
+	if (!tb_run(&t)) {
+		for (int i = 0; i < NT; i++) {
+			ir_type ot = ty_of(targets[i]);
+			int64_t no = numel(&t, &ot);
+			float *w = malloc((size_t)(no ? no : 1) * sizeof *w), *terms = malloc((size_t)nx * sizeof *terms);
+			for (int64_t j = 0; j < no; j++) {
+				int64_t n = 0;
+				for (int64_t e = 0; e < nx; e++)   /* row-major: the plan's term order */
+					if (bidx(&xt, &ot, t.B, e) == j)
+						terms[n++] = x[e];
+				w[j] = ref_reduce(p, terms, n);
+			}
+			char what[32];
+			snprintf(what, sizeof what, "target %d", i);
+			cmp_f32(&t, what, res(&t, ys[i]->id), w, no);
+			free(w);
+			free(terms);
+		}
+	}
+	cur_plan = mkplan(IR_PLAN_SEQ, 0);
+	free(x);
+	tb_done(&t);
+}
+
+/* matmul under plan p, one transpose combination: K of 0, 1, not a
+ * multiple of any block, across the kernel's 256-wide k chunks; M and N
+ * with row and column remainders; one B-dependent M */
+static void test_plan_matmul(ir_plan p, bool ta, bool tb_)
+{
+	static const int mk[][3] = { { 7, 0, 5 }, { 5, 1, 33 }, { 13, 37, 40 }, { 6, 300, 17 }, { 3, 517, 70 },
+	                             { 1, 64, 1 }, { -3, 29, 35 } };
+	enum { NC = sizeof mk / sizeof mk[0] };
+	tb t;
+	char name[96], pb[32];
+	snprintf(name, sizeof name, "plan %s: matmul ta=%d tb=%d", ir_plan_str(p, pb, sizeof pb), ta, tb_);
+	tb_init(&t, name, 5, 5);
+	cur_plan = p;
+	float *as[NC], *bs[NC];
+	ir_node *cs[NC];
+	for (int q = 0; q < NC; q++) {
+		int Md = mk[q][0], K = mk[q][1], N = mk[q][2];
+		int64_t M = Md < 0 ? -Md * t.B : Md;
+		as[q] = fill(M * K, false);
+		bs[q] = fill((int64_t)K * N, false);
+		for (int64_t i = 0; i < M * K; i += 4)
+			as[q][i] = ldexpf(as[q][i], 16);
+		int ia = tb_input(&t, ta ? ty(IR_F32, 2, K, Md) : ty(IR_F32, 2, Md, K), as[q]);
+		int ib = tb_input(&t, tb_ ? ty(IR_F32, 2, N, K) : ty(IR_F32, 2, K, N), bs[q]);
+		cs[q] = tb_op(&t, IR_MATMUL, ty(IR_F32, 2, Md, N), 2, ia, ib);
+		cs[q]->ia[0] = ta;
+		cs[q]->ia[1] = tb_;
+	}
+	if (!tb_run(&t))
+		for (int q = 0; q < NC; q++) {
+			int K = mk[q][1], N = mk[q][2];
+			int64_t M = mk[q][0] < 0 ? -mk[q][0] * t.B : mk[q][0];
+			float *w = malloc((size_t)(M * N) * sizeof *w), *terms = malloc((size_t)(K + 1) * sizeof *terms);
+			for (int64_t i = 0; i < M; i++)
+				for (int64_t j = 0; j < N; j++) {
+					for (int64_t k = 0; k < K; k++) {
+						float x = ta ? as[q][k * M + i] : as[q][i * K + k];
+						float y = tb_ ? bs[q][j * K + k] : bs[q][k * N + j];
+						terms[k] = x * y;
+					}
+					w[i * N + j] = ref_reduce(p, terms, K);
+				}
+			char what[48];
+			snprintf(what, sizeof what, "%" PRId64 "x%dx%d", M, K, N);
+			cmp_f32(&t, what, res(&t, cs[q]->id), w, M * N);
+			free(w);
+			free(terms);
+		}
+	for (int q = 0; q < NC; q++) {
+		free(as[q]);
+		free(bs[q]);
+	}
+	cur_plan = mkplan(IR_PLAN_SEQ, 0);
+	tb_done(&t);
+}
+
+/* softmax family, cross_entropy (row sums and the batch sum), its
+ * gradient and mse under plan p: C = 13, B = 7 */
+static void test_plan_rows(ir_plan p)
+{
+	tb t;
+	char name[96], pb[32];
+	snprintf(name, sizeof name, "plan %s: softmax/losses", ir_plan_str(p, pb, sizeof pb));
+	tb_init(&t, name, 7, 8);
+	cur_plan = p;
+	enum { B = 7, C = 13 };
+	float *x = fill(B * C, false), *dy = fill(B * C, false), *tg = fill(B * C, false);
+	for (int i = 0; i < B * C; i++) {
+		x[i] *= 6.0f;
+		if (i % 4 == 0)
+			dy[i] = ldexpf(dy[i], 14);
+	}
+	int32_t lab[B] = { 0, 12, 3, 3, 5, 7, 1 };
+	float dl = 1.25f;
+	ir_type xt = ty(IR_F32, 2, -1, C);
+	int ix = tb_input(&t, xt, x), idy = tb_input(&t, xt, dy), it = tb_input(&t, xt, tg);
+	int il = tb_input(&t, ty(IR_I32, 1, -1), lab), idl = tb_input(&t, ty(IR_F32, 0), &dl);
+	ir_node *sm = tb_op(&t, IR_SOFTMAX, xt, 1, ix);
+	ir_node *ls = tb_op(&t, IR_LOG_SOFTMAX, xt, 1, ix);
+	ir_node *smb = tb_op(&t, IR_SOFTMAX_BWD, xt, 2, idy, sm->id);
+	ir_node *lsb = tb_op(&t, IR_LOG_SOFTMAX_BWD, xt, 2, idy, ls->id);
+	ir_node *ce = tb_op(&t, IR_CROSS_ENTROPY, ty(IR_F32, 0), 2, ix, il);
+	ir_node *ceb = tb_op(&t, IR_CROSS_ENTROPY_BWD, xt, 3, ix, il, idl);
+	ir_node *mse = tb_op(&t, IR_MSE, ty(IR_F32, 0), 2, ix, it);
+	if (!tb_run(&t)) {
+		float w1[B * C], w2[B * C], w3[B * C], w4[B * C], w6[B * C], terms[B * C], l[B];
+		for (int r = 0; r < B; r++) {
+			const float *xr = x + r * C, *dr = dy + r * C;
+			float m = -INFINITY, e[C];
+			for (int k = 0; k < C; k++)
+				m = ref_maximum(m, xr[k]);
+			for (int k = 0; k < C; k++)
+				e[k] = nnd_rt_expf(xr[k] - m);
+			float s = ref_reduce(p, e, C);
+			for (int k = 0; k < C; k++) {
+				w1[r * C + k] = e[k] / s;
+				w2[r * C + k] = (xr[k] - m) - nnd_rt_logf(s);
+			}
+			for (int k = 0; k < C; k++)
+				terms[k] = dr[k] * w1[r * C + k];
+			float s1 = ref_reduce(p, terms, C);
+			float s2 = ref_reduce(p, dr, C);
+			for (int k = 0; k < C; k++) {
+				w3[r * C + k] = w1[r * C + k] * (dr[k] - s1);
+				w4[r * C + k] = dr[k] - nnd_rt_expf(w2[r * C + k]) * s2;
+				w6[r * C + k] = (e[k] / s - (k == lab[r] ? 1.0f : 0.0f)) * (dl / (float)B);
+			}
+			l[r] = (m + nnd_rt_logf(s)) - xr[lab[r]];
+		}
+		float wce = ref_reduce(p, l, B) / (float)B;
+		for (int i = 0; i < B * C; i++) {
+			float d = x[i] - tg[i];
+			terms[i] = d * d;
+		}
+		float wmse = ref_reduce(p, terms, B * C) / (float)(B * C);
+		cmp_f32(&t, "softmax", res(&t, sm->id), w1, B * C);
+		cmp_f32(&t, "log_softmax", res(&t, ls->id), w2, B * C);
+		cmp_f32(&t, "softmax_bwd", res(&t, smb->id), w3, B * C);
+		cmp_f32(&t, "log_softmax_bwd", res(&t, lsb->id), w4, B * C);
+		cmp_f32(&t, "cross_entropy", res(&t, ce->id), &wce, 1);
+		cmp_f32(&t, "cross_entropy_bwd", res(&t, ceb->id), w6, B * C);
+		cmp_f32(&t, "mse", res(&t, mse->id), &wmse, 1);
+	}
+	cur_plan = mkplan(IR_PLAN_SEQ, 0);
+	free(x);
+	free(dy);
+	free(tg);
+	tb_done(&t);
+}
+
+/* The racy plan: accepted for sum over a contiguous axis and for
+ * cross_entropy (with one thread it is the sequential sum), rejected
+ * elsewhere (here: matmul, and sum over a strided axis). */
+static void test_racy(void)
+{
+	tb t;
+	tb_init(&t, "racy plan (1 thread)", 3, 3);
+	float *x = fill(3 * 11, false);
+	int ix = tb_input(&t, ty(IR_F32, 2, -1, 11), x);
+	cur_plan = mkplan(IR_PLAN_RACY, 0);
+	ir_node *s = tb_op(&t, IR_SUM, ty(IR_F32, 1, -1), 1, ix);
+	s->ia[0] = 1;
+	cur_plan = mkplan(IR_PLAN_SEQ, 0);
+	nnd_rt_set_threads(1);
+	if (!tb_run(&t)) {
+		float w[3];
+		for (int r = 0; r < 3; r++)
+			w[r] = ref_reduce(mkplan(IR_PLAN_SEQ, 0), x + r * 11, 11);
+		cmp_f32(&t, "sum", res(&t, s->id), w, 3);
+	}
+	tb_done(&t);
+	for (int bad = 0; bad < 2; bad++) {
+		tb_init(&t, bad ? "racy sum over a strided axis rejected" : "racy matmul rejected", 3, 3);
+		ix = tb_input(&t, ty(IR_F32, 2, -1, 11), x);
+		int iw = tb_input(&t, ty(IR_F32, 2, 11, 4), x);
+		cur_plan = mkplan(IR_PLAN_RACY, 0);
+		if (bad) {
+			ir_node *y = tb_op(&t, IR_SUM, ty(IR_F32, 1, 11), 1, ix);
+			y->ia[0] = 0;
+		} else {
+			tb_op(&t, IR_MATMUL, ty(IR_F32, 2, -1, 4), 2, ix, iw);
+		}
+		cur_plan = mkplan(IR_PLAN_SEQ, 0);
+		ir_module m = { .source_path = "bad", .progs = &t.p, .nprogs = 1 };
+		fprintf(stderr, "(an internal error about the racy plan is expected next)\n");
+		cg_module *cm = cg_build(&m, "", 2, false);
+		checks++;
+		if (cm) {
+			printf("FAIL %s: cg_build accepted it\n", t.name);
+			failures++;
+			cg_free(cm);
+		}
+		tb_done(&t);
+	}
+	free(x);
+}
+
+/* ---- threads: every kernel split at every grain gives the same bits ---- */
+
+/* A graph of every kind of kernel, compiled with NND_CG_GRAIN1 (every
+ * kernel splits down to single units), run at 1, 2, 3, 4 threads: the
+ * activations, parameters, optimizer state and outputs must be the same
+ * bits each time.  Sizes cut matmul column blocks and row blocks mid-way. */
+static void test_threads(ir_plan p)
+{
+	tb t;
+	char name[96], pb[32];
+	snprintf(name, sizeof name, "threads 1..4, plan %s", ir_plan_str(p, pb, sizeof pb));
+	tb_init(&t, name, 13, 16);
+	cur_plan = p;
+	enum { B = 13, I = 37, H = 70, C = 11 };
+	float *x = fill(B * I, true), *w = fill(I * H, false), *w2 = fill(H * C, false), *bias = fill(H, false);
+	int32_t lab[B];
+	for (int i = 0; i < B; i++)
+		lab[i] = (i * 7) % C;
+	int ix = tb_input(&t, ty(IR_F32, 2, -1, I), x);
+	int iw = tb_input(&t, ty(IR_F32, 2, I, H), w);
+	int iw2 = tb_input(&t, ty(IR_F32, 2, H, C), w2);
+	int ib = tb_input(&t, ty(IR_F32, 1, H), bias);
+	int il = tb_input(&t, ty(IR_I32, 1, -1), lab);
+	ir_node *h = tb_op(&t, IR_MATMUL, ty(IR_F32, 2, -1, H), 2, ix, iw);
+	ir_node *hb = tb_op(&t, IR_ADD, ty(IR_F32, 2, -1, H), 2, h->id, ib);
+	ir_node *e = tb_op(&t, IR_TANH, ty(IR_F32, 2, -1, H), 1, hb->id);
+	ir_node *d = tb_op(&t, IR_DROPOUT, ty(IR_F32, 2, -1, H), 1, e->id);
+	d->stream = 0;
+	d->fa[0] = 0.25f;
+	d->fa[1] = 1.0f / 0.75f;
+	ir_node *lg = tb_op(&t, IR_MATMUL, ty(IR_F32, 2, -1, C), 2, d->id, iw2);
+	ir_node *sm = tb_op(&t, IR_SOFTMAX, ty(IR_F32, 2, -1, C), 1, lg->id);
+	ir_node *ce = tb_op(&t, IR_CROSS_ENTROPY, ty(IR_F32, 0), 2, lg->id, il);
+	ir_node *one = tb_op(&t, IR_CONST, ty(IR_F32, 0), 0);
+	one->fa[0] = 1.0f;
+	ir_node *g = tb_op(&t, IR_CROSS_ENTROPY_BWD, ty(IR_F32, 2, -1, C), 3, lg->id, il, one->id);
+	ir_node *dsm = tb_op(&t, IR_SOFTMAX_BWD, ty(IR_F32, 2, -1, C), 2, g->id, sm->id);
+	ir_node *dw2 = tb_op(&t, IR_MATMUL, ty(IR_F32, 2, H, C), 2, d->id, g->id);
+	dw2->ia[0] = 1;
+	ir_node *dh = tb_op(&t, IR_MATMUL, ty(IR_F32, 2, -1, H), 2, g->id, iw2);
+	dh->ia[1] = 1;
+	ir_node *db = tb_op(&t, IR_SUM_TO, ty(IR_F32, 1, H), 1, dh->id);
+	ir_node *cs = tb_op(&t, IR_SUM, ty(IR_F32, 1, H), 1, dh->id);
+	cs->ia[0] = 0;
+	ir_node *rs = tb_op(&t, IR_MEAN, ty(IR_F32, 1, -1), 1, dh->id);
+	rs->ia[0] = 1;
+	ir_node *am = tb_op(&t, IR_ARGMAX, ty(IR_I32, 1, -1), 1, lg->id);
+	am->ia[0] = 1;
+	ir_node *acc = tb_op(&t, IR_ACCURACY, ty(IR_F32, 0), 2, lg->id, il);
+	ir_node *tr = tb_op(&t, IR_TRANSPOSE, ty(IR_F32, 2, H, -1), 1, dh->id);
+	tr->ia[0] = 0;
+	tr->ia[1] = 1;
+	/* batched matmul: [3, B, C] x [C, 5] */
+	ir_node *rsh = tb_op(&t, IR_BROADCAST, ty(IR_F32, 3, 3, -1, C), 1, g->id);
+	float *w3 = fill(C * 5, false);
+	int iw3 = tb_input(&t, ty(IR_F32, 2, C, 5), w3);
+	ir_node *bm = tb_op(&t, IR_MATMUL, ty(IR_F32, 3, 3, -1, 5), 2, rsh->id, iw3);
+	/* an update of a parameter [H, C] from dw2 */
+	for (int i = 0; i < H * C; i++) {
+		t.params[i] = rndf();
+		t.opt[i] = rndf();
+	}
+	int ip = tb_block(&t, IR_PARAM, ty(IR_F32, 2, H, C), IR_BLK_PARAM, 0);
+	int io = tb_block(&t, IR_OPT_SLOT, ty(IR_F32, 2, H, C), IR_BLK_OPT, 0);
+	ir_node *u = tb_op(&t, IR_SGD_UPDATE, ty(IR_F32, 0), 3, ip, dw2->id, io);
+	u->fa[0] = 0.9f;
+	u->ia[1] = 1;
+	(void)ce; (void)dsm; (void)db; (void)cs; (void)rs; (void)am; (void)acc; (void)tr; (void)bm;
+	cur_plan = mkplan(IR_PLAN_SEQ, 0);
+
+	setenv("NND_CG_GRAIN1", "1", 1);
+	nnd_step_fn fn;
+	cg_module *cm = tb_build(&t, 2, NULL, &fn);
+	unsetenv("NND_CG_GRAIN1");
+	if (cm) {
+		size_t abytes = (size_t)(BREG * t.Bmax + 65536);
+		float p0[H * C], o0[H * C];
+		memcpy(p0, t.params, sizeof p0);
+		memcpy(o0, t.opt, sizeof o0);
+		uint8_t *first = malloc(abytes);
+		float fp[H * C], fo[H * C];
+		for (int T = 1; T <= 4; T++) {
+			nnd_rt_set_threads(T);
+			memset(t.acts, 0xA5, abytes);
+			memcpy(t.params, p0, sizeof p0);
+			memcpy(t.opt, o0, sizeof o0);
+			nnd_step_args a;
+			tb_args(&t, &a);
+			fn(&a);
+			if (T == 1) {
+				memcpy(first, t.acts, abytes);
+				memcpy(fp, t.params, sizeof fp);
+				memcpy(fo, t.opt, sizeof fo);
+				continue;
+			}
+			char what[48];
+			snprintf(what, sizeof what, "%d threads vs 1: activations", T);
+			checks++;
+			if (memcmp(first, t.acts, abytes)) {
+				for (int i = 0; i < t.g->nnodes; i++) {
+					const ir_node *n = t.g->nodes[i];
+					if (n->blk != IR_BLK_ACT)
+						continue;
+					size_t off = (size_t)(n->off_c + n->off_b * t.Bmax);
+					size_t nb = (size_t)numel(&t, &n->type) * 4;
+					if (memcmp(first + off, t.acts + off, nb))
+						printf("FAIL %s %s: node %d (%s) differs\n", t.name, what, n->id, ir_ops[n->op].name);
+				}
+				failures++;
+			}
+			snprintf(what, sizeof what, "%d threads vs 1: params", T);
+			cmp_f32(&t, what, t.params, fp, H * C);
+			snprintf(what, sizeof what, "%d threads vs 1: momentum", T);
+			cmp_f32(&t, what, t.opt, fo, H * C);
+		}
+		nnd_rt_set_threads(1);
+		free(first);
+		cg_free(cm);
+	}
+	free(x);
+	free(w);
+	free(w2);
+	free(w3);
+	free(bias);
+	tb_done(&t);
+}
+
+/* ---- node digests and the infer graph ---- */
+
+static uint64_t digest64(const void *p, int64_t bytes)
+{
+	uint8_t dig[32];
+	nnd_sha256(bytes > 0 ? p : "", (size_t)(bytes > 0 ? bytes : 0), dig);
+	uint64_t h = 0;
+	for (int i = 0; i < 8; i++)
+		h = h << 8 | dig[i];
+	return h;
+}
+
+/* with args.debug: one nnd_rt_node_digest per node that has storage (an
+ * update reports its parameter, after the update; a CONST without storage
+ * reports nothing), with the node's bytes at this B; none without debug */
+static void test_digests(void)
+{
+	tb t;
+	tb_init(&t, "node digests", 5, 8);
+	float *x = fill(5 * 6, false);
+	for (int i = 0; i < 6; i++) {
+		t.params[10 + i] = rndf();
+		t.grads[10 + i] = rndf();
+	}
+	float p0[6], p1[6];
+	memcpy(p0, t.params + 10, sizeof p0);
+	int ix = tb_input(&t, ty(IR_F32, 2, -1, 6), x);
+	ir_node *k = ir_add(t.a, t.g, IR_CONST, 0, NULL, &(ir_type){ .dt = IR_F32 });   /* no storage */
+	k->fa[0] = 3.0f;
+	ir_node *y = tb_op(&t, IR_MUL, ty(IR_F32, 2, -1, 6), 2, ix, k->id);
+	ir_node *s = tb_op(&t, IR_SUM, ty(IR_F32, 1, 6), 1, y->id);
+	int ip = tb_block(&t, IR_PARAM, ty(IR_F32, 1, 6), IR_BLK_PARAM, 10);
+	int ig = tb_block(&t, IR_PARAM, ty(IR_F32, 1, 6), IR_BLK_GRAD, 10);
+	ir_node *u = tb_op(&t, IR_SGD_UPDATE, ty(IR_F32, 0), 3, ip, ig, ip);
+	ir_node *am = tb_op(&t, IR_ARGMAX, ty(IR_I32, 1, -1), 1, ix);
+	am->ia[0] = 1;
+	nnd_step_fn fn;
+	cg_module *cm = tb_build(&t, 2, NULL, &fn);
+	if (cm) {
+		rt_digests tab;
+		memset(&tab, 0, sizeof tab);
+		rt_digests_activate(&tab);
+		nnd_step_args a;
+		tb_args(&t, &a);
+		a.step = 7;
+		fn(&a);                       /* debug off: nothing */
+		int64_t off_n = tab.n;
+		memcpy(t.params + 10, p0, sizeof p0);
+		a.debug = 1;
+		fn(&a);
+		rt_digests_activate(NULL);
+		memcpy(p1, t.params + 10, sizeof p1);
+		struct { int node; const void *p; int64_t bytes; } want[] = {
+			{ ix, x, 5 * 6 * 4 },
+			{ y->id, res(&t, y->id), 5 * 6 * 4 },
+			{ s->id, res(&t, s->id), 6 * 4 },
+			{ ip, p0, 6 * 4 },            /* the parameter before the update */
+			{ ig, t.grads + 10, 6 * 4 },
+			{ u->id, p1, 6 * 4 },          /* ... and after it */
+			{ am->id, res(&t, am->id), 5 * 4 },
+		};
+		int nw = (int)(sizeof want / sizeof want[0]);
+		checks++;
+		if (off_n != 0 || tab.n != nw) {
+			printf("FAIL %s: %" PRId64 " digests without debug, %" PRId64 " with (want 0, %d)\n", t.name, off_n,
+			       tab.n, nw);
+			failures++;
+		} else {
+			for (int i = 0; i < nw; i++) {
+				const rt_digest *d = &tab.v[i];
+				if (d->node != want[i].node || d->graph != 0 || d->step != 7 ||
+				    d->h != digest64(want[i].p, want[i].bytes)) {
+					printf("FAIL %s: report %d: node %d graph %d step %" PRId64 " digest %016" PRIx64
+					       ", want node %d graph 0 step 7 digest %016" PRIx64 "\n", t.name, i, d->node, d->graph,
+					       d->step, d->h, want[i].node, digest64(want[i].p, want[i].bytes));
+					failures++;
+					break;
+				}
+			}
+		}
+		rt_digests_free(&tab);
+		cg_free(cm);
+	}
+	free(x);
+	tb_done(&t);
+}
+
+/* nnd_infer_<i>: the infer graph writes its result node into args.result;
+ * the model's infer table points at it (and its eval table is NULL) */
+static void test_infer(void)
+{
+	tb t;
+	tb_init(&t, "infer graph", 4, 6);
+	enum { I = 9, O = 5 };
+	float *x = fill(4 * I, false);
+	for (int i = 0; i < I * O; i++)
+		t.params[i] = rndf();
+	for (int i = 0; i < O; i++)
+		t.params[I * O + i] = rndf();
+	int ix = tb_input(&t, ty(IR_F32, 2, -1, I), x);   /* the train graph: a relu */
+	tb_op(&t, IR_RELU, ty(IR_F32, 2, -1, I), 1, ix);
+	ir_graph *train = t.g;
+	t.g = ir_graph_new(t.a, "infer");
+	t.p->infer_g = t.g;
+	ix = tb_input(&t, ty(IR_F32, 2, -1, I), x);
+	int iw = tb_block(&t, IR_PARAM, ty(IR_F32, 2, I, O), IR_BLK_PARAM, 0);
+	int ib = tb_block(&t, IR_PARAM, ty(IR_F32, 1, O), IR_BLK_PARAM, I * O);
+	ir_node *mm = tb_op(&t, IR_MATMUL, ty(IR_F32, 2, -1, O), 2, ix, iw);
+	ir_node *r = tb_op(&t, IR_ADD, ty(IR_F32, 2, -1, O), 2, mm->id, ib);
+	r->blk = IR_BLK_RESULT;
+	r->off_c = 0;
+	r->off_b = 0;
+	t.g->result = r->id;
+	t.g = train;
+	nnd_step_fn fn;
+	cg_module *cm = tb_build(&t, 2, "nnd_infer_0", &fn);
+	if (cm) {
+		const nnd_model *model = cg_jit_lookup(cm, "nnd_model");
+		checks++;
+		void *fp;
+		memcpy(&fp, &fn, sizeof fp);
+		void *ip = model && model->infer ? *(void *const *)&model->infer[0] : NULL;
+		void *ep = model && model->eval ? *(void *const *)&model->eval[0] : (void *)1;
+		if (!model || model->nprogs != 1 || ip != fp || ep != NULL) {
+			printf("FAIL %s: nnd_model tables (infer %p, want %p; eval %p, want NULL)\n", t.name, ip, fp, ep);
+			failures++;
+		}
+		float out[4 * O + 1];
+		for (int i = 0; i < 4 * O + 1; i++)
+			out[i] = -7.0f;
+		nnd_step_args a;
+		tb_args(&t, &a);
+		a.result = out;
+		fn(&a);
+		float want[4 * O + 1];
+		for (int i = 0; i < 4; i++)
+			for (int j = 0; j < O; j++) {
+				float acc = 0.0f;
+				for (int k = 0; k < I; k++)
+					acc = acc + x[i * I + k] * t.params[k * O + j];
+				want[i * O + j] = acc + t.params[I * O + j];
+			}
+		want[4 * O] = -7.0f;   /* nothing past B rows */
+		cmp_f32(&t, "result", out, want, 4 * O + 1);
+		cg_free(cm);
+	}
+	free(x);
+	tb_done(&t);
+}
+
+/* ---- the AOT path ---- */
 
 /* the same kernels at -O0 and -O3 must give the same bits as -O2 */
 static void test_opt_levels(void)
@@ -1269,6 +1921,8 @@ static int bench_sgemm(int argc, char **argv)
 	args.B = t.B;
 	args.Bmax = t.Bmax;
 	double best = 1e30;
+	if (getenv("NND_CG_THREADS"))   /* the runtime's pool, as `train --threads` */
+		nnd_rt_set_threads(atoi(getenv("NND_CG_THREADS")));
 	for (int r = 0; r < reps; r++) {
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		fn(&args);
@@ -1383,7 +2037,21 @@ int main(int argc, char **argv)
 	test_adam(0.01f, false);
 	test_adam(0.01f, true);
 
-	test_unsupported_plan();
+	test_ref_reduce();
+	for (int i = 0; i < NPLANS; i++) {
+		test_plan_axis(test_plans[i]);
+		test_plan_sum_to(test_plans[i]);
+		test_plan_rows(test_plans[i]);
+		for (int ta = 0; ta < 2; ta++)
+			for (int tb_ = 0; tb_ < 2; tb_++)
+				test_plan_matmul(test_plans[i], ta, tb_);
+	}
+	test_racy();
+	test_threads(mkplan(IR_PLAN_SEQ, 0));
+	test_threads(mkplan(IR_PLAN_BLOCKED, 7));
+	test_threads(mkplan(IR_PLAN_TREE, 3));
+	test_digests();
+	test_infer();
 	test_opt_levels();
 
 	char tmpl[] = "/tmp/nnd_cg_test.XXXXXX";

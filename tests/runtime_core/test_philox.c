@@ -51,13 +51,20 @@ int main(int argc, char **argv)
 	printf("philox4x32-10: %d known-answer vectors checked\n", checked);
 	CHECK(checked >= 3);
 
-	/* uniform: word 0 >> 8 times 2^-24, in [0, 1) */
+	/* uniform: element e takes word e % 4 of the block at counter e / 4,
+	 * >> 8 times 2^-24, in [0, 1); asked in any order (the runtime keeps a
+	 * one-block memo, which must never change a value) */
 	const uint32_t key[2] = { 0xa4093822u, 0x299f31d0u };
 	uint32_t out[4];
 	const uint32_t ctr[4] = { 0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u };
 	nnd_philox4x32_10(ctr, key, out);
-	float u = nnd_rt_uniform(key, ctr[0], ctr[1], ctr[2], ctr[3]);
-	CHECK(u == (float)(out[0] >> 8) / 16777216.0f);
+	for (int w = 3; w >= 0; w--) {
+		float u = nnd_rt_uniform(key, ctr[0] * 4 + (uint32_t)w, ctr[1], ctr[2], ctr[3]);
+		CHECK(u == (float)(out[w] >> 8) / 16777216.0f);
+	}
+	const uint32_t key2[2] = { 1, 2 };
+	float a = nnd_rt_uniform(key, 5, 1, 2, 3), b = nnd_rt_uniform(key2, 5, 1, 2, 3);
+	CHECK(nnd_rt_uniform(key, 5, 1, 2, 3) == a && a != b);
 	for (uint32_t i = 0; i < 100000; i++) {
 		float v = nnd_rt_uniform(key, i, 0, 0, 0);
 		CHECK(v >= 0.0f && v < 1.0f);
