@@ -2113,7 +2113,44 @@ static int emit_ACCURACY(cg *c, const ir_node *n)
 /* ------------------------------------------------------------------ */
 /* random                                                              */
 
-/* u = nnd_rt_uniform(&keys[2*stream], e, sample_idx[row], epoch, 0);
+/* Philox4x32-10 in the kernel itself (runtime/philox.c is the reference,
+ * checked against Random123's vectors; tests/codegen compares the two).
+ * Each element computes its whole block and keeps its word: four times the
+ * arithmetic of sharing blocks, but branch-free, so the element loop
+ * vectorises and is far cheaper than a call per element. */
+static LLVMValueRef philox_word(cg *c, LLVMValueRef ctr[4], LLVMValueRef k0, LLVMValueRef k1,
+                                LLVMValueRef word)
+{
+	LLVMValueRef x[4] = { ctr[0], ctr[1], ctr[2], ctr[3] };
+	LLVMValueRef m0 = LLVMConstInt(c->i64, 0xD2511F53u, 0), m1 = LLVMConstInt(c->i64, 0xCD9E8D57u, 0);
+	LLVMValueRef w0 = ci32(c, (int32_t)0x9E3779B9u), w1 = ci32(c, (int32_t)0xBB67AE85u);
+	LLVMValueRef sh = LLVMConstInt(c->i64, 32, 0);
+	for (int round = 0; round < 10; round++) {
+		if (round) {
+			k0 = LLVMBuildAdd(c->b, k0, w0, "");
+			k1 = LLVMBuildAdd(c->b, k1, w1, "");
+		}
+		LLVMValueRef p0 = LLVMBuildMul(c->b, m0, LLVMBuildZExt(c->b, x[0], c->i64, ""), "");
+		LLVMValueRef p1 = LLVMBuildMul(c->b, m1, LLVMBuildZExt(c->b, x[2], c->i64, ""), "");
+		LLVMValueRef hi0 = LLVMBuildTrunc(c->b, LLVMBuildLShr(c->b, p0, sh, ""), c->i32, "");
+		LLVMValueRef lo0 = LLVMBuildTrunc(c->b, p0, c->i32, "");
+		LLVMValueRef hi1 = LLVMBuildTrunc(c->b, LLVMBuildLShr(c->b, p1, sh, ""), c->i32, "");
+		LLVMValueRef lo1 = LLVMBuildTrunc(c->b, p1, c->i32, "");
+		LLVMValueRef y0 = LLVMBuildXor(c->b, LLVMBuildXor(c->b, hi1, x[1], ""), k0, "");
+		LLVMValueRef y2 = LLVMBuildXor(c->b, LLVMBuildXor(c->b, hi0, x[3], ""), k1, "");
+		x[0] = y0; x[1] = lo1; x[2] = y2; x[3] = lo0;
+	}
+	/* select word `word` (0..3) without a branch */
+	LLVMValueRef is1 = LLVMBuildICmp(c->b, LLVMIntEQ, word, ci32(c, 1), "");
+	LLVMValueRef is2 = LLVMBuildICmp(c->b, LLVMIntEQ, word, ci32(c, 2), "");
+	LLVMValueRef is3 = LLVMBuildICmp(c->b, LLVMIntEQ, word, ci32(c, 3), "");
+	LLVMValueRef v = LLVMBuildSelect(c->b, is1, x[1], x[0], "");
+	v = LLVMBuildSelect(c->b, is2, x[2], v, "");
+	return LLVMBuildSelect(c->b, is3, x[3], v, "");
+}
+
+/* u = nnd_rt_uniform(&keys[2*stream], e, sample_idx[row], epoch, 0), computed
+ * inline: word e % 4 of the block at {e / 4, sample, epoch, 0}, >> 8, * 2^-24;
  * y = u >= p ? x * scale : +0.  The counter holds logical indices only. */
 static int emit_dropout(cg *c, const ir_node *n)
 {
@@ -2136,15 +2173,16 @@ static int emit_dropout(cg *c, const ir_node *n)
 	LLVMValueRef sidx = load_field(c, A_SAMPLE_IDX, c->ptr);
 	LLVMValueRef epoch = LLVMBuildTrunc(c->b, load_field(c, A_EPOCH, c->i64), c->i32, "");
 	LLVMValueRef E = dims_prod(c, &n->type, 1, n->type.rank);
-	LLVMTypeRef pt[5] = { LLVMPointerType(c->i32, 0), c->i32, c->i32, c->i32, c->i32 };
-	LLVMTypeRef fty = LLVMFunctionType(c->f32, pt, 5, 0);
-	LLVMValueRef uf = rt_fn(c, "nnd_rt_uniform", fty);
+	LLVMValueRef k0 = load_at(c, c->i32, key, ci64(c, 0)), k1 = load_at(c, c->i32, key, ci64(c, 1));
 	cg_loop lr, le;   /* units: rows */
 	LLVMValueRef r = range_begin(c, &lr, k.lo, k.hi);
 	LLVMValueRef s = LLVMBuildTrunc(c->b, load_at(c, c->i64, sidx, r), c->i32, "");
 	LLVMValueRef e = loop_begin(c, &le, E);
-	LLVMValueRef a[5] = { ptr_to(c, key, c->i32), LLVMBuildTrunc(c->b, e, c->i32, ""), s, epoch, ci32(c, 0) };
-	LLVMValueRef u = LLVMBuildCall2(c->b, fty, uf, a, 5, "");
+	LLVMValueRef e32 = LLVMBuildTrunc(c->b, e, c->i32, "");
+	LLVMValueRef ctr[4] = { LLVMBuildLShr(c->b, e32, ci32(c, 2), ""), s, epoch, ci32(c, 0) };
+	LLVMValueRef w = philox_word(c, ctr, k0, k1, LLVMBuildAnd(c->b, e32, ci32(c, 3), ""));
+	LLVMValueRef u = fmul(c, LLVMBuildUIToFP(c->b, LLVMBuildLShr(c->b, w, ci32(c, 8), ""), c->f32, ""),
+	                      cf32(c, 0x1p-24f));
 	LLVMValueRef xi = add(c, mul(c, r, E), e);
 	LLVMValueRef keep = fcmp(c, LLVMRealOGE, u, cf32(c, n->fa[0]));
 	vstore(c, &y, xi, sel(c, keep, fmul(c, vload(c, &x, xi), cf32(c, n->fa[1])), cf32(c, 0.0f)));
