@@ -201,6 +201,12 @@ layer_add)
 	run 0 s2 ./t2 train --steps 0 --save c2
 	python3 "$SRC/e2e/st_compare.py" c1/params.safetensors c2/params.safetensors > cmp.out || { cat cmp.out; fail "initial values moved"; }
 	has cmp.out 'm.w: same'; has cmp.out 'm.b: same'
+	# the same names with other shapes: refused, naming the tensor
+	sed 's/param w: f32\[16, 3\] = xavier_uniform();/param w: f32[16, 5] = xavier_uniform();\n  param v: f32[5, 3] = xavier_uniform();/; s/@ w + b;/@ w @ v + b;/' tiny.nnd > tiny3.nnd
+	grep -q 'f32\[16, 5\]' tiny3.nnd || fail "could not edit the model"
+	run 0 b3 "$NNDC" build tiny3.nnd -o t3
+	run 1 e3 ./t3 eval --weights c1/params.safetensors
+	has e3.err 'm.w'
 	;;
 verify)
 	run 0 v "$NNDC" verify "$SRC/e2e/every_op.nnd" --threads 1,2,4 --steps 4
