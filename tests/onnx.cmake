@@ -1,0 +1,25 @@
+# onnx.cmake - ONNX conformance: the backend node tests of libonnx-testdata
+# (onnx/backend/test/data), each read, mapped onto nnd IR ops, JIT-compiled
+# and compared with its expected outputs by nnd_onnx_run (tests/onnx/).
+# One CTest case per test directory found at configure time; a test whose
+# ops, dtypes or attributes nnd cannot express exits 77 (skipped).
+# tests/onnx/summary.sh runs them all and groups the skip reasons.
+add_executable(nnd_onnx_run ${CMAKE_CURRENT_SOURCE_DIR}/onnx/onnx_run.c)
+target_link_libraries(nnd_onnx_run PRIVATE nndcore m)
+set_target_properties(nnd_onnx_run PROPERTIES ENABLE_EXPORTS ON)
+target_link_options(nnd_onnx_run PRIVATE -Wl,--whole-archive $<TARGET_FILE:nndrt> -Wl,--no-whole-archive)
+
+set(NND_ONNX_DATA /usr/share/libonnx-testdata/data CACHE PATH
+    "libonnx-testdata's data directory (node/, pytorch-converted/, pytorch-operator/)")
+foreach(kind node pytorch-converted pytorch-operator)
+  if(IS_DIRECTORY ${NND_ONNX_DATA}/${kind})
+    file(GLOB _onnx_dirs LIST_DIRECTORIES true ${NND_ONNX_DATA}/${kind}/*)
+    foreach(d ${_onnx_dirs})
+      if(EXISTS ${d}/model.onnx)
+        get_filename_component(n ${d} NAME)
+        add_test(NAME onnx_${kind}_${n} COMMAND nnd_onnx_run ${d})
+        set_tests_properties(onnx_${kind}_${n} PROPERTIES SKIP_RETURN_CODE 77 LABELS onnx)
+      endif()
+    endforeach()
+  endif()
+endforeach()
