@@ -2281,6 +2281,693 @@ static int emit_ADAM_UPDATE(cg *c, const ir_node *n)
 }
 
 /* ------------------------------------------------------------------ */
+/* random_flip, convolution, pooling, state updates                    */
+
+/* See ops.def: per row, u = word 0 of Philox at {0, sample, epoch, 1};
+ * u < 0.5f reverses the row along the axis. */
+static int emit_RANDOM_FLIP(cg *c, const ir_node *n)
+{
+	const ir_node *xn = in_node(c, n, 0);
+	cg_val x, y;
+	int ax = (int)n->ia[0];
+	if (need_f32(c, n))
+		return -1;
+	if (n->stream < 0 || (c->prog && n->stream >= c->prog->nstreams))
+		return cg_err(c, n, "no random stream");
+	if (n->type.rank < 2 || ax < 1 || ax >= n->type.rank || !ir_type_eq(&n->type, &xn->type))
+		return cg_err(c, n, "needs [rows, ...] input of the result's type and an axis >= 1");
+	kern k;
+	LLVMValueRef units, grain;
+	elem_units(c, &n->type, GRAIN_CHEAP, &units, &grain);
+	kern_begin(c, n, &k, units, grain, false);
+	if (val_of(c, xn, &x) || val_of(c, n, &y))
+		return -1;
+	LLVMValueRef keys = load_field(c, A_KEYS, c->ptr);
+	LLVMValueRef key = gep(c, c->i32, keys, ci64(c, 2 * (int64_t)n->stream));
+	LLVMValueRef sidx = load_field(c, A_SAMPLE_IDX, c->ptr);
+	LLVMValueRef epoch = LLVMBuildTrunc(c->b, load_field(c, A_EPOCH, c->i64), c->i32, "");
+	LLVMValueRef k0 = load_at(c, c->i32, key, ci64(c, 0)), k1 = load_at(c, c->i32, key, ci64(c, 1));
+	int64_t E = 1, post = 1, L = n->type.d[ax].c;
+	for (int i = 1; i < n->type.rank; i++)
+		E *= n->type.d[i].c;
+	for (int i = ax + 1; i < n->type.rank; i++)
+		post *= n->type.d[i].c;
+	cg_loop lr, le;
+	LLVMValueRef r = range_begin(c, &lr, k.lo, k.hi);
+	LLVMValueRef s = LLVMBuildTrunc(c->b, load_at(c, c->i64, sidx, r), c->i32, "");
+	LLVMValueRef ctr[4] = { ci32(c, 0), s, epoch, ci32(c, 1) };
+	LLVMValueRef w = philox_word(c, ctr, k0, k1, ci32(c, 0));
+	LLVMValueRef u = fmul(c, LLVMBuildUIToFP(c->b, LLVMBuildLShr(c->b, w, ci32(c, 8), ""), c->f32, ""),
+	                      cf32(c, 0x1p-24f));
+	LLVMValueRef flip = fcmp(c, LLVMRealOLT, u, cf32(c, 0.5f));
+	LLVMValueRef rb = mul(c, r, ci64(c, E));
+	LLVMValueRef e = loop_begin(c, &le, ci64(c, E));
+	LLVMValueRef i = LLVMBuildSRem(c->b, sdiv(c, e, ci64(c, post)), ci64(c, L), "");
+	LLVMValueRef delta = mul(c, sub(c, ci64(c, L - 1), add(c, i, i)), ci64(c, post));
+	LLVMValueRef src = add(c, e, sel(c, flip, delta, ci64(c, 0)));
+	vstore(c, &y, add(c, rb, e), vload(c, &x, add(c, rb, src)));
+	loop_end(c, &le);
+	loop_end(c, &lr);
+	kern_end(c, &k);
+	return 0;
+}
+
+/* slice / slice_bwd / concat: x viewed as [pre, L, post]; units are pre */
+static int emit_slice_like(cg *c, const ir_node *n, bool bwd)
+{
+	const ir_node *xn = in_node(c, n, 0);
+	const ir_type *big = bwd ? &n->type : &xn->type;
+	int ax = (int)n->ia[0];
+	cg_val x, y;
+	kern k;
+	if (ax < 0 || ax >= big->rank || big->d[ax].sym)
+		return cg_err(c, n, "bad slice axis");
+	int64_t L = big->d[ax].c, st = n->ia[1], len = n->ia[2] - n->ia[1];
+	LLVMValueRef post = dims_prod(c, big, ax + 1, big->rank);
+	kern_begin(c, n, &k, dims_prod(c, big, 0, ax), grain_of(c, GRAIN_CHEAP, mul(c, ci64(c, L), post)), false);
+	if (val_of(c, xn, &x) || val_of(c, n, &y))
+		return -1;
+	post = dims_prod(c, big, ax + 1, big->rank);
+	cg_loop lp, lj;
+	LLVMValueRef p = range_begin(c, &lp, k.lo, k.hi);
+	LLVMValueRef bigrow = mul(c, p, mul(c, ci64(c, L), post)), smallrow = mul(c, p, mul(c, ci64(c, len), post));
+	if (!bwd) {
+		LLVMValueRef j = loop_begin(c, &lj, mul(c, ci64(c, len), post));
+		vstore(c, &y, add(c, smallrow, j), vload(c, &x, add(c, bigrow, add(c, mul(c, ci64(c, st), post), j))));
+	} else {
+		LLVMValueRef j = loop_begin(c, &lj, mul(c, ci64(c, L), post));
+		LLVMValueRef r = sub(c, j, mul(c, ci64(c, st), post));
+		LLVMValueRef in = LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, r, ci64(c, 0), ""),
+		                               LLVMBuildICmp(c->b, LLVMIntSLT, r, mul(c, ci64(c, len), post), ""), "");
+		LLVMValueRef rc = smin(c, smax(c, r, ci64(c, 0)), sub(c, mul(c, ci64(c, len), post), ci64(c, 1)));
+		vstore(c, &y, add(c, bigrow, j), sel(c, in, vload(c, &x, add(c, smallrow, rc)), cf32(c, 0.0f)));
+	}
+	loop_end(c, &lj);
+	loop_end(c, &lp);
+	kern_end(c, &k);
+	return 0;
+}
+static int emit_SLICE(cg *c, const ir_node *n) { return emit_slice_like(c, n, false); }
+static int emit_SLICE_BWD(cg *c, const ir_node *n) { return emit_slice_like(c, n, true); }
+
+static int emit_CONCAT(cg *c, const ir_node *n)
+{
+	const ir_node *an = in_node(c, n, 0), *bn = in_node(c, n, 1);
+	int ax = (int)n->ia[0];
+	cg_val a, b, y;
+	kern k;
+	if (ax < 0 || ax >= n->type.rank || n->type.d[ax].sym)
+		return cg_err(c, n, "bad concat axis");
+	int64_t La = an->type.d[ax].c, Lb = bn->type.d[ax].c;
+	LLVMValueRef post = dims_prod(c, &n->type, ax + 1, n->type.rank);
+	kern_begin(c, n, &k, dims_prod(c, &n->type, 0, ax), grain_of(c, GRAIN_CHEAP, mul(c, ci64(c, La + Lb), post)), false);
+	if (val_of(c, an, &a) || val_of(c, bn, &b) || val_of(c, n, &y))
+		return -1;
+	post = dims_prod(c, &n->type, ax + 1, n->type.rank);
+	cg_loop lp, lj;
+	LLVMValueRef p = range_begin(c, &lp, k.lo, k.hi);
+	LLVMValueRef na = mul(c, ci64(c, La), post), nb = mul(c, ci64(c, Lb), post);
+	LLVMValueRef yrow = mul(c, p, add(c, na, nb));
+	LLVMValueRef j = loop_begin(c, &lj, na);
+	vstore(c, &y, add(c, yrow, j), vload(c, &a, add(c, mul(c, p, na), j)));
+	loop_end(c, &lj);
+	j = loop_begin(c, &lj, nb);
+	vstore(c, &y, add(c, yrow, add(c, na, j)), vload(c, &b, add(c, mul(c, p, nb), j)));
+	loop_end(c, &lj);
+	loop_end(c, &lp);
+	kern_end(c, &k);
+	return 0;
+}
+
+static int emit_ONE_HOT(cg *c, const ir_node *n)
+{
+	const ir_node *xn = in_node(c, n, 0);
+	cg_val x, y;
+	kern k;
+	int64_t C = n->ia[0];
+	if (n->type.dt != IR_F32 || xn->type.dt == IR_F32 || C < 1)
+		return cg_err(c, n, "needs integer indices and an f32 result");
+	kern_begin(c, n, &k, numel_val(c, &xn->type), grain_of(c, GRAIN_CHEAP, ci64(c, C)), false);
+	if (val_of(c, xn, &x) || val_of(c, n, &y))
+		return -1;
+	cg_loop lu, lk;
+	LLVMValueRef u = range_begin(c, &lu, k.lo, k.hi);
+	LLVMValueRef v = vload(c, &x, u);
+	v = xn->type.dt == IR_U8 ? LLVMBuildZExt(c->b, v, c->i64, "") : LLVMBuildSExt(c->b, v, c->i64, "");
+	LLVMValueRef kk = loop_begin(c, &lk, ci64(c, C));
+	LLVMValueRef hit = LLVMBuildICmp(c->b, LLVMIntEQ, v, kk, "");
+	vstore(c, &y, add(c, mul(c, u, ci64(c, C)), kk), sel(c, hit, cf32(c, 1.0f), cf32(c, 0.0f)));
+	loop_end(c, &lk);
+	loop_end(c, &lu);
+	kern_end(c, &k);
+	return 0;
+}
+
+static LLVMValueRef in_range(cg *c, LLVMValueRef v, int64_t lim);
+static LLVMValueRef clamp_idx(cg *c, LLVMValueRef v, int64_t lim);
+static void zero_plane(cg *c, const cg_val *v, LLVMValueRef base, int64_t len);
+
+static LLVMValueRef load_index(cg *c, const cg_val *v, LLVMValueRef i)
+{
+	LLVMValueRef x = vload(c, v, i);
+	return v->n->type.dt == IR_U8 ? LLVMBuildZExt(c->b, x, c->i64, "") : LLVMBuildSExt(c->b, x, c->i64, "");
+}
+
+/* units: positions; each copies its table row (or +0) */
+static int emit_EMBEDDING(cg *c, const ir_node *n)
+{
+	const ir_node *tn = in_node(c, n, 0), *in = in_node(c, n, 1);
+	cg_val t, x, y;
+	kern k;
+	int64_t V = tn->type.d[0].c, D = tn->type.d[1].c;
+	if (n->type.dt != IR_F32 || in->type.dt == IR_F32)
+		return cg_err(c, n, "needs an f32 table and integer indices");
+	kern_begin(c, n, &k, numel_val(c, &in->type), grain_of(c, GRAIN_CHEAP, ci64(c, D)), false);
+	if (val_of(c, tn, &t) || val_of(c, in, &x) || val_of(c, n, &y))
+		return -1;
+	cg_loop lp, lj;
+	LLVMValueRef p = range_begin(c, &lp, k.lo, k.hi);
+	LLVMValueRef v = load_index(c, &x, p);
+	LLVMValueRef ok = in_range(c, v, V);
+	LLVMValueRef tb_ = mul(c, clamp_idx(c, v, V), ci64(c, D));
+	LLVMValueRef j = loop_begin(c, &lj, ci64(c, D));
+	vstore(c, &y, add(c, mul(c, p, ci64(c, D)), j), sel(c, ok, vload(c, &t, add(c, tb_, j)), cf32(c, 0.0f)));
+	loop_end(c, &lj);
+	loop_end(c, &lp);
+	kern_end(c, &k);
+	return 0;
+}
+
+typedef struct emb_terms { const cg_val *dy, *x; LLVMValueRef v, j, D; } emb_terms;
+static LLVMValueRef term_emb(cg *c, void *ctx, LLVMValueRef p)
+{
+	emb_terms *t = ctx;
+	LLVMValueRef hit = LLVMBuildICmp(c->b, LLVMIntEQ, load_index(c, t->x, p), t->v, "");
+	return sel(c, hit, vload(c, t->dy, add(c, mul(c, p, t->D), t->j)), cf32(c, 0.0f));
+}
+
+/* units: table rows v; seq: the row accumulates in memory over the
+ * positions in order (non-matching terms, +0, skipped: exact) */
+static int emit_EMBEDDING_BWD(cg *c, const ir_node *n)
+{
+	const ir_node *dn = in_node(c, n, 0), *in = in_node(c, n, 1);
+	cg_val dy, x, g;
+	kern k;
+	int64_t V = n->type.d[0].c, D = n->type.d[1].c;
+	if (n->type.dt != IR_F32 || in->type.dt == IR_F32 || check_plan(c, n, false))
+		return cg_err(c, n, "needs f32 gradients and integer indices");
+	kern_begin(c, n, &k, ci64(c, V), grain_of(c, GRAIN_CHEAP, numel_val(c, &in->type)), false);
+	if (val_of(c, dn, &dy) || val_of(c, in, &x) || val_of(c, n, &g))
+		return -1;
+	cg_loop lv, lp, lj;
+	LLVMValueRef v = range_begin(c, &lv, k.lo, k.hi);
+	LLVMValueRef gb = mul(c, v, ci64(c, D));
+	LLVMValueRef P = numel_val(c, &in->type);
+	if (n->plan.family != IR_PLAN_SEQ) {
+		LLVMValueRef j = loop_begin(c, &lj, ci64(c, D));
+		emb_terms t = { &dy, &x, v, j, ci64(c, D) };
+		vstore(c, &g, add(c, gb, j), emit_reduce(c, n->plan, P, term_emb, &t));
+		loop_end(c, &lj);
+	} else {
+		zero_plane(c, &g, gb, D);
+		LLVMValueRef p = loop_begin(c, &lp, P);
+		LLVMBasicBlockRef join = if_begin(c, LLVMBuildICmp(c->b, LLVMIntEQ, load_index(c, &x, p), v, ""));
+		LLVMValueRef j = loop_begin(c, &lj, ci64(c, D));
+		LLVMValueRef gi = add(c, gb, j);
+		vstore(c, &g, gi, fadd(c, vload(c, &g, gi), vload(c, &dy, add(c, mul(c, p, ci64(c, D)), j))));
+		loop_end(c, &lj);
+		if_end(c, join);
+		loop_end(c, &lp);
+	}
+	loop_end(c, &lv);
+	kern_end(c, &k);
+	return 0;
+}
+
+/* conv geometry (all constant but N) */
+typedef struct cgeo {
+	ir_dim N;
+	int64_t C, H, W, O, Cg, Og, KH, KW, OH, OW, s, p, d;
+} cgeo;
+
+static int conv_geo(cg *c, const ir_node *n, const ir_type *x, const ir_type *w, const ir_type *y, cgeo *g)
+{
+	if (x->rank != 4 || w->rank != 4 || y->rank != 4 || n->ia[3] < 1 || n->ia[0] < 1 || n->ia[2] < 1)
+		return cg_err(c, n, "malformed convolution");
+	g->N = x->d[0];
+	g->C = x->d[1].c; g->H = x->d[2].c; g->W = x->d[3].c;
+	g->O = w->d[0].c; g->Cg = w->d[1].c; g->KH = w->d[2].c; g->KW = w->d[3].c;
+	g->Og = g->O / n->ia[3];
+	g->OH = y->d[2].c; g->OW = y->d[3].c;
+	g->s = n->ia[0]; g->p = n->ia[1]; g->d = n->ia[2];
+	if (y->d[1].c != g->O || g->Cg * n->ia[3] != g->C)
+		return cg_err(c, n, "convolution shapes do not agree");
+	return 0;
+}
+
+/* outputs o in [lo, hi) whose input position o*s + off lies in [0, lim) */
+static void conv_range(int64_t off, int64_t s, int64_t lim, int64_t nout, int64_t *lo, int64_t *hi)
+{
+	*lo = off >= 0 ? 0 : (-off + s - 1) / s;
+	*hi = lim - 1 - off < 0 ? 0 : (lim - 1 - off) / s + 1;
+	if (*hi > nout)
+		*hi = nout;
+}
+
+static LLVMValueRef in_range(cg *c, LLVMValueRef v, int64_t lim)
+{
+	return LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, v, ci64(c, 0), ""),
+	                    LLVMBuildICmp(c->b, LLVMIntSLT, v, ci64(c, lim), ""), "");
+}
+static LLVMValueRef clamp_idx(cg *c, LLVMValueRef v, int64_t lim)
+{
+	return smin(c, smax(c, v, ci64(c, 0)), ci64(c, lim - 1));
+}
+
+/* x[xb + ih*W + iw] for ih = oh*s - p + kh*d, iw likewise; +0 in the padding */
+static LLVMValueRef conv_x(cg *c, const cgeo *g, const cg_val *x, LLVMValueRef xb, LLVMValueRef oh,
+                           LLVMValueRef ow, LLVMValueRef kh, LLVMValueRef kw, LLVMValueRef *inb)
+{
+	LLVMValueRef ih = add(c, mul(c, oh, ci64(c, g->s)), sub(c, mul(c, kh, ci64(c, g->d)), ci64(c, g->p)));
+	LLVMValueRef iw = add(c, mul(c, ow, ci64(c, g->s)), sub(c, mul(c, kw, ci64(c, g->d)), ci64(c, g->p)));
+	*inb = LLVMBuildAnd(c->b, in_range(c, ih, g->H), in_range(c, iw, g->W), "");
+	LLVMValueRef xi = add(c, xb, add(c, mul(c, clamp_idx(c, ih, g->H), ci64(c, g->W)), clamp_idx(c, iw, g->W)));
+	return vload(c, x, xi);
+}
+
+typedef struct conv_terms {
+	const cgeo *g;
+	const cg_val *x, *w, *dy;
+	LLVMValueRef xb, wb, oh, ow;      /* forward / bwd_w */
+	LLVMValueRef n, o, c_, ih, iw;    /* bwd */
+} conv_terms;
+
+/* forward term k = (cl, kh, kw) */
+static LLVMValueRef term_conv(cg *c, void *ctx, LLVMValueRef k)
+{
+	conv_terms *t = ctx;
+	const cgeo *g = t->g;
+	LLVMValueRef khw = ci64(c, g->KH * g->KW);
+	LLVMValueRef cl = sdiv(c, k, khw), r = LLVMBuildSRem(c->b, k, khw, "");
+	LLVMValueRef kh = sdiv(c, r, ci64(c, g->KW)), kw = LLVMBuildSRem(c->b, r, ci64(c, g->KW), "");
+	LLVMValueRef inb;
+	LLVMValueRef xv = conv_x(c, g, t->x, add(c, t->xb, mul(c, cl, ci64(c, g->H * g->W))), t->oh, t->ow, kh, kw, &inb);
+	return sel(c, inb, fmul(c, xv, vload(c, t->w, add(c, t->wb, k))), cf32(c, 0.0f));
+}
+
+static int emit_CONV2D(cg *c, const ir_node *n)
+{
+	const ir_node *xn = in_node(c, n, 0), *wn = in_node(c, n, 1);
+	cgeo g = { 0 };
+	cg_val x, w, y;
+	kern k;
+	if (need_f32(c, n) || check_plan(c, n, false) || conv_geo(c, n, &xn->type, &wn->type, &n->type, &g))
+		return -1;
+	int64_t plane = g.OH * g.OW, khw = g.KH * g.KW;
+	kern_begin(c, n, &k, mul(c, dim_val(c, g.N), ci64(c, g.O)),
+	           grain_of(c, GRAIN_MAC, ci64(c, g.Cg * khw * plane)), false);
+	if (val_of(c, xn, &x) || val_of(c, wn, &w) || val_of(c, n, &y))
+		return -1;
+	cg_loop lu, l1, l2, l3;
+	LLVMValueRef u = range_begin(c, &lu, k.lo, k.hi);
+	LLVMValueRef nn = sdiv(c, u, ci64(c, g.O)), o = LLVMBuildSRem(c->b, u, ci64(c, g.O), "");
+	LLVMValueRef gi = sdiv(c, o, ci64(c, g.Og));
+	LLVMValueRef pb = mul(c, u, ci64(c, plane));
+	LLVMValueRef xb0 = mul(c, add(c, mul(c, nn, ci64(c, g.C)), mul(c, gi, ci64(c, g.Cg))), ci64(c, g.H * g.W));
+	LLVMValueRef wb0 = mul(c, o, ci64(c, g.Cg * khw));
+	if (n->plan.family != IR_PLAN_SEQ) {
+		LLVMValueRef oh = loop_begin(c, &l1, ci64(c, g.OH));
+		LLVMValueRef ow = loop_begin(c, &l2, ci64(c, g.OW));
+		conv_terms t = { .g = &g, .x = &x, .w = &w, .xb = xb0, .wb = wb0, .oh = oh, .ow = ow };
+		LLVMValueRef v = emit_reduce(c, n->plan, ci64(c, g.Cg * khw), term_conv, &t);
+		vstore(c, &y, add(c, pb, add(c, mul(c, oh, ci64(c, g.OW)), ow)), v);
+		loop_end(c, &l2);
+		loop_end(c, &l1);
+		loop_end(c, &lu);
+		kern_end(c, &k);
+		return 0;
+	}
+	/* seq: the output plane accumulates in memory, terms (cl, kh, kw) in
+	 * order; padded terms (+0) are skipped, which is exact (acc is never -0) */
+	LLVMValueRef i = loop_begin(c, &l1, ci64(c, plane));
+	vstore(c, &y, add(c, pb, i), cf32(c, 0.0f));
+	loop_end(c, &l1);
+	LLVMValueRef cl = loop_begin(c, &l1, ci64(c, g.Cg));
+	LLVMValueRef xb = add(c, xb0, mul(c, cl, ci64(c, g.H * g.W)));
+	LLVMValueRef wb = add(c, wb0, mul(c, cl, ci64(c, khw)));
+	for (int64_t kh = 0; kh < g.KH; kh++)
+		for (int64_t kw = 0; kw < g.KW; kw++) {
+			int64_t hl, hh, wl, wh, offh = kh * g.d - g.p, offw = kw * g.d - g.p;
+			conv_range(offh, g.s, g.H, g.OH, &hl, &hh);
+			conv_range(offw, g.s, g.W, g.OW, &wl, &wh);
+			if (hh <= hl || wh <= wl)
+				continue;
+			LLVMValueRef wv = vload(c, &w, add(c, wb, ci64(c, kh * g.KW + kw)));
+			LLVMValueRef oh = add(c, loop_begin(c, &l2, ci64(c, hh - hl)), ci64(c, hl));
+			LLVMValueRef yrow = add(c, pb, mul(c, oh, ci64(c, g.OW)));
+			LLVMValueRef xrow = add(c, xb, add(c, mul(c, add(c, mul(c, oh, ci64(c, g.s)), ci64(c, offh)), ci64(c, g.W)), ci64(c, offw)));
+			LLVMValueRef ow = add(c, loop_begin(c, &l3, ci64(c, wh - wl)), ci64(c, wl));
+			LLVMValueRef yi = add(c, yrow, ow);
+			LLVMValueRef xv = vload(c, &x, add(c, xrow, mul(c, ow, ci64(c, g.s))));
+			vstore(c, &y, yi, fadd(c, vload(c, &y, yi), fmul(c, xv, wv)));
+			loop_end(c, &l3);
+			loop_end(c, &l2);
+		}
+	loop_end(c, &l1);
+	loop_end(c, &lu);
+	kern_end(c, &k);
+	return 0;
+}
+
+/* bwd_x term k = (ol, kh, kw) for dx[n, c, ih, iw] */
+static LLVMValueRef term_conv_bx(cg *c, void *ctx, LLVMValueRef k)
+{
+	conv_terms *t = ctx;
+	const cgeo *g = t->g;
+	LLVMValueRef khw = ci64(c, g->KH * g->KW);
+	LLVMValueRef ol = sdiv(c, k, khw), r = LLVMBuildSRem(c->b, k, khw, "");
+	LLVMValueRef kh = sdiv(c, r, ci64(c, g->KW)), kw = LLVMBuildSRem(c->b, r, ci64(c, g->KW), "");
+	LLVMValueRef o = add(c, mul(c, sdiv(c, t->c_, ci64(c, g->Cg)), ci64(c, g->Og)), ol);
+	LLVMValueRef th = sub(c, add(c, t->ih, ci64(c, g->p)), mul(c, kh, ci64(c, g->d)));
+	LLVMValueRef tw = sub(c, add(c, t->iw, ci64(c, g->p)), mul(c, kw, ci64(c, g->d)));
+	LLVMValueRef thc = smax(c, th, ci64(c, 0)), twc = smax(c, tw, ci64(c, 0));
+	LLVMValueRef oh = sdiv(c, thc, ci64(c, g->s)), ow = sdiv(c, twc, ci64(c, g->s));
+	LLVMValueRef ok = LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, th, ci64(c, 0), ""),
+	                               LLVMBuildICmp(c->b, LLVMIntSGE, tw, ci64(c, 0), ""), "");
+	ok = LLVMBuildAnd(c->b, ok, LLVMBuildICmp(c->b, LLVMIntEQ, mul(c, oh, ci64(c, g->s)), thc, ""), "");
+	ok = LLVMBuildAnd(c->b, ok, LLVMBuildICmp(c->b, LLVMIntEQ, mul(c, ow, ci64(c, g->s)), twc, ""), "");
+	ok = LLVMBuildAnd(c->b, ok, LLVMBuildICmp(c->b, LLVMIntSLT, oh, ci64(c, g->OH), ""), "");
+	ok = LLVMBuildAnd(c->b, ok, LLVMBuildICmp(c->b, LLVMIntSLT, ow, ci64(c, g->OW), ""), "");
+	LLVMValueRef dyi = add(c, mul(c, add(c, mul(c, t->n, ci64(c, g->O)), o), ci64(c, g->OH * g->OW)),
+	                       add(c, mul(c, clamp_idx(c, oh, g->OH), ci64(c, g->OW)), clamp_idx(c, ow, g->OW)));
+	LLVMValueRef wi = add(c, mul(c, add(c, mul(c, o, ci64(c, g->Cg)), LLVMBuildSRem(c->b, t->c_, ci64(c, g->Cg), "")), khw), r);
+	return sel(c, ok, fmul(c, vload(c, t->dy, dyi), vload(c, t->w, wi)), cf32(c, 0.0f));
+}
+
+static int emit_CONV2D_BWD_X(cg *c, const ir_node *n)
+{
+	const ir_node *dn = in_node(c, n, 0), *wn = in_node(c, n, 1);
+	cgeo g = { 0 };
+	cg_val dy, w, dx;
+	kern k;
+	if (need_f32(c, n) || check_plan(c, n, false) || conv_geo(c, n, &n->type, &wn->type, &dn->type, &g))
+		return -1;
+	int64_t plane = g.H * g.W, khw = g.KH * g.KW;
+	kern_begin(c, n, &k, mul(c, dim_val(c, g.N), ci64(c, g.C)),
+	           grain_of(c, GRAIN_MAC, ci64(c, g.Og * khw * g.OH * g.OW)), false);
+	if (val_of(c, dn, &dy) || val_of(c, wn, &w) || val_of(c, n, &dx))
+		return -1;
+	cg_loop lu, l1, l2, l3;
+	LLVMValueRef u = range_begin(c, &lu, k.lo, k.hi);
+	LLVMValueRef nn = sdiv(c, u, ci64(c, g.C)), ch = LLVMBuildSRem(c->b, u, ci64(c, g.C), "");
+	LLVMValueRef gi = sdiv(c, ch, ci64(c, g.Cg)), cl = LLVMBuildSRem(c->b, ch, ci64(c, g.Cg), "");
+	LLVMValueRef pb = mul(c, u, ci64(c, plane));
+	if (n->plan.family != IR_PLAN_SEQ) {
+		LLVMValueRef ih = loop_begin(c, &l1, ci64(c, g.H));
+		LLVMValueRef iw = loop_begin(c, &l2, ci64(c, g.W));
+		conv_terms t = { .g = &g, .dy = &dy, .w = &w, .n = nn, .c_ = ch, .ih = ih, .iw = iw };
+		LLVMValueRef v = emit_reduce(c, n->plan, ci64(c, g.Og * khw), term_conv_bx, &t);
+		vstore(c, &dx, add(c, pb, add(c, mul(c, ih, ci64(c, g.W)), iw)), v);
+		loop_end(c, &l2);
+		loop_end(c, &l1);
+		loop_end(c, &lu);
+		kern_end(c, &k);
+		return 0;
+	}
+	LLVMValueRef i = loop_begin(c, &l1, ci64(c, plane));
+	vstore(c, &dx, add(c, pb, i), cf32(c, 0.0f));
+	loop_end(c, &l1);
+	LLVMValueRef ol = loop_begin(c, &l1, ci64(c, g.Og));
+	LLVMValueRef o = add(c, mul(c, gi, ci64(c, g.Og)), ol);
+	LLVMValueRef db = mul(c, add(c, mul(c, nn, ci64(c, g.O)), o), ci64(c, g.OH * g.OW));
+	LLVMValueRef wb = mul(c, add(c, mul(c, o, ci64(c, g.Cg)), cl), ci64(c, khw));
+	for (int64_t kh = 0; kh < g.KH; kh++)
+		for (int64_t kw = 0; kw < g.KW; kw++) {
+			int64_t hl, hh, wl, wh, offh = kh * g.d - g.p, offw = kw * g.d - g.p;
+			conv_range(offh, g.s, g.H, g.OH, &hl, &hh);
+			conv_range(offw, g.s, g.W, g.OW, &wl, &wh);
+			if (hh <= hl || wh <= wl)
+				continue;
+			LLVMValueRef wv = vload(c, &w, add(c, wb, ci64(c, kh * g.KW + kw)));
+			LLVMValueRef oh = add(c, loop_begin(c, &l2, ci64(c, hh - hl)), ci64(c, hl));
+			LLVMValueRef drow = add(c, db, mul(c, oh, ci64(c, g.OW)));
+			LLVMValueRef xrow = add(c, pb, add(c, mul(c, add(c, mul(c, oh, ci64(c, g.s)), ci64(c, offh)), ci64(c, g.W)), ci64(c, offw)));
+			LLVMValueRef ow = add(c, loop_begin(c, &l3, ci64(c, wh - wl)), ci64(c, wl));
+			LLVMValueRef xi = add(c, xrow, mul(c, ow, ci64(c, g.s)));
+			vstore(c, &dx, xi, fadd(c, vload(c, &dx, xi), fmul(c, vload(c, &dy, add(c, drow, ow)), wv)));
+			loop_end(c, &l3);
+			loop_end(c, &l2);
+		}
+	loop_end(c, &l1);
+	loop_end(c, &lu);
+	kern_end(c, &k);
+	return 0;
+}
+
+/* bwd_w term k = (n, oh, ow) for dw[o, cl, kh, kw] */
+static LLVMValueRef term_conv_bw(cg *c, void *ctx, LLVMValueRef k)
+{
+	conv_terms *t = ctx;
+	const cgeo *g = t->g;
+	LLVMValueRef pl = ci64(c, g->OH * g->OW);
+	LLVMValueRef nn = sdiv(c, k, pl), r = LLVMBuildSRem(c->b, k, pl, "");
+	LLVMValueRef oh = sdiv(c, r, ci64(c, g->OW)), ow = LLVMBuildSRem(c->b, r, ci64(c, g->OW), "");
+	LLVMValueRef xb = mul(c, add(c, mul(c, nn, ci64(c, g->C)), t->c_), ci64(c, g->H * g->W));
+	LLVMValueRef dyi = add(c, mul(c, add(c, mul(c, nn, ci64(c, g->O)), t->o), pl), r);
+	LLVMValueRef inb;
+	LLVMValueRef xv = conv_x(c, g, t->x, xb, oh, ow, t->ih, t->iw, &inb);   /* ih/iw: kh, kw */
+	return sel(c, inb, fmul(c, vload(c, t->dy, dyi), xv), cf32(c, 0.0f));
+}
+
+static int emit_CONV2D_BWD_W(cg *c, const ir_node *n)
+{
+	const ir_node *xn = in_node(c, n, 0), *dn = in_node(c, n, 1);
+	cgeo g = { 0 };
+	cg_val x, dy, dw;
+	kern k;
+	if (need_f32(c, n) || check_plan(c, n, false) || conv_geo(c, n, &xn->type, &n->type, &dn->type, &g))
+		return -1;
+	int64_t khw = g.KH * g.KW;
+	kern_begin(c, n, &k, ci64(c, g.O * g.Cg),
+	           grain_of(c, GRAIN_MAC / 64, ci64(c, khw * g.OH * g.OW)), false);
+	if (val_of(c, xn, &x) || val_of(c, dn, &dy) || val_of(c, n, &dw))
+		return -1;
+	cg_loop lu, l1, l2, l3;
+	LLVMValueRef u = range_begin(c, &lu, k.lo, k.hi);
+	LLVMValueRef o = sdiv(c, u, ci64(c, g.Cg)), cl = LLVMBuildSRem(c->b, u, ci64(c, g.Cg), "");
+	LLVMValueRef ch = add(c, mul(c, sdiv(c, o, ci64(c, g.Og)), ci64(c, g.Cg)), cl);
+	LLVMValueRef ob = mul(c, u, ci64(c, khw));
+	if (n->plan.family != IR_PLAN_SEQ || khw > 64) {
+		LLVMValueRef j = loop_begin(c, &l1, ci64(c, khw));
+		conv_terms t = { .g = &g, .x = &x, .dy = &dy, .o = o, .c_ = ch,
+		                 .ih = sdiv(c, j, ci64(c, g.KW)), .iw = LLVMBuildSRem(c->b, j, ci64(c, g.KW), "") };
+		LLVMValueRef len = mul(c, dim_val(c, g.N), ci64(c, g.OH * g.OW));
+		vstore(c, &dw, add(c, ob, j), emit_reduce(c, n->plan, len, term_conv_bw, &t));
+		loop_end(c, &l1);
+		loop_end(c, &lu);
+		kern_end(c, &k);
+		return 0;
+	}
+	/* seq: KH*KW accumulators side by side over (n, oh, ow) in order; a
+	 * padded term is +0 */
+	LLVMValueRef accs[64];
+	for (int64_t j = 0; j < khw; j++)
+		accs[j] = new_var(c, c->f32, cf32(c, 0.0f));
+	LLVMValueRef nn = loop_begin(c, &l1, dim_val(c, g.N));
+	LLVMValueRef xb = mul(c, add(c, mul(c, nn, ci64(c, g.C)), ch), ci64(c, g.H * g.W));
+	LLVMValueRef db = mul(c, add(c, mul(c, nn, ci64(c, g.O)), o), ci64(c, g.OH * g.OW));
+	LLVMValueRef oh = loop_begin(c, &l2, ci64(c, g.OH));
+	LLVMValueRef ow = loop_begin(c, &l3, ci64(c, g.OW));
+	LLVMValueRef dv = vload(c, &dy, add(c, db, add(c, mul(c, oh, ci64(c, g.OW)), ow)));
+	for (int64_t kh = 0; kh < g.KH; kh++)
+		for (int64_t kw = 0; kw < g.KW; kw++) {
+			LLVMValueRef inb;
+			LLVMValueRef xv = conv_x(c, &g, &x, xb, oh, ow, ci64(c, kh), ci64(c, kw), &inb);
+			LLVMValueRef a = accs[kh * g.KW + kw];
+			set_var(c, a, fadd(c, get_var(c, c->f32, a), sel(c, inb, fmul(c, dv, xv), cf32(c, 0.0f))));
+		}
+	loop_end(c, &l3);
+	loop_end(c, &l2);
+	loop_end(c, &l1);
+	for (int64_t j = 0; j < khw; j++)
+		vstore(c, &dw, add(c, ob, ci64(c, j)), get_var(c, c->f32, accs[j]));
+	loop_end(c, &lu);
+	kern_end(c, &k);
+	return 0;
+}
+
+/* pooling: units are the (n, c) planes */
+typedef struct pgeo { int64_t H, W, OH, OW, k, s; } pgeo;
+static int pool_geo(cg *c, const ir_node *n, const ir_type *x, const ir_type *y, pgeo *g)
+{
+	if (x->rank != 4 || y->rank != 4 || n->ia[0] < 1 || n->ia[1] < 1)
+		return cg_err(c, n, "malformed pooling");
+	*g = (pgeo){ x->d[2].c, x->d[3].c, y->d[2].c, y->d[3].c, n->ia[0], n->ia[1] };
+	return 0;
+}
+static LLVMValueRef planes(cg *c, const ir_type *x) { return dims_prod(c, x, 0, 2); }
+
+static int emit_MAX_POOL2D(cg *c, const ir_node *n)
+{
+	const ir_node *xn = in_node(c, n, 0);
+	pgeo g = { 0 };
+	cg_val x, y;
+	kern k;
+	if (need_f32(c, n) || pool_geo(c, n, &xn->type, &n->type, &g))
+		return -1;
+	kern_begin(c, n, &k, planes(c, &xn->type), grain_of(c, GRAIN_CHEAP, ci64(c, g.OH * g.OW * g.k * g.k)), false);
+	if (val_of(c, xn, &x) || val_of(c, n, &y))
+		return -1;
+	cg_loop lu, l1, l2, l3, l4;
+	LLVMValueRef u = range_begin(c, &lu, k.lo, k.hi);
+	LLVMValueRef xb = mul(c, u, ci64(c, g.H * g.W)), yb = mul(c, u, ci64(c, g.OH * g.OW));
+	LLVMValueRef oh = loop_begin(c, &l1, ci64(c, g.OH));
+	LLVMValueRef ow = loop_begin(c, &l2, ci64(c, g.OW));
+	LLVMValueRef m = new_var(c, c->f32, cf32(c, -__builtin_inff()));
+	LLVMValueRef i = loop_begin(c, &l3, ci64(c, g.k));
+	LLVMValueRef j = loop_begin(c, &l4, ci64(c, g.k));
+	LLVMValueRef xi = add(c, xb, add(c, mul(c, add(c, mul(c, oh, ci64(c, g.s)), i), ci64(c, g.W)),
+	                                 add(c, mul(c, ow, ci64(c, g.s)), j)));
+	set_var(c, m, max_step(c, get_var(c, c->f32, m), vload(c, &x, xi)));
+	loop_end(c, &l4);
+	loop_end(c, &l3);
+	vstore(c, &y, add(c, yb, add(c, mul(c, oh, ci64(c, g.OW)), ow)), get_var(c, c->f32, m));
+	loop_end(c, &l2);
+	loop_end(c, &l1);
+	loop_end(c, &lu);
+	kern_end(c, &k);
+	return 0;
+}
+
+static void zero_plane(cg *c, const cg_val *v, LLVMValueRef base, int64_t len)
+{
+	cg_loop l;
+	LLVMValueRef i = loop_begin(c, &l, ci64(c, len));
+	vstore(c, v, add(c, base, i), cf32(c, 0.0f));
+	loop_end(c, &l);
+}
+
+static int emit_MAX_POOL2D_BWD(cg *c, const ir_node *n)
+{
+	const ir_node *dn = in_node(c, n, 0), *xn = in_node(c, n, 1);
+	pgeo g = { 0 };
+	cg_val dy, x, dx;
+	kern k;
+	if (need_f32(c, n) || pool_geo(c, n, &xn->type, &dn->type, &g))
+		return -1;
+	kern_begin(c, n, &k, planes(c, &xn->type), grain_of(c, GRAIN_CHEAP, ci64(c, g.OH * g.OW * g.k * g.k)), false);
+	if (val_of(c, dn, &dy) || val_of(c, xn, &x) || val_of(c, n, &dx))
+		return -1;
+	cg_loop lu, l1, l2, l3;
+	LLVMValueRef u = range_begin(c, &lu, k.lo, k.hi);
+	LLVMValueRef xb = mul(c, u, ci64(c, g.H * g.W)), yb = mul(c, u, ci64(c, g.OH * g.OW));
+	zero_plane(c, &dx, xb, g.H * g.W);
+	LLVMValueRef oh = loop_begin(c, &l1, ci64(c, g.OH));
+	LLVMValueRef ow = loop_begin(c, &l2, ci64(c, g.OW));
+	LLVMValueRef wb = add(c, xb, add(c, mul(c, mul(c, oh, ci64(c, g.s)), ci64(c, g.W)), mul(c, ow, ci64(c, g.s))));
+	LLVMValueRef best = new_var(c, c->f32, cf32(c, -__builtin_inff()));
+	LLVMValueRef bidx = new_var(c, c->i64, ci64(c, 0));
+	LLVMValueRef q = loop_begin(c, &l3, ci64(c, g.k * g.k));
+	LLVMValueRef pos = add(c, mul(c, sdiv(c, q, ci64(c, g.k)), ci64(c, g.W)), LLVMBuildSRem(c->b, q, ci64(c, g.k), ""));
+	argmax_step(c, best, bidx, vload(c, &x, add(c, wb, pos)), q);
+	loop_end(c, &l3);
+	LLVMValueRef bq = get_var(c, c->i64, bidx);
+	LLVMValueRef di = add(c, wb, add(c, mul(c, sdiv(c, bq, ci64(c, g.k)), ci64(c, g.W)),
+	                                 LLVMBuildSRem(c->b, bq, ci64(c, g.k), "")));
+	LLVMValueRef gv = vload(c, &dy, add(c, yb, add(c, mul(c, oh, ci64(c, g.OW)), ow)));
+	vstore(c, &dx, di, fadd(c, vload(c, &dx, di), gv));
+	loop_end(c, &l2);
+	loop_end(c, &l1);
+	loop_end(c, &lu);
+	kern_end(c, &k);
+	return 0;
+}
+
+typedef struct pool_terms { const pgeo *g; const cg_val *x; LLVMValueRef wb; } pool_terms;
+static LLVMValueRef term_pool(cg *c, void *ctx, LLVMValueRef q)
+{
+	pool_terms *t = ctx;
+	LLVMValueRef kk = ci64(c, t->g->k);
+	return vload(c, t->x, add(c, t->wb, add(c, mul(c, sdiv(c, q, kk), ci64(c, t->g->W)), LLVMBuildSRem(c->b, q, kk, ""))));
+}
+
+static int emit_AVG_POOL2D(cg *c, const ir_node *n)
+{
+	const ir_node *xn = in_node(c, n, 0);
+	pgeo g = { 0 };
+	cg_val x, y;
+	kern k;
+	if (need_f32(c, n) || check_plan(c, n, false) || pool_geo(c, n, &xn->type, &n->type, &g))
+		return -1;
+	kern_begin(c, n, &k, planes(c, &xn->type), grain_of(c, GRAIN_CHEAP, ci64(c, g.OH * g.OW * g.k * g.k)), false);
+	if (val_of(c, xn, &x) || val_of(c, n, &y))
+		return -1;
+	cg_loop lu, l1, l2;
+	LLVMValueRef u = range_begin(c, &lu, k.lo, k.hi);
+	LLVMValueRef xb = mul(c, u, ci64(c, g.H * g.W)), yb = mul(c, u, ci64(c, g.OH * g.OW));
+	LLVMValueRef oh = loop_begin(c, &l1, ci64(c, g.OH));
+	LLVMValueRef ow = loop_begin(c, &l2, ci64(c, g.OW));
+	pool_terms t = { &g, &x, add(c, xb, add(c, mul(c, mul(c, oh, ci64(c, g.s)), ci64(c, g.W)), mul(c, ow, ci64(c, g.s)))) };
+	LLVMValueRef v = emit_reduce(c, n->plan, ci64(c, g.k * g.k), term_pool, &t);
+	vstore(c, &y, add(c, yb, add(c, mul(c, oh, ci64(c, g.OW)), ow)), fdiv(c, v, cf32(c, (float)(g.k * g.k))));
+	loop_end(c, &l2);
+	loop_end(c, &l1);
+	loop_end(c, &lu);
+	kern_end(c, &k);
+	return 0;
+}
+
+static int emit_AVG_POOL2D_BWD(cg *c, const ir_node *n)
+{
+	const ir_node *dn = in_node(c, n, 0);
+	pgeo g = { 0 };
+	cg_val dy, dx;
+	kern k;
+	if (need_f32(c, n) || pool_geo(c, n, &n->type, &dn->type, &g))
+		return -1;
+	kern_begin(c, n, &k, planes(c, &n->type), grain_of(c, GRAIN_CHEAP, ci64(c, g.OH * g.OW * g.k * g.k)), false);
+	if (val_of(c, dn, &dy) || val_of(c, n, &dx))
+		return -1;
+	cg_loop lu, l1, l2, l3;
+	LLVMValueRef u = range_begin(c, &lu, k.lo, k.hi);
+	LLVMValueRef xb = mul(c, u, ci64(c, g.H * g.W)), yb = mul(c, u, ci64(c, g.OH * g.OW));
+	zero_plane(c, &dx, xb, g.H * g.W);
+	LLVMValueRef oh = loop_begin(c, &l1, ci64(c, g.OH));
+	LLVMValueRef ow = loop_begin(c, &l2, ci64(c, g.OW));
+	LLVMValueRef wb = add(c, xb, add(c, mul(c, mul(c, oh, ci64(c, g.s)), ci64(c, g.W)), mul(c, ow, ci64(c, g.s))));
+	LLVMValueRef gv = fdiv(c, vload(c, &dy, add(c, yb, add(c, mul(c, oh, ci64(c, g.OW)), ow))),
+	                       cf32(c, (float)(g.k * g.k)));
+	LLVMValueRef q = loop_begin(c, &l3, ci64(c, g.k * g.k));
+	LLVMValueRef di = add(c, wb, add(c, mul(c, sdiv(c, q, ci64(c, g.k)), ci64(c, g.W)), LLVMBuildSRem(c->b, q, ci64(c, g.k), "")));
+	vstore(c, &dx, di, fadd(c, vload(c, &dx, di), gv));
+	loop_end(c, &l3);
+	loop_end(c, &l2);
+	loop_end(c, &l1);
+	loop_end(c, &lu);
+	kern_end(c, &k);
+	return 0;
+}
+
+/* state = fa1 * state + fa0 * value, per element */
+static int emit_STATE_EMA(cg *c, const ir_node *n)
+{
+	cg_val v[2];
+	kern k;
+	if (update_check(c, n, 2))
+		return -1;
+	kern_begin(c, n, &k, numel_val(c, &in_node(c, n, 0)->type), grain_of(c, GRAIN_CHEAP / 2, ci64(c, 1)), false);
+	if (update_vals(c, n, 2, v))
+		return -1;
+	cg_loop l;
+	LLVMValueRef i = range_begin(c, &l, k.lo, k.hi);
+	vstore(c, &v[0], i, fadd(c, fmul(c, cf32(c, n->fa[1]), vload(c, &v[0], i)),
+	                         fmul(c, cf32(c, n->fa[0]), vload(c, &v[1], i))));
+	loop_end(c, &l);
+	kern_end(c, &k);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* dispatch: one emitter per row of ops.def (a missing one won't compile) */
 
 typedef int (*cg_emit_fn)(cg *c, const ir_node *n);

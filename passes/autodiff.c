@@ -85,9 +85,11 @@ static void no_grad(ad *d, ir_node *n, int dy) { (void)d; (void)n; (void)dy; }
 #define grad_ARGMAX no_grad
 #define grad_ACCURACY no_grad
 #define grad_GE no_grad
+#define grad_ONE_HOT no_grad   /* integer input */
 #define grad_CAST no_grad      /* casts only come from integer data */
 #define grad_SGD_UPDATE no_grad
 #define grad_ADAM_UPDATE no_grad
+#define grad_STATE_EMA no_grad
 
 /* gradients of gradients are not needed for first-order training */
 static void second_order(ad *d, ir_node *n, int dy)
@@ -105,6 +107,12 @@ static void second_order(ad *d, ir_node *n, int dy)
 #define grad_LOG_SOFTMAX_BWD second_order
 #define grad_CROSS_ENTROPY_BWD second_order
 #define grad_DROPOUT_BWD second_order
+#define grad_SLICE_BWD second_order
+#define grad_EMBEDDING_BWD second_order
+#define grad_CONV2D_BWD_X second_order
+#define grad_CONV2D_BWD_W second_order
+#define grad_MAX_POOL2D_BWD second_order
+#define grad_AVG_POOL2D_BWD second_order
 
 GRAD(NEG) { acc(d, X, mk1(d, IR_NEG, dy, n)); }
 GRAD(EXP) { acc(d, X, mk2(d, IR_MUL, dy, n->id, n)); }
@@ -272,6 +280,51 @@ GRAD(DROPOUT)
 	d->g->nodes[g]->stream = n->stream;
 	acc(d, X, g);
 }
+
+GRAD(SLICE) { acc(d, X, mk(d, IR_SLICE_BWD, 1, &dy, &N(d, X)->type, n->ia, NULL, n)); }
+GRAD(CONCAT)
+{
+	int64_t ax = n->ia[0], la = N(d, X)->type.d[ax].c, l = n->type.d[ax].c;
+	int64_t ia[4] = { ax, 0, la, 0 }, ib[4] = { ax, la, l, 0 };
+	if (d->needs[X])
+		acc(d, X, mk(d, IR_SLICE, 1, &dy, NULL, ia, NULL, n));
+	if (d->needs[Y])
+		acc(d, Y, mk(d, IR_SLICE, 1, &dy, NULL, ib, NULL, n));
+}
+
+GRAD(EMBEDDING)
+{
+	int in[2] = { dy, Y };
+	acc(d, X, mk(d, IR_EMBEDDING_BWD, 2, in, &N(d, X)->type, NULL, NULL, n));
+}
+
+/* flipping is its own inverse: the same decisions (same stream) on dy */
+GRAD(RANDOM_FLIP)
+{
+	int g = mk(d, IR_RANDOM_FLIP, 1, &dy, NULL, n->ia, NULL, n);
+	d->g->nodes[g]->stream = n->stream;
+	acc(d, X, g);
+}
+
+GRAD(CONV2D)
+{
+	if (d->needs[X]) {
+		int in[2] = { dy, Y };
+		acc(d, X, mk(d, IR_CONV2D_BWD_X, 2, in, &N(d, X)->type, n->ia, NULL, n));
+	}
+	if (d->needs[Y]) {
+		int in[2] = { X, dy };
+		acc(d, Y, mk(d, IR_CONV2D_BWD_W, 2, in, &N(d, Y)->type, n->ia, NULL, n));
+	}
+}
+
+GRAD(MAX_POOL2D)
+{
+	int in[2] = { dy, X };
+	acc(d, X, mk(d, IR_MAX_POOL2D_BWD, 2, in, NULL, n->ia, NULL, n));
+}
+
+GRAD(AVG_POOL2D) { acc(d, X, mk(d, IR_AVG_POOL2D_BWD, 1, &dy, &N(d, X)->type, n->ia, NULL, n)); }
 
 typedef void grad_fn(ad *d, ir_node *n, int dy);
 static grad_fn *const grad_rules[IR_NUM_OPS] = {

@@ -1002,6 +1002,324 @@ static value b_dropout(lctx *c, frame *fr, const ast_expr *e, value *pos)
 	return tensor(emit(c, IR_DROPOUT, 1, &x.node, NULL, NULL, fa, e->loc, path), e->loc);
 }
 
+/* the named attribute's location, or the call's */
+static src_loc attr_loc(const ast_expr *e, const char *key)
+{
+	const ast_named *nd = named(e, key);
+	return nd ? nd->value->loc : e->loc;
+}
+
+static value b_conv2d(lctx *c, frame *fr, const ast_expr *e, value *pos)
+{
+	value x = as_tensor(c, pos[0], "conv2d", e->loc), w = as_tensor(c, pos[1], "conv2d", e->loc);
+	int64_t s, p, d, g;
+	if (!attr_int(c, fr, e, "stride", 1, true, &s) | !attr_int(c, fr, e, "pad", 0, true, &p) |
+	    !attr_int(c, fr, e, "dilation", 1, false, &d) | !attr_int(c, fr, e, "groups", 1, false, &g) ||
+	    x.k != V_TENSOR || w.k != V_TENSOR)
+		return poison;
+	int in[2] = { x.node, w.node };
+	int64_t ia[4] = { s, p, d, g };
+	return tensor(emit(c, IR_CONV2D, 2, in, NULL, ia, NULL, e->loc, NULL), e->loc);
+}
+
+static value pool(lctx *c, frame *fr, const ast_expr *e, value *pos, ir_opcode op)
+{
+	value x = as_tensor(c, pos[0], e->name, e->loc);
+	int64_t k, s;
+	if (!attr_int(c, fr, e, "size", 0, true, &k) || x.k != V_TENSOR)
+		return poison;
+	if (!attr_int(c, fr, e, "stride", k, false, &s))
+		return poison;
+	int64_t ia[4] = { k, s, 0, 0 };
+	return tensor(emit(c, op, 1, &x.node, NULL, ia, NULL, e->loc, NULL), e->loc);
+}
+static value b_max_pool2d(lctx *c, frame *fr, const ast_expr *e, value *p) { return pool(c, fr, e, p, IR_MAX_POOL2D); }
+static value b_avg_pool2d(lctx *c, frame *fr, const ast_expr *e, value *p) { return pool(c, fr, e, p, IR_AVG_POOL2D); }
+
+static value b_random_flip(lctx *c, frame *fr, const ast_expr *e, value *pos)
+{
+	value x = as_tensor(c, pos[0], "random_flip", e->loc);
+	int64_t ax, axis;
+	if (!attr_int(c, fr, e, "axis", 0, true, &ax) || x.k != V_TENSOR)
+		return poison;
+	int rank = vtype(c, x)->rank;
+	if (!axis_of(e, ax, rank, &axis))
+		return poison;
+	if (axis == 0) {
+		diag_error(attr_loc(e, "axis"), "random_flip: axis 0 is the batch axis; flip a per-sample axis");
+		return poison;
+	}
+	const char *path = path_for(c, fr, e);
+	if (c->eval_mode)
+		return x;        /* evaluation: no augmentation */
+	int64_t ia[4] = { axis, 0, 0, 0 };
+	return tensor(emit(c, IR_RANDOM_FLIP, 1, &x.node, NULL, ia, NULL, e->loc, path), e->loc);
+}
+
+/* A parameter or state tensor owned by a built-in op, under `path` (the
+ * instance path of the statement the op stands in, like a def call). */
+static int builtin_tensor(lctx *c, const char *path, const ir_type *t, ir_init_kind init,
+                          bool is_param, src_loc loc)
+{
+	ptrvec *vec = is_param ? &c->params : &c->states;
+	int idx;
+	ir_tensor *old = find_tensor(vec, path, &idx);
+	if (old) {
+		if (!ir_type_eq(&old->type, t)) {
+			char a[128], b[128];
+			diag_error(loc, "%s '%s' of the shared instance is %s here but %s at its first use",
+			           is_param ? "param" : "state", path, ir_type_str(t, b, sizeof b),
+			           ir_type_str(&old->type, a, sizeof a));
+			return -1;
+		}
+	} else {
+		ir_tensor *nt = arena_alloc(c->a, sizeof *nt);
+		nt->path = path;
+		nt->type = *t;
+		nt->loc = loc;
+		nt->stream = -1;
+		nt->init = init;
+		fans(t, &nt->fan_in, &nt->fan_out);
+		idx = vec->n;
+		ptrvec_push(c->a, vec, nt);
+	}
+	int64_t ia[4] = { idx, 0, 0, 0 };
+	return emit(c, is_param ? IR_PARAM : IR_STATE, 0, NULL, t, ia, NULL, loc, path);
+}
+
+/* sum over every axis but 1 of x [N, C, ...] (rank 2 or 4): [C].  Order:
+ * for each (n, c) the H*W elements (plan of the first sum), then the N
+ * partial sums (plan of the second). */
+static int bn_sum(lctx *c, int x, const ir_type *xt, src_loc loc)
+{
+	int r = x;
+	if (xt->rank == 4) {
+		ir_type t = *xt;
+		t.rank = 3;
+		t.d[2] = (ir_dim){ xt->d[2].c * xt->d[3].c, 0 };
+		r = emit(c, IR_RESHAPE, 1, &x, &t, NULL, NULL, loc, NULL);
+		int64_t ia2[4] = { 2, 0, 0, 0 };
+		if (r >= 0)
+			r = emit(c, IR_SUM, 1, &r, NULL, ia2, NULL, loc, NULL);
+	}
+	int64_t ia0[4] = { 0, 0, 0, 0 };
+	return r < 0 ? -1 : emit(c, IR_SUM, 1, &r, NULL, ia0, NULL, loc, NULL);
+}
+
+/* [C] -> [1, C, 1, 1] (rank 4) or [C] (rank 2, already broadcasts to [N, C]) */
+static int bn_chan(lctx *c, int v, const ir_type *xt, src_loc loc)
+{
+	if (v < 0 || xt->rank == 2)
+		return v;
+	ir_type t = ir_scalar(IR_F32);
+	t.rank = 4;
+	t.d[0] = t.d[2] = t.d[3] = (ir_dim){ 1, 0 };
+	t.d[1] = xt->d[1];
+	return emit(c, IR_RESHAPE, 1, &v, &t, NULL, NULL, loc, NULL);
+}
+
+static int bin(lctx *c, ir_opcode op, int a, int b, src_loc loc)
+{
+	if (a < 0 || b < 0)
+		return -1;
+	int in[2] = { a, b };
+	return emit(c, op, 2, in, NULL, NULL, NULL, loc, NULL);
+}
+
+/* batchnorm(x [N,C,H,W] or [N,C], momentum, eps): params weight (ones),
+ * bias (zeros), state running_mean (zeros), running_var (ones).
+ *   train: cnt = N*H*W; mean = bn_sum(x) / cnt; d = x - mean;
+ *          var = bn_sum(d * d) / cnt (biased); y = (d * (1 / sqrt(var + eps))) * w + b;
+ *          running_mean <- (1-m) * running_mean + m * mean
+ *          running_var  <- (1-m) * running_var + m * (var * (cnt / (cnt - 1)))
+ *   eval:  y = ((x - running_mean) * (1 / sqrt(running_var + eps))) * w + b
+ * (every per-channel vector broadcast as [1, C, 1, 1]) */
+static value b_batchnorm(lctx *c, frame *fr, const ast_expr *e, value *pos)
+{
+	value x = as_tensor(c, pos[0], "batchnorm", e->loc);
+	double mom, eps;
+	if (!attr_num(c, fr, e, "momentum", 0.1, false, &mom) | !attr_num(c, fr, e, "eps", 1e-5, false, &eps) ||
+	    x.k != V_TENSOR)
+		return poison;
+	if (!(mom >= 0.0 && mom <= 1.0)) {
+		diag_error(attr_loc(e, "momentum"), "batchnorm: momentum = %g is outside [0, 1]", mom);
+		return poison;
+	}
+	if (!(eps > 0.0)) {
+		diag_error(attr_loc(e, "eps"), "batchnorm: eps = %g must be positive", eps);
+		return poison;
+	}
+	const ir_type *xt0 = vtype(c, x);
+	ir_type xt = *xt0;
+	char b[128];
+	if (xt.dt != IR_F32 || (xt.rank != 2 && xt.rank != 4)) {
+		diag_error(e->loc, "batchnorm needs f32 [N, C, H, W] or [N, C], found %s",
+		           ir_type_str(&xt, b, sizeof b));
+		return poison;
+	}
+	for (int i = 1; i < xt.rank; i++)
+		if (xt.d[i].sym) {
+			diag_error(e->loc, "batchnorm: only N may follow the batch size, found %s",
+			           ir_type_str(&xt, b, sizeof b));
+			return poison;
+		}
+	const char *path = path_for(c, fr, e);
+	ir_type ct = ir_scalar(IR_F32);
+	ct.rank = 1;
+	ct.d[0] = xt.d[1];
+	int w = builtin_tensor(c, arena_printf(c->a, "%s.weight", path), &ct, IR_INIT_ONES, true, e->loc);
+	int bias = builtin_tensor(c, arena_printf(c->a, "%s.bias", path), &ct, IR_INIT_ZEROS, true, e->loc);
+	int rm = builtin_tensor(c, arena_printf(c->a, "%s.running_mean", path), &ct, IR_INIT_ZEROS, false, e->loc);
+	int rv = builtin_tensor(c, arena_printf(c->a, "%s.running_var", path), &ct, IR_INIT_ONES, false, e->loc);
+	if (w < 0 || bias < 0 || rm < 0 || rv < 0)
+		return poison;
+	src_loc L = e->loc;
+	int epsn = const_node(c, (float)eps, L), one = const_node(c, 1.0f, L);
+	int mean, var, d;
+	if (!c->eval_mode) {
+		ir_dim ne = ir_type_numel(&xt);
+		ir_type st = ir_scalar(IR_F32);
+		int64_t nia[4] = { ne.c / xt.d[1].c, ne.sym, 0, 0 };
+		int cnt = emit(c, IR_NUMEL, 0, NULL, &st, nia, NULL, L, NULL);
+		mean = bin(c, IR_DIV, bn_sum(c, x.node, &xt, L), cnt, L);
+		d = bin(c, IR_SUB, x.node, bn_chan(c, mean, &xt, L), L);
+		var = bin(c, IR_DIV, bn_sum(c, bin(c, IR_MUL, d, d, L), &xt, L), cnt, L);
+		float m = (float)mom;
+		float fa[4] = { m, 1.0f - m, 0, 0 };
+		int unb = bin(c, IR_MUL, var, bin(c, IR_DIV, cnt, bin(c, IR_SUB, cnt, one, L), L), L);
+		if (mean < 0 || unb < 0)
+			return poison;
+		int u1[2] = { rm, mean }, u2[2] = { rv, unb };
+		emit(c, IR_STATE_EMA, 2, u1, NULL, NULL, fa, L, path);
+		emit(c, IR_STATE_EMA, 2, u2, NULL, NULL, fa, L, path);
+	} else {
+		d = bin(c, IR_SUB, x.node, bn_chan(c, rm, &xt, L), L);
+		var = rv;
+	}
+	int ve = bin(c, IR_ADD, var, epsn, L);
+	int sq = ve < 0 ? -1 : emit(c, IR_SQRT, 1, &ve, NULL, NULL, NULL, L, NULL);
+	int inv = bin(c, IR_DIV, one, sq, L);
+	int y = bin(c, IR_MUL, d, bn_chan(c, inv, &xt, L), L);
+	y = bin(c, IR_MUL, y, bn_chan(c, w, &xt, L), L);
+	y = bin(c, IR_ADD, y, bn_chan(c, bias, &xt, L), L);
+	return tensor(y, L);
+}
+
+/* layernorm(x [..., D], eps): params weight (ones) and bias (zeros) [D].
+ *   mean = sum(x, last axis) / D; d = x - mean; var = sum(d * d, last axis) / D;
+ *   y = (d * (1 / sqrt(var + eps))) * weight + bias
+ * (the sums under the plans of their nodes; the same in train and eval) */
+static value b_layernorm(lctx *c, frame *fr, const ast_expr *e, value *pos)
+{
+	value x = as_tensor(c, pos[0], "layernorm", e->loc);
+	double eps;
+	if (!attr_num(c, fr, e, "eps", 1e-5, false, &eps) || x.k != V_TENSOR)
+		return poison;
+	if (!(eps > 0.0)) {
+		diag_error(attr_loc(e, "eps"), "layernorm: eps = %g must be positive", eps);
+		return poison;
+	}
+	ir_type xt = *vtype(c, x);
+	char b[128];
+	if (xt.dt != IR_F32 || xt.rank < 1 || xt.d[xt.rank - 1].sym) {
+		diag_error(e->loc, "layernorm needs f32 [..., D] with a fixed last dimension, found %s",
+		           ir_type_str(&xt, b, sizeof b));
+		return poison;
+	}
+	const char *path = path_for(c, fr, e);
+	ir_type ct = ir_scalar(IR_F32);
+	ct.rank = 1;
+	ct.d[0] = xt.d[xt.rank - 1];
+	int w = builtin_tensor(c, arena_printf(c->a, "%s.weight", path), &ct, IR_INIT_ONES, true, e->loc);
+	int bias = builtin_tensor(c, arena_printf(c->a, "%s.bias", path), &ct, IR_INIT_ZEROS, true, e->loc);
+	if (w < 0 || bias < 0)
+		return poison;
+	src_loc L = e->loc;
+	int64_t ia[4] = { xt.rank - 1, 1, 0, 0 };
+	int D = const_node(c, (float)xt.d[xt.rank - 1].c, L);
+	int s1 = emit(c, IR_SUM, 1, &x.node, NULL, ia, NULL, L, NULL);
+	int mean = bin(c, IR_DIV, s1, D, L);
+	int d = bin(c, IR_SUB, x.node, mean, L);
+	int dd = bin(c, IR_MUL, d, d, L);
+	int s2 = dd < 0 ? -1 : emit(c, IR_SUM, 1, &dd, NULL, ia, NULL, L, NULL);
+	int ve = bin(c, IR_ADD, bin(c, IR_DIV, s2, D, L), const_node(c, (float)eps, L), L);
+	int sq = ve < 0 ? -1 : emit(c, IR_SQRT, 1, &ve, NULL, NULL, NULL, L, NULL);
+	int y = bin(c, IR_MUL, d, bin(c, IR_DIV, const_node(c, 1.0f, L), sq, L), L);
+	y = bin(c, IR_ADD, bin(c, IR_MUL, y, w, L), bias, L);
+	return tensor(y, L);
+}
+
+static value b_slice(lctx *c, frame *fr, const ast_expr *e, value *pos)
+{
+	value x = as_tensor(c, pos[0], "slice", e->loc);
+	int64_t ax, axis, st, en;
+	if (!attr_int(c, fr, e, "axis", 0, true, &ax) | !attr_int(c, fr, e, "start", 0, true, &st) |
+	    !attr_int(c, fr, e, "end", 0, true, &en) || x.k != V_TENSOR)
+		return poison;
+	if (!axis_of(e, ax, vtype(c, x)->rank, &axis))
+		return poison;
+	int64_t ia[4] = { axis, st, en, 0 };
+	return tensor(emit(c, IR_SLICE, 1, &x.node, NULL, ia, NULL, e->loc, NULL), e->loc);
+}
+
+/* concat(a, b, ..., axis =): joined pairwise from the left */
+static value b_concat(lctx *c, frame *fr, const ast_expr *e, value *pos)
+{
+	int64_t ax, axis;
+	value v[4];
+	for (int i = 0; i < e->nitems; i++) {
+		v[i] = as_tensor(c, pos[i], "concat", e->loc);
+		if (v[i].k != V_TENSOR)
+			return poison;
+	}
+	if (!attr_int(c, fr, e, "axis", 0, true, &ax) || !axis_of(e, ax, vtype(c, v[0])->rank, &axis))
+		return poison;
+	int acc = v[0].node;
+	for (int i = 1; i < e->nitems && acc >= 0; i++) {
+		int in[2] = { acc, v[i].node };
+		int64_t ia[4] = { axis, 0, 0, 0 };
+		acc = emit(c, IR_CONCAT, 2, in, NULL, ia, NULL, e->loc, NULL);
+	}
+	return tensor(acc, e->loc);
+}
+
+static value b_one_hot(lctx *c, frame *fr, const ast_expr *e, value *pos)
+{
+	value x = as_tensor(c, pos[0], "one_hot", e->loc);
+	int64_t k;
+	if (!attr_int(c, fr, e, "classes", 0, true, &k) || x.k != V_TENSOR)
+		return poison;
+	int64_t ia[4] = { k, 0, 0, 0 };
+	return tensor(emit(c, IR_ONE_HOT, 1, &x.node, NULL, ia, NULL, e->loc, NULL), e->loc);
+}
+
+/* embedding(idx, vocab =, dim =): param table f32[vocab, dim] = normal(0, 1)
+ * under the statement's path (".table"); result f32[..., dim] */
+static value b_embedding(lctx *c, frame *fr, const ast_expr *e, value *pos)
+{
+	value x = as_tensor(c, pos[0], "embedding", e->loc);
+	int64_t V, D;
+	if (!attr_int(c, fr, e, "vocab", 0, true, &V) | !attr_int(c, fr, e, "dim", 0, true, &D) || x.k != V_TENSOR)
+		return poison;
+	if (V < 1 || D < 1) {
+		diag_error(e->loc, "embedding: vocab (%" PRId64 ") and dim (%" PRId64 ") must be >= 1", V, D);
+		return poison;
+	}
+	const char *path = path_for(c, fr, e);
+	ir_type tt = ir_scalar(IR_F32);
+	tt.rank = 2;
+	tt.d[0] = (ir_dim){ V, 0 };
+	tt.d[1] = (ir_dim){ D, 0 };
+	int t = builtin_tensor(c, arena_printf(c->a, "%s.table", path), &tt, IR_INIT_NORMAL, true, e->loc);
+	if (t < 0)
+		return poison;
+	ir_tensor *tn = c->params.v[c->g->nodes[t]->ia[0]];
+	tn->a = 0.0;
+	tn->b = 1.0;
+	int in[2] = { t, x.node };
+	return tensor(emit(c, IR_EMBEDDING, 2, in, NULL, NULL, NULL, e->loc, NULL), e->loc);
+}
+
 typedef struct builtin {
 	const char *name;
 	builtin_fn *fn;
@@ -1013,6 +1331,13 @@ static const char *const k_axis[] = { "axis", "keepdims", NULL };
 static const char *const k_axis1[] = { "axis", NULL };
 static const char *const k_dims[] = { "dim0", "dim1", NULL };
 static const char *const k_p[] = { "p", NULL };
+static const char *const k_conv[] = { "stride", "pad", "dilation", "groups", NULL };
+static const char *const k_pool[] = { "size", "stride", NULL };
+static const char *const k_bn[] = { "momentum", "eps", NULL };
+static const char *const k_eps[] = { "eps", NULL };
+static const char *const k_slice[] = { "axis", "start", "end", NULL };
+static const char *const k_classes[] = { "classes", NULL };
+static const char *const k_emb[] = { "vocab", "dim", NULL };
 
 static const builtin builtins[] = {
 	{ "exp", b_exp, { 1, 1, k_none } },
@@ -1047,12 +1372,21 @@ static const builtin builtins[] = {
 	{ "accuracy", b_accuracy, { 2, 2, k_none } },
 	{ "mse", b_mse, { 2, 2, k_none } },
 	{ "dropout", b_dropout, { 1, 1, k_p } },
+	{ "conv2d", b_conv2d, { 2, 2, k_conv } },
+	{ "max_pool2d", b_max_pool2d, { 1, 1, k_pool } },
+	{ "avg_pool2d", b_avg_pool2d, { 1, 1, k_pool } },
+	{ "batchnorm", b_batchnorm, { 1, 1, k_bn } },
+	{ "layernorm", b_layernorm, { 1, 1, k_eps } },
+	{ "slice", b_slice, { 1, 1, k_slice } },
+	{ "concat", b_concat, { 2, 4, k_axis1 } },
+	{ "one_hot", b_one_hot, { 1, 1, k_classes } },
+	{ "embedding", b_embedding, { 1, 1, k_emb } },
+	{ "random_flip", b_random_flip, { 1, 1, k_axis1 } },
 };
 
 /* ops of language.md that this compiler does not lower yet */
 static const char *const planned_ops[] = {
-	"conv2d", "max_pool2d", "avg_pool2d", "batchnorm", "layernorm", "embedding", "one_hot",
-	"concat", "slice", "broadcast", "random_crop", "random_flip", NULL,
+	"broadcast", "random_crop", NULL,
 };
 
 static value lower_call(lctx *c, frame *fr, const ast_expr *e)

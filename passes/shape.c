@@ -299,6 +299,247 @@ static int update(const ir_graph *g, ir_node *n, char *err, size_t errlen)
 #define shape_SGD_UPDATE update
 #define shape_ADAM_UPDATE update
 
+static int slice_type(const ir_type *x, const int64_t *ia, ir_type *out, char *err, size_t errlen)
+{
+	char b[128];
+	if (ia[0] < 0 || ia[0] >= x->rank)
+		FAIL("slice: axis %" PRId64 " out of range for %s", ia[0], ir_type_str(x, b, sizeof b));
+	ir_dim d = x->d[ia[0]];
+	if (d.sym)
+		FAIL("slice: axis %" PRId64 " of %s follows the batch size", ia[0], ir_type_str(x, b, sizeof b));
+	if (ia[1] < 0 || ia[1] >= ia[2] || ia[2] > d.c)
+		FAIL("slice: [%" PRId64 ", %" PRId64 ") is not a non-empty range inside [0, %" PRId64 ") of %s",
+		     ia[1], ia[2], d.c, ir_type_str(x, b, sizeof b));
+	*out = *x;
+	out->d[ia[0]] = (ir_dim){ ia[2] - ia[1], 0 };
+	return 0;
+}
+
+static int shape_SLICE(const ir_graph *g, ir_node *n, char *err, size_t errlen)
+{
+	return slice_type(IN(0), n->ia, &n->type, err, errlen);
+}
+
+static int shape_SLICE_BWD(const ir_graph *g, ir_node *n, char *err, size_t errlen)
+{
+	ir_type y;
+	n->type.dt = IN(0)->dt;
+	if (slice_type(&n->type, n->ia, &y, err, errlen))
+		return -1;
+	if (!ir_type_eq(&y, IN(0)))
+		FAIL("slice_bwd: gradient of the wrong shape");
+	return 0;
+}
+
+static int shape_CONCAT(const ir_graph *g, ir_node *n, char *err, size_t errlen)
+{
+	const ir_type *a = IN(0), *b = IN(1);
+	char x[128], y[128];
+	int64_t ax = n->ia[0];
+	if (a->dt != b->dt || a->rank != b->rank || ax < 0 || ax >= a->rank)
+		FAIL("concat: cannot join %s and %s along axis %" PRId64, ir_type_str(a, x, sizeof x),
+		     ir_type_str(b, y, sizeof y), ax);
+	for (int i = 0; i < a->rank; i++)
+		if (i != ax && !dim_eq(a->d[i], b->d[i]))
+			FAIL("concat: %s and %s differ in dimension %d", ir_type_str(a, x, sizeof x),
+			     ir_type_str(b, y, sizeof y), i);
+	if (a->d[ax].sym || b->d[ax].sym)
+		FAIL("concat: axis %" PRId64 " follows the batch size in %s or %s", ax,
+		     ir_type_str(a, x, sizeof x), ir_type_str(b, y, sizeof y));
+	n->type = *a;
+	n->type.d[ax].c = a->d[ax].c + b->d[ax].c;
+	return 0;
+}
+
+static int shape_ONE_HOT(const ir_graph *g, ir_node *n, char *err, size_t errlen)
+{
+	const ir_type *x = IN(0);
+	char b[128];
+	if (x->dt == IR_F32)
+		FAIL("one_hot needs integer indices, found %s (convert with i32(...))", ir_type_str(x, b, sizeof b));
+	if (x->rank >= IR_MAX_RANK || n->ia[0] < 1)
+		FAIL("one_hot: classes = %" PRId64 " must be >= 1 (indices %s)", n->ia[0], ir_type_str(x, b, sizeof b));
+	n->type = *x;
+	n->type.dt = IR_F32;
+	n->type.d[x->rank] = (ir_dim){ n->ia[0], 0 };
+	n->type.rank++;
+	return 0;
+}
+
+static int emb_out(const ir_type *tab, const ir_type *idx, ir_type *out, char *err, size_t errlen)
+{
+	char a[128], b[128];
+	if (tab->dt != IR_F32 || tab->rank != 2 || tab->d[0].sym || tab->d[1].sym)
+		FAIL("embedding needs a table f32[V, D], found %s", ir_type_str(tab, a, sizeof a));
+	if (idx->dt == IR_F32 || idx->rank >= IR_MAX_RANK)
+		FAIL("embedding needs integer indices, found %s (convert with i32(...))", ir_type_str(idx, b, sizeof b));
+	*out = *idx;
+	out->dt = IR_F32;
+	out->d[idx->rank] = tab->d[1];
+	out->rank++;
+	return 0;
+}
+
+static int shape_EMBEDDING(const ir_graph *g, ir_node *n, char *err, size_t errlen)
+{
+	return emb_out(IN(0), IN(1), &n->type, err, errlen);
+}
+
+static int shape_EMBEDDING_BWD(const ir_graph *g, ir_node *n, char *err, size_t errlen)
+{
+	ir_type y;
+	n->type.dt = IR_F32;
+	if (emb_out(&n->type, IN(1), &y, err, errlen))
+		return -1;
+	if (!ir_type_eq(&y, IN(0)))
+		FAIL("embedding_bwd: gradient of the wrong shape");
+	return 0;
+}
+
+/* ---- random_flip, convolution, pooling ---- */
+static bool all_const(const ir_type *t, int from)
+{
+	for (int i = from; i < t->rank; i++)
+		if (t->d[i].sym)
+			return false;
+	return true;
+}
+
+static int shape_RANDOM_FLIP(const ir_graph *g, ir_node *n, char *err, size_t errlen)
+{
+	const ir_type *x = IN(0);
+	char b[128];
+	if (need_f32(x, "random_flip", err, errlen))
+		return -1;
+	if (x->rank < 2)
+		FAIL("random_flip needs a tensor [N, ...] of rank >= 2, found %s", ir_type_str(x, b, sizeof b));
+	if (n->ia[0] < 1 || n->ia[0] >= x->rank)
+		FAIL("random_flip: axis %" PRId64 " must be one of the per-sample axes 1..%d (axis 0 is the batch)",
+		     n->ia[0], x->rank - 1);
+	if (!all_const(x, 1))
+		FAIL("random_flip: only the first dimension may follow the batch size, found %s",
+		     ir_type_str(x, b, sizeof b));
+	n->type = *x;
+	return 0;
+}
+
+/* conv2d output type from x and w; checks the attributes */
+static int conv_out(const ir_type *x, const ir_type *w, const int64_t *ia, ir_type *out,
+                    char *err, size_t errlen)
+{
+	char a[128], b[128];
+	int64_t s = ia[0], p = ia[1], d = ia[2], G = ia[3];
+	if (need_f32(x, "conv2d", err, errlen) || need_f32(w, "conv2d", err, errlen))
+		return -1;
+	if (x->rank != 4 || w->rank != 4)
+		FAIL("conv2d needs an input [N, C, H, W] and a kernel [O, C/groups, KH, KW], found %s and %s",
+		     ir_type_str(x, a, sizeof a), ir_type_str(w, b, sizeof b));
+	if (!all_const(x, 1) || !all_const(w, 0))
+		FAIL("conv2d: only the first dimension of the input may follow the batch size, found %s and %s",
+		     ir_type_str(x, a, sizeof a), ir_type_str(w, b, sizeof b));
+	if (s < 1 || p < 0 || d < 1 || G < 1)
+		FAIL("conv2d: stride (%" PRId64 ") and dilation (%" PRId64 ") must be >= 1, pad (%" PRId64
+		     ") >= 0 and groups (%" PRId64 ") >= 1", s, d, p, G);
+	int64_t C = x->d[1].c, O = w->d[0].c;
+	if (C % G || O % G)
+		FAIL("conv2d: groups = %" PRId64 " must divide the input channels (%" PRId64
+		     ") and the output channels (%" PRId64 ")", G, C, O);
+	if (w->d[1].c != C / G)
+		FAIL("conv2d: the kernel %s needs C/groups = %" PRId64 " input channels for the input %s",
+		     ir_type_str(w, b, sizeof b), C / G, ir_type_str(x, a, sizeof a));
+	int64_t eh = d * (w->d[2].c - 1) + 1, ew = d * (w->d[3].c - 1) + 1;
+	int64_t H = x->d[2].c + 2 * p, W = x->d[3].c + 2 * p;
+	if (eh > H || ew > W)
+		FAIL("conv2d: the %" PRId64 "x%" PRId64 " window (kernel %" PRId64 "x%" PRId64 ", dilation %"
+		     PRId64 ") does not fit the padded %" PRId64 "x%" PRId64 " input of %s", eh, ew,
+		     w->d[2].c, w->d[3].c, d, H, W, ir_type_str(x, a, sizeof a));
+	*out = *x;
+	out->d[1] = (ir_dim){ O, 0 };
+	out->d[2] = (ir_dim){ (H - eh) / s + 1, 0 };
+	out->d[3] = (ir_dim){ (W - ew) / s + 1, 0 };
+	return 0;
+}
+
+static int shape_CONV2D(const ir_graph *g, ir_node *n, char *err, size_t errlen)
+{
+	return conv_out(IN(0), IN(1), n->ia, &n->type, err, errlen);
+}
+
+static int expect_type(const ir_type *got, const ir_type *want, const char *what, char *err, size_t errlen)
+{
+	if (!ir_type_eq(got, want)) {
+		char a[128], b[128];
+		FAIL("%s: %s where %s was expected", what, ir_type_str(got, a, sizeof a),
+		     ir_type_str(want, b, sizeof b));
+	}
+	return 0;
+}
+
+static int shape_CONV2D_BWD_X(const ir_graph *g, ir_node *n, char *err, size_t errlen)
+{
+	ir_type y;
+	n->type.dt = IR_F32;
+	if (conv_out(&n->type, IN(1), n->ia, &y, err, errlen))
+		return -1;
+	return expect_type(IN(0), &y, "conv2d_bwd_x", err, errlen);
+}
+
+static int shape_CONV2D_BWD_W(const ir_graph *g, ir_node *n, char *err, size_t errlen)
+{
+	ir_type y;
+	n->type.dt = IR_F32;
+	if (conv_out(IN(0), &n->type, n->ia, &y, err, errlen))
+		return -1;
+	return expect_type(IN(1), &y, "conv2d_bwd_w", err, errlen);
+}
+
+static int pool_out(const char *name, const ir_type *x, const int64_t *ia, ir_type *out,
+                    char *err, size_t errlen)
+{
+	char a[128];
+	if (need_f32(x, name, err, errlen))
+		return -1;
+	if (x->rank != 4 || !all_const(x, 1))
+		FAIL("%s needs an input [N, C, H, W] (only N may follow the batch size), found %s", name,
+		     ir_type_str(x, a, sizeof a));
+	if (ia[0] < 1 || ia[1] < 1)
+		FAIL("%s: size (%" PRId64 ") and stride (%" PRId64 ") must be >= 1", name, ia[0], ia[1]);
+	if (ia[0] > x->d[2].c || ia[0] > x->d[3].c)
+		FAIL("%s: the %" PRId64 "x%" PRId64 " window does not fit the input %s", name, ia[0], ia[0],
+		     ir_type_str(x, a, sizeof a));
+	*out = *x;
+	out->d[2] = (ir_dim){ (x->d[2].c - ia[0]) / ia[1] + 1, 0 };
+	out->d[3] = (ir_dim){ (x->d[3].c - ia[0]) / ia[1] + 1, 0 };
+	return 0;
+}
+
+static int shape_MAX_POOL2D(const ir_graph *g, ir_node *n, char *err, size_t errlen)
+{
+	return pool_out("max_pool2d", IN(0), n->ia, &n->type, err, errlen);
+}
+static int shape_AVG_POOL2D(const ir_graph *g, ir_node *n, char *err, size_t errlen)
+{
+	return pool_out("avg_pool2d", IN(0), n->ia, &n->type, err, errlen);
+}
+static int shape_MAX_POOL2D_BWD(const ir_graph *g, ir_node *n, char *err, size_t errlen)
+{
+	ir_type y;
+	if (pool_out("max_pool2d_bwd", IN(1), n->ia, &y, err, errlen))
+		return -1;
+	n->type = *IN(1);
+	return expect_type(IN(0), &y, "max_pool2d_bwd", err, errlen);
+}
+static int shape_AVG_POOL2D_BWD(const ir_graph *g, ir_node *n, char *err, size_t errlen)
+{
+	ir_type y;
+	n->type.dt = IR_F32;
+	if (pool_out("avg_pool2d_bwd", &n->type, n->ia, &y, err, errlen))
+		return -1;
+	return expect_type(IN(0), &y, "avg_pool2d_bwd", err, errlen);
+}
+
+#define shape_STATE_EMA update
+
 static shape_fn *const shape_rules[IR_NUM_OPS] = {
 #define OP(id, name, arity, flags) [IR_##id] = shape_##id,
 #include "../ir/ops.def"

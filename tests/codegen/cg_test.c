@@ -1944,6 +1944,298 @@ static int bench_sgemm(int argc, char **argv)
 	return 0;
 }
 
+/* ---- convolution, pooling, random_flip, state_ema ---- */
+
+typedef struct cvc { int B, C, H, W, O, KH, KW, s, p, d, G; } cvc;
+
+/* conv2d and both gradients against the ops.def definitions, under plan p */
+static void test_conv(cvc q, ir_plan p)
+{
+	tb t;
+	char name[160], pb[32];
+	snprintf(name, sizeof name, "conv2d B%d C%d %dx%d O%d k%dx%d s%d p%d d%d g%d plan %s", q.B, q.C, q.H, q.W,
+	         q.O, q.KH, q.KW, q.s, q.p, q.d, q.G, ir_plan_str(p, pb, sizeof pb));
+	tb_init(&t, name, q.B, q.B + 1);
+	cur_plan = p;
+	int Cg = q.C / q.G, Og = q.O / q.G;
+	int OH = (q.H + 2 * q.p - q.d * (q.KH - 1) - 1) / q.s + 1, OW = (q.W + 2 * q.p - q.d * (q.KW - 1) - 1) / q.s + 1;
+	int64_t nx = (int64_t)q.B * q.C * q.H * q.W, nw = (int64_t)q.O * Cg * q.KH * q.KW;
+	int64_t ny = (int64_t)q.B * q.O * OH * OW;
+	float *x = fill(nx, false), *w = fill(nw, false), *dy = fill(ny, false);
+	x[0] = -0.0f;
+	ir_type tx = ty(IR_F32, 4, -1, q.C, q.H, q.W), tw = ty(IR_F32, 4, q.O, Cg, q.KH, q.KW);
+	ir_type tyy = ty(IR_F32, 4, -1, q.O, OH, OW);
+	int ix = tb_input(&t, tx, x), iw = tb_input(&t, tw, w), idy = tb_input(&t, tyy, dy);
+	int64_t ia[4] = { q.s, q.p, q.d, q.G };
+	ir_node *y = tb_op(&t, IR_CONV2D, tyy, 2, ix, iw);
+	ir_node *dx = tb_op(&t, IR_CONV2D_BWD_X, tx, 2, idy, iw);
+	ir_node *dw = tb_op(&t, IR_CONV2D_BWD_W, tw, 2, ix, idy);
+	memcpy(y->ia, ia, sizeof ia);
+	memcpy(dx->ia, ia, sizeof ia);
+	memcpy(dw->ia, ia, sizeof ia);
+	cur_plan = mkplan(IR_PLAN_SEQ, 0);
+	if (!tb_run(&t)) {
+		float *wy = malloc((size_t)ny * 4), *wdx = malloc((size_t)nx * 4), *wdw = malloc((size_t)nw * 4);
+		int64_t nt = (int64_t)q.B * OH * OW + (int64_t)Og * q.KH * q.KW + (int64_t)Cg * q.KH * q.KW;
+		float *terms = malloc((size_t)nt * 4);
+#define X_(n, c, h, w_) x[(((int64_t)(n) * q.C + (c)) * q.H + (h)) * q.W + (w_)]
+#define W_(o, c, h, w_) w[(((int64_t)(o) * Cg + (c)) * q.KH + (h)) * q.KW + (w_)]
+#define DY_(n, o, h, w_) dy[(((int64_t)(n) * q.O + (o)) * OH + (h)) * OW + (w_)]
+		for (int n = 0; n < q.B; n++)
+			for (int o = 0; o < q.O; o++)
+				for (int oh = 0; oh < OH; oh++)
+					for (int ow = 0; ow < OW; ow++) {
+						int g = o / Og, k = 0;
+						for (int cl = 0; cl < Cg; cl++)
+							for (int kh = 0; kh < q.KH; kh++)
+								for (int kw = 0; kw < q.KW; kw++) {
+									int ih = oh * q.s - q.p + kh * q.d, iw_ = ow * q.s - q.p + kw * q.d;
+									terms[k++] = ih >= 0 && ih < q.H && iw_ >= 0 && iw_ < q.W ?
+									             X_(n, g * Cg + cl, ih, iw_) * W_(o, cl, kh, kw) : 0.0f;
+								}
+						wy[(((int64_t)n * q.O + o) * OH + oh) * OW + ow] = ref_reduce(p, terms, k);
+					}
+		for (int n = 0; n < q.B; n++)
+			for (int c = 0; c < q.C; c++)
+				for (int ih = 0; ih < q.H; ih++)
+					for (int iw_ = 0; iw_ < q.W; iw_++) {
+						int g = c / Cg, k = 0;
+						for (int ol = 0; ol < Og; ol++)
+							for (int kh = 0; kh < q.KH; kh++)
+								for (int kw = 0; kw < q.KW; kw++) {
+									int th = ih + q.p - kh * q.d, tw_ = iw_ + q.p - kw * q.d;
+									int o = g * Og + ol;
+									bool ok = th >= 0 && tw_ >= 0 && th % q.s == 0 && tw_ % q.s == 0 &&
+									          th / q.s < OH && tw_ / q.s < OW;
+									terms[k++] = ok ? DY_(n, o, th / q.s, tw_ / q.s) * W_(o, c % Cg, kh, kw) : 0.0f;
+								}
+						wdx[(((int64_t)n * q.C + c) * q.H + ih) * q.W + iw_] = ref_reduce(p, terms, k);
+					}
+		for (int o = 0; o < q.O; o++)
+			for (int cl = 0; cl < Cg; cl++)
+				for (int kh = 0; kh < q.KH; kh++)
+					for (int kw = 0; kw < q.KW; kw++) {
+						int g = o / Og, k = 0;
+						for (int n = 0; n < q.B; n++)
+							for (int oh = 0; oh < OH; oh++)
+								for (int ow = 0; ow < OW; ow++) {
+									int ih = oh * q.s - q.p + kh * q.d, iw_ = ow * q.s - q.p + kw * q.d;
+									terms[k++] = ih >= 0 && ih < q.H && iw_ >= 0 && iw_ < q.W ?
+									             DY_(n, o, oh, ow) * X_(n, g * Cg + cl, ih, iw_) : 0.0f;
+								}
+						wdw[(((int64_t)o * Cg + cl) * q.KH + kh) * q.KW + kw] = ref_reduce(p, terms, k);
+					}
+#undef X_
+#undef W_
+#undef DY_
+		cmp_f32(&t, "forward", res(&t, y->id), wy, ny);
+		cmp_f32(&t, "bwd_x", res(&t, dx->id), wdx, nx);
+		cmp_f32(&t, "bwd_w", res(&t, dw->id), wdw, nw);
+		free(wy); free(wdx); free(wdw); free(terms);
+	}
+	free(x); free(w); free(dy);
+	tb_done(&t);
+}
+
+static void test_pool(int H, int W, int k, int s, ir_plan p, bool specials)
+{
+	tb t;
+	char name[128], pb[32];
+	snprintf(name, sizeof name, "pool %dx%d k%d s%d plan %s%s", H, W, k, s, ir_plan_str(p, pb, sizeof pb),
+	         specials ? " specials" : "");
+	int B = 3, C = 2, OH = (H - k) / s + 1, OW = (W - k) / s + 1;
+	tb_init(&t, name, B, B + 1);
+	int64_t nx = (int64_t)B * C * H * W, ny = (int64_t)B * C * OH * OW;
+	float *x = fill(nx, specials), *dy = fill(ny, false);
+	for (int64_t i = 8; i < nx; i += 5)
+		x[i] = x[i - 1];    /* ties */
+	ir_type tx = ty(IR_F32, 4, -1, C, H, W), tyy = ty(IR_F32, 4, -1, C, OH, OW);
+	int ix = tb_input(&t, tx, x), idy = tb_input(&t, tyy, dy);
+	cur_plan = p;
+	ir_node *ym = tb_op(&t, IR_MAX_POOL2D, tyy, 1, ix);
+	ir_node *dm = tb_op(&t, IR_MAX_POOL2D_BWD, tx, 2, idy, ix);
+	ir_node *ya = tb_op(&t, IR_AVG_POOL2D, tyy, 1, ix);
+	ir_node *da = tb_op(&t, IR_AVG_POOL2D_BWD, tx, 1, idy);
+	cur_plan = mkplan(IR_PLAN_SEQ, 0);
+	ym->ia[0] = dm->ia[0] = ya->ia[0] = da->ia[0] = k;
+	ym->ia[1] = dm->ia[1] = ya->ia[1] = da->ia[1] = s;
+	if (!tb_run(&t)) {
+		float *wm = malloc((size_t)ny * 4), *wa = malloc((size_t)ny * 4);
+		float *wdm = calloc((size_t)nx, 4), *wda = calloc((size_t)nx, 4), terms[64];
+		for (int64_t pl = 0; pl < (int64_t)B * C; pl++)
+			for (int oh = 0; oh < OH; oh++)
+				for (int ow = 0; ow < OW; ow++) {
+					float m = -INFINITY, best = -INFINITY;
+					int bq = 0, nt = 0;
+					for (int i = 0; i < k; i++)
+						for (int j = 0; j < k; j++) {
+							float v = x[(pl * H + oh * s + i) * W + ow * s + j];
+							m = ref_maximum(m, v);
+							if (v > best || (isnan(v) && !isnan(best))) { best = v; bq = i * k + j; }
+							terms[nt++] = v;
+						}
+					int64_t yi = (pl * OH + oh) * OW + ow;
+					wm[yi] = m;
+					wa[yi] = ref_reduce(p, terms, nt) / (float)(k * k);
+					int64_t xi = (pl * H + oh * s + bq / k) * W + ow * s + bq % k;
+					wdm[xi] = wdm[xi] + dy[yi];
+					float gv = dy[yi] / (float)(k * k);
+					for (int i = 0; i < k; i++)
+						for (int j = 0; j < k; j++) {
+							int64_t xj = (pl * H + oh * s + i) * W + ow * s + j;
+							wda[xj] = wda[xj] + gv;
+						}
+				}
+		cmp_f32_nan(&t, "max_pool2d", res(&t, ym->id), wm, ny);
+		cmp_f32(&t, "max_pool2d_bwd", res(&t, dm->id), wdm, nx);
+		cmp_f32_nan(&t, "avg_pool2d", res(&t, ya->id), wa, ny);
+		cmp_f32(&t, "avg_pool2d_bwd", res(&t, da->id), wda, nx);
+		free(wm); free(wa); free(wdm); free(wda);
+	}
+	free(x); free(dy);
+	tb_done(&t);
+}
+
+static void test_random_flip(int axis)
+{
+	tb t;
+	char name[64];
+	snprintf(name, sizeof name, "random_flip axis %d", axis);
+	int B = 40, D1 = 3, D2 = 4, D3 = 5;
+	tb_init(&t, name, B, B + 1);
+	int64_t E = D1 * D2 * D3, n = B * E;
+	float *x = fill(n, false);
+	ir_type tt = ty(IR_F32, 4, -1, D1, D2, D3);
+	int ix = tb_input(&t, tt, x);
+	ir_node *y = tb_op(&t, IR_RANDOM_FLIP, tt, 1, ix);
+	y->ia[0] = axis;
+	y->stream = 1;
+	if (!tb_run(&t)) {
+		float *wy = malloc((size_t)n * 4);
+		int64_t dims[4] = { B, D1, D2, D3 }, post = 1, flips = 0;
+		for (int d = axis + 1; d < 4; d++)
+			post *= dims[d];
+		int64_t L = dims[axis];
+		for (int r = 0; r < B; r++) {
+			float u = nnd_rt_uniform(&t.keys[2], 0, (uint32_t)t.sample_idx[r], (uint32_t)t.epoch, 1);
+			bool f = u < 0.5f;
+			flips += f;
+			for (int64_t e = 0; e < E; e++) {
+				int64_t i = (e / post) % L;
+				wy[r * E + e] = x[r * E + (f ? e + (L - 1 - 2 * i) * post : e)];
+			}
+		}
+		cmp_f32(&t, "random_flip", res(&t, y->id), wy, n);
+		checks++;
+		if (flips == 0 || flips == B) {
+			printf("FAIL %s: %" PRId64 " of %d rows flipped\n", name, flips, B);
+			failures++;
+		}
+		free(wy);
+	}
+	free(x);
+	tb_done(&t);
+}
+
+static void test_state_ema(void)
+{
+	tb t;
+	tb_init(&t, "state_ema", 1, 1);
+	ir_type tt = ty(IR_F32, 1, 7);
+	float v[7];
+	for (int i = 0; i < 7; i++) {
+		t.state[i] = rndf();
+		v[i] = rndf();
+	}
+	float want[7], m = 0.1f, om = 1.0f - m;
+	for (int i = 0; i < 7; i++)
+		want[i] = om * t.state[i] + m * v[i];
+	int is = tb_block(&t, IR_STATE, tt, IR_BLK_STATE, 0);
+	int iv = tb_input(&t, tt, v);
+	ir_node *u = tb_op(&t, IR_STATE_EMA, tt, 2, is, iv);
+	u->fa[0] = m;
+	u->fa[1] = om;
+	if (!tb_run(&t))
+		cmp_f32(&t, "state_ema", t.state, want, 7);
+	tb_done(&t);
+}
+
+static void test_slice_concat(void)
+{
+	tb t;
+	tb_init(&t, "slice/concat/one_hot", 3, 4);
+	int B = 3, D1 = 4, D2 = 5;
+	int64_t n = B * D1 * D2;
+	float *x = fill(n, true), *z = fill(B * 2 * D2, false), *dy = fill(B * D1 * 3, false);
+	int32_t lab[3] = { 2, -1, 4 };
+	ir_type tx = ty(IR_F32, 3, -1, D1, D2), tz = ty(IR_F32, 3, -1, 2, D2);
+	ir_type ts = ty(IR_F32, 3, -1, D1, 3), tc = ty(IR_F32, 3, -1, D1 + 2, D2);
+	int ix = tb_input(&t, tx, x), iz = tb_input(&t, tz, z), idy = tb_input(&t, ts, dy);
+	int il = tb_input(&t, ty(IR_I32, 1, -1), lab);
+	ir_node *s = tb_op(&t, IR_SLICE, ts, 1, ix);
+	ir_node *sb = tb_op(&t, IR_SLICE_BWD, tx, 1, idy);
+	ir_node *cc = tb_op(&t, IR_CONCAT, tc, 2, ix, iz);
+	ir_node *oh = tb_op(&t, IR_ONE_HOT, ty(IR_F32, 2, -1, 4), 1, il);
+	s->ia[0] = sb->ia[0] = 2; s->ia[1] = sb->ia[1] = 1; s->ia[2] = sb->ia[2] = 4;
+	cc->ia[0] = 1;
+	oh->ia[0] = 4;
+	if (!tb_run(&t)) {
+		float ws[60], wsb[60], wc[90], wo[12];
+		for (int b = 0; b < B; b++) {
+			for (int i = 0; i < D1; i++)
+				for (int j = 0; j < D2; j++) {
+					if (j >= 1 && j < 4)
+						ws[(b * D1 + i) * 3 + j - 1] = x[(b * D1 + i) * D2 + j];
+					wsb[(b * D1 + i) * D2 + j] = j >= 1 && j < 4 ? dy[(b * D1 + i) * 3 + j - 1] : 0.0f;
+				}
+			for (int i = 0; i < D1 + 2; i++)
+				for (int j = 0; j < D2; j++)
+					wc[(b * (D1 + 2) + i) * D2 + j] = i < D1 ? x[(b * D1 + i) * D2 + j] : z[(b * 2 + i - D1) * D2 + j];
+			for (int k = 0; k < 4; k++)
+				wo[b * 4 + k] = lab[b] == k ? 1.0f : 0.0f;
+		}
+		cmp_f32(&t, "slice", res(&t, s->id), ws, B * D1 * 3);
+		cmp_f32(&t, "slice_bwd", res(&t, sb->id), wsb, n);
+		cmp_f32(&t, "concat", res(&t, cc->id), wc, B * (D1 + 2) * D2);
+		cmp_f32(&t, "one_hot", res(&t, oh->id), wo, 12);
+	}
+	free(x); free(z); free(dy);
+	tb_done(&t);
+}
+
+static void test_embedding(ir_plan p)
+{
+	tb t;
+	char name[96], pb[32];
+	snprintf(name, sizeof name, "embedding plan %s", ir_plan_str(p, pb, sizeof pb));
+	tb_init(&t, name, 6, 7);
+	int V = 5, D = 3, P = 6 * 2;
+	float *tab = fill(V * D, true), *dy = fill(P * D, false);
+	int32_t idx[12] = { 1, 4, 1, 0, 7, 1, -1, 4, 2, 1, 0, 4 };
+	int itab = tb_input(&t, ty(IR_F32, 2, V, D), tab), ix = tb_input(&t, ty(IR_I32, 2, -1, 2), idx);
+	int idy = tb_input(&t, ty(IR_F32, 3, -1, 2, D), dy);
+	ir_node *y = tb_op(&t, IR_EMBEDDING, ty(IR_F32, 3, -1, 2, D), 2, itab, ix);
+	cur_plan = p;
+	ir_node *g = tb_op(&t, IR_EMBEDDING_BWD, ty(IR_F32, 2, V, D), 2, idy, ix);
+	cur_plan = mkplan(IR_PLAN_SEQ, 0);
+	if (!tb_run(&t)) {
+		float wy[36], wg[15], terms[12];
+		for (int q = 0; q < P; q++)
+			for (int j = 0; j < D; j++)
+				wy[q * D + j] = idx[q] >= 0 && idx[q] < V ? tab[idx[q] * D + j] : 0.0f;
+		for (int v = 0; v < V; v++)
+			for (int j = 0; j < D; j++) {
+				for (int q = 0; q < P; q++)
+					terms[q] = idx[q] == v ? dy[q * D + j] : 0.0f;
+				wg[v * D + j] = ref_reduce(p, terms, P);
+			}
+		cmp_f32(&t, "embedding", res(&t, y->id), wy, P * D);
+		cmp_f32(&t, "embedding_bwd", res(&t, g->id), wg, V * D);
+	}
+	free(tab); free(dy);
+	tb_done(&t);
+}
+
 int main(int argc, char **argv)
 {
 	const char *aot_dir = NULL;
@@ -2045,6 +2337,28 @@ int main(int argc, char **argv)
 		for (int ta = 0; ta < 2; ta++)
 			for (int tb_ = 0; tb_ < 2; tb_++)
 				test_plan_matmul(test_plans[i], ta, tb_);
+	}
+	{
+		static const cvc cv[] = {
+			{ 2, 3, 6, 7, 4, 3, 3, 1, 1, 1, 1 },
+			{ 3, 4, 9, 8, 6, 3, 2, 2, 0, 2, 2 },
+			{ 1, 2, 5, 5, 2, 1, 1, 1, 0, 1, 1 },
+			{ 2, 4, 7, 6, 4, 3, 3, 3, 2, 1, 4 },
+		};
+		for (size_t j = 0; j < sizeof cv / sizeof cv[0]; j++)
+			for (int i = 0; i < NPLANS; i++)
+				test_conv(cv[j], test_plans[i]);
+		for (int i = 0; i < NPLANS; i++) {
+			test_pool(6, 8, 2, 2, test_plans[i], i == 0);
+			test_pool(7, 7, 3, 2, test_plans[i], false);
+		}
+		test_pool(5, 6, 2, 1, mkplan(IR_PLAN_SEQ, 0), true);
+		for (int a = 1; a < 4; a++)
+			test_random_flip(a);
+		test_state_ema();
+		test_slice_concat();
+		for (int i = 0; i < NPLANS; i++)
+			test_embedding(test_plans[i]);
 	}
 	test_racy();
 	test_threads(mkplan(IR_PLAN_SEQ, 0));

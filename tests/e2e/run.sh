@@ -60,6 +60,22 @@ mlp_ci)
 	[ "$(sha a)" = "$(sha c)" ] || fail "nndc run (JIT) gives $(sha c), the built program $(sha a)"
 	cmp -s a c || fail "JIT and AOT print different results"
 	;;
+cnn_ci)
+	# CI-sized run of the conv example (conv2d, batchnorm, max_pool2d,
+	# random_flip): one epoch on 2000 samples, 1 and 2 threads, same bits;
+	# batchnorm's running statistics are saved with the parameters
+	need_fashion
+	run 0 build.out "$NNDC" build "$EX/cnn_fashion.nnd" -o cnn
+	run 0 a ./cnn train --limit 2000 --epochs 1 --threads 1 --save ck
+	has a '^epoch 1 train_loss [0-9.]* eval_loss [0-9.]* acc [0-9.]*$'
+	acc=$(sed -n 's/^epoch 1 .* acc \([0-9.]*\)$/\1/p' a)
+	awk -v a="$acc" 'BEGIN { exit !(a >= 0.6) }' || fail "accuracy $acc < 0.6"
+	echo "accuracy $acc"
+	[ -n "$(sha a)" ] || fail "no sha256 line last"
+	run 0 b ./cnn train --limit 2000 --epochs 1 --threads 2
+	[ "$(sha a)" = "$(sha b)" ] || fail "1 thread gives $(sha a), 2 threads $(sha b)"
+	grep -q 'cnn.c2.return.running_var' ck/params.safetensors || fail "checkpoint lacks the batchnorm state"
+	;;
 tiny_same_bits)
 	tiny_model
 	run 0 build.out "$NNDC" build tiny.nnd -o tiny

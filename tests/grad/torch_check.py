@@ -105,6 +105,26 @@ def main(path):
         elif op == "dropout" and nid in masks:
             # the mask comes from nnd's Philox stream; the arithmetic is torch's
             v = x[0] * masks[nid].reshape(shape) * fa[1]
+        elif op == "conv2d":
+            v = F.conv2d(x[0], x[1], stride=ia[0], padding=ia[1], dilation=ia[2], groups=ia[3])
+        elif op == "max_pool2d":
+            v = F.max_pool2d(x[0], kernel_size=ia[0], stride=ia[1])
+        elif op == "avg_pool2d":
+            v = F.avg_pool2d(x[0], kernel_size=ia[0], stride=ia[1])
+        elif op == "slice":
+            v = x[0].narrow(ia[0], ia[1], ia[2] - ia[1])
+        elif op == "concat":
+            v = torch.cat([x[0], x[1]], dim=ia[0])
+        elif op == "one_hot":
+            v = F.one_hot(x[0].to(torch.int64), ia[0]).to(torch.float64)
+        elif op == "embedding":
+            v = F.embedding(x[1].to(torch.int64), x[0])
+        elif op == "state":
+            # batchnorm's running statistics: in the train graph they only
+            # feed their own in-place update, never the loss
+            v = torch.zeros(shape)
+        elif op == "state_ema":
+            v = x[0]
         elif op == "accuracy":
             v = (x[0].argmax(dim=1) == x[1]).to(torch.float64).mean()
         else:
