@@ -1767,15 +1767,11 @@ static const char *const known_settings[] = {
 	"data", "loss", "metric", "optimizer", "schedule", "batch", "epochs", "shuffle", "eval", NULL,
 };
 
-/* Lowers the loss (and metrics in eval mode) into graph g. */
-static void lower_objectives(lctx *c, const ast_train *t, ir_program *p, ir_graph *g, bool eval,
-                             bool skip_loss)
+/* The dataset's fields are the names a train block sees: each becomes an
+ * INPUT node of the current graph, args.inputs[k] for the same k in every
+ * graph of the program. */
+static void bind_fields(lctx *c, const ast_train *t, ir_program *p, frame *fr)
 {
-	c->g = g;
-	c->eval_mode = eval;
-	frame fr;
-	memset(&fr, 0, sizeof fr);
-	/* the dataset's fields are the names a train block sees */
 	for (int f = 0; f < 2; f++) {
 		int k = -1;
 		for (int i = 0; i < p->ninputs; i++)
@@ -1788,9 +1784,19 @@ static void lower_objectives(lctx *c, const ast_train *t, ir_program *p, ir_grap
 		int64_t ia[4] = { k, 0, 0, 0 };
 		int n = emit(c, IR_INPUT, 0, NULL, &p->data->fields[f], ia, NULL, t->loc,
 		             p->data->field_names[f]);
-		value v = tensor(n, t->loc);
-		bind(c, &fr, p->data->field_names[f], v, (src_loc){ 0 });
+		bind(c, fr, p->data->field_names[f], tensor(n, t->loc), (src_loc){ 0 });
 	}
+}
+
+/* Lowers the loss (and metrics in eval mode) into graph g. */
+static void lower_objectives(lctx *c, const ast_train *t, ir_program *p, ir_graph *g, bool eval,
+                             bool skip_loss)
+{
+	c->g = g;
+	c->eval_mode = eval;
+	frame fr;
+	memset(&fr, 0, sizeof fr);
+	bind_fields(c, t, p, &fr);
 	int *outs = arena_alloc(c->a, (size_t)(t->nsettings + 1) * sizeof *outs);
 	const char **names = arena_alloc(c->a, (size_t)(t->nsettings + 1) * sizeof *names);
 	int nout = 0;
@@ -1846,18 +1852,7 @@ static void lower_prediction(lctx *c, const ast_train *t, ir_program *p)
 	c->eval_mode = true;
 	frame fr;
 	memset(&fr, 0, sizeof fr);
-	for (int f = 0; f < 2; f++) {
-		int k = -1;
-		for (int i = 0; i < p->ninputs; i++)
-			if (p->field_of_input[i] == f)
-				k = i;
-		if (k < 0)
-			continue;   /* a field the loss never reads */
-		int64_t ia[4] = { k, 0, 0, 0 };
-		int n = emit(c, IR_INPUT, 0, NULL, &p->data->fields[f], ia, NULL, t->loc,
-		             p->data->field_names[f]);
-		bind(c, &fr, p->data->field_names[f], tensor(n, t->loc), (src_loc){ 0 });
-	}
+	bind_fields(c, t, p, &fr);
 	begin_statement(c, &fr, "loss", ls->expr);
 	int before = diag_count();
 	value v = lower_expr(c, &fr, ls->expr->items[0]);
