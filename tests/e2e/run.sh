@@ -75,6 +75,10 @@ cnn_ci)
 	run 0 b ./cnn train --limit 2000 --epochs 1 --threads 2
 	[ "$(sha a)" = "$(sha b)" ] || fail "1 thread gives $(sha a), 2 threads $(sha b)"
 	grep -q 'cnn.c2.return.running_var' ck/params.safetensors || fail "checkpoint lacks the batchnorm state"
+	# AOT == JIT on the conv example (a few steps)
+	run 0 c ./cnn train --limit 2000 --steps 4 --threads 2
+	run 0 d "$NNDC" run "$EX/cnn_fashion.nnd" -- train --limit 2000 --steps 4 --threads 2
+	[ -n "$(sha c)" ] && [ "$(sha c)" = "$(sha d)" ] || fail "JIT gives $(sha d), the built program $(sha c)"
 	;;
 tiny_same_bits)
 	tiny_model
