@@ -1399,6 +1399,235 @@ static void convert(const onode *nd)
 		define(nd->out[0], T_INT64, -1, t);
 		return;
 	}
+	if (!strcmp(op, "Slice")) {
+		value *v = has_in(nd, 0) ? find(nd->in[0]) : NULL;
+		if (!v)
+			skip("Slice: input not available");
+		int64_t in[32];
+		int rank = value_dims(v, in);
+		int64_t st[16], en[16], ax[16], sp[16];
+		int na;
+		if (opset < 10) {
+			ALLOW("starts", "ends", "axes");
+			const attr *as = get_attr(nd, "starts"), *ae = get_attr(nd, "ends"), *aa = get_attr(nd, "axes");
+			if (!as || !ae || as->nints != ae->nints || as->nints > 16 || (aa && aa->nints != as->nints))
+				skip("Slice: starts/ends/axes attributes");
+			na = as->nints;
+			for (int k = 0; k < na; k++) {
+				st[k] = as->ints[k];
+				en[k] = ae->ints[k];
+				ax[k] = aa ? aa->ints[k] : k;
+				sp[k] = 1;
+			}
+		} else {
+			ALLOW_NONE();
+			const tensor *ts = host_ints(nd, 1), *te = host_ints(nd, 2);
+			const tensor *ta = host_ints(nd, 3), *tp = host_ints(nd, 4);
+			if (!ts || !te || ts->n != te->n || ts->n > 16 || (ta && ta->n != ts->n) || (tp && tp->n != ts->n))
+				skip("Slice: starts/ends/axes/steps inputs");
+			na = (int)ts->n;
+			for (int k = 0; k < na; k++) {
+				st[k] = ts->i[k];
+				en[k] = te->i[k];
+				ax[k] = ta ? ta->i[k] : k;
+				sp[k] = tp ? tp->i[k] : 1;
+			}
+		}
+		/* per axis: [lo, hi), normalised and clamped as ONNX does for step 1 */
+		int64_t lo[32], hi[32];
+		bool seen[32] = { false };
+		for (int k = 0; k < rank; k++) {
+			lo[k] = 0;
+			hi[k] = in[k];
+		}
+		for (int k = 0; k < na; k++) {
+			int a = norm_axis(ax[k], rank, op);
+			if (seen[a])
+				skip("Slice: repeated axis");
+			seen[a] = true;
+			if (sp[k] != 1)
+				skip("Slice: step %" PRId64 " (nnd slices with step 1)", sp[k]);
+			int64_t s = st[k], e = en[k], d = in[a];
+			if (s < 0) s += d;
+			if (e < 0) e += d;
+			s = s < 0 ? 0 : s > d ? d : s;
+			e = e < 0 ? 0 : e > d ? d : e;
+			if (s >= e) {
+				if (v->id >= 0 || !v->host || !v->host->i)
+					skip("Slice: empty result");
+				e = s;   /* known integers (a shape's prefix): an empty tensor */
+			}
+			lo[a] = s;
+			hi[a] = e;
+		}
+		if (v->id < 0 && v->host && v->host->i) {   /* known integers: fold on the host */
+			int64_t od[32];
+			for (int k = 0; k < rank; k++)
+				od[k] = hi[k] - lo[k];
+			tensor *t = int_tensor(rank, od, v->dtype);
+			for (int64_t o = 0; o < t->n; o++) {
+				int64_t rem = o, src = 0, stride = 1;
+				for (int k = rank - 1; k >= 0; k--) {
+					int64_t i = rem % od[k];
+					rem /= od[k];
+					src += (i + lo[k]) * stride;
+					stride *= in[k];
+				}
+				t->i[o] = v->host->i[src];
+			}
+			define(nd->out[0], v->dtype, -1, t);
+			return;
+		}
+		int x = get(nd, 0);
+		for (int k = 0; k < rank; k++)
+			if (lo[k] != 0 || hi[k] != in[k]) {
+				int64_t ia[4] = { k, lo[k], hi[k], 0 };
+				x = emit(IR_SLICE, 1, &x, NULL, ia, NULL);
+			}
+		out(nd, x);
+		return;
+	}
+	if (!strcmp(op, "Concat")) {
+		ALLOW("axis");
+		if (nd->nin < 1)
+			skip("Concat: no inputs");
+		const attr *aa = get_attr(nd, "axis");
+		if (!aa)
+			skip("Concat: no axis attribute");
+		bool host = true;
+		for (int k = 0; k < nd->nin; k++) {
+			value *v = has_in(nd, k) ? find(nd->in[k]) : NULL;
+			if (!v)
+				skip("Concat: input %d not available", k);
+			if (v->id >= 0 || !v->host || !v->host->i)
+				host = false;
+		}
+		if (host) {   /* known integers (shapes): fold on the host */
+			value *v0 = find(nd->in[0]);
+			int dt = v0->dtype, rank = v0->host->rank;
+			int a = norm_axis(aa->i, rank, op);
+			int64_t od[16];
+			for (int k = 0; k < rank; k++)
+				od[k] = v0->host->dims[k];
+			od[a] = 0;
+			for (int k = 0; k < nd->nin; k++) {
+				const tensor *h = find(nd->in[k])->host;
+				if (h->rank != rank)
+					skip("Concat: ranks differ");
+				for (int j = 0; j < rank; j++)
+					if (j != a && h->dims[j] != od[j])
+						skip("Concat: dims differ");
+				od[a] += h->dims[a];
+			}
+			tensor *t = int_tensor(rank, od, dt);
+			int64_t outer = numel_dims(od, a), inner = numel_dims(od + a + 1, rank - a - 1), off = 0;
+			for (int k = 0; k < nd->nin; k++) {
+				const tensor *h = find(nd->in[k])->host;
+				int64_t w = h->dims[a] * inner;
+				for (int64_t o = 0; o < outer; o++)
+					memcpy(&t->i[o * od[a] * inner + off], &h->i[o * w], (size_t)w * 8);
+				off += w;
+			}
+			define(nd->out[0], dt, -1, t);
+			return;
+		}
+		/* (x) join (y) join (z) ...: concat is associative, chained pairwise
+		 * from the left as lower.c's concat() does */
+		int acc = get(nd, 0);
+		int a = norm_axis(aa->i, ty_of(acc)->rank, op);
+		for (int k = 1; k < nd->nin; k++) {
+			int in2[2] = { acc, get(nd, k) };
+			int64_t ia[4] = { a, 0, 0, 0 };
+			acc = emit(IR_CONCAT, 2, in2, NULL, ia, NULL);
+		}
+		out(nd, acc);
+		return;
+	}
+	if (!strcmp(op, "Gather")) {
+		ALLOW("axis");
+		value *v = has_in(nd, 0) ? find(nd->in[0]) : NULL;
+		if (!v)
+			skip("Gather: data not available");
+		int64_t dd[32];
+		int rank = value_dims(v, dd);
+		if (rank < 1)
+			skip("Gather: scalar data");
+		if (norm_axis(attr_i(nd, "axis", 0), rank, op) != 0)
+			skip("Gather: axis other than 0 (nnd's embedding gathers rows)");
+		const tensor *ix = host_ints(nd, 1);
+		if (!ix)
+			skip("Gather: no indices");
+		if (ix->rank + rank - 1 > IR_MAX_RANK || ix->rank >= IR_MAX_RANK)
+			skip("Gather: result rank exceeds nnd's IR_MAX_RANK");
+		int64_t V = dd[0], D = numel_dims(dd + 1, rank - 1);
+		tensor *ni = xalloc(sizeof *ni);
+		*ni = *ix;
+		ni->f = NULL;
+		ni->i = xalloc((size_t)(ix->n ? ix->n : 1) * 8);
+		for (int64_t k = 0; k < ix->n; k++) {
+			int64_t i = ix->i[k] < 0 ? ix->i[k] + V : ix->i[k];
+			if (i < 0 || i >= V)
+				skip("Gather: index %" PRId64 " out of range", ix->i[k]);
+			ni->i[k] = i;
+		}
+		if (ix->rank == 0) {
+			ni->rank = 1;
+			ni->dims[0] = 1;
+		}
+		int64_t od[32];
+		int orank = 0;
+		for (int k = 0; k < ix->rank; k++)
+			od[orank++] = ix->dims[k];
+		for (int k = 1; k < rank; k++)
+			od[orank++] = dd[k];
+		if (v->dtype != T_FLOAT && v->dtype != T_DOUBLE)
+			skip("Gather: %s data (nnd's embedding table is f32)", dtype_name(v->dtype));
+		int tab = get(nd, 0);
+		int64_t td[2] = { V, D };
+		tab = reshape(tab, 2, td);
+		int in2[2] = { tab, add_param(ni, IR_I32) };
+		int y = emit(IR_EMBEDDING, 2, in2, NULL, NULL, NULL);
+		out(nd, reshape(y, orank, od));
+		return;
+	}
+	if (!strcmp(op, "OneHot")) {
+		ALLOW("axis");
+		value *vi = has_in(nd, 0) ? find(nd->in[0]) : NULL;
+		value *vv = has_in(nd, 2) ? find(nd->in[2]) : NULL;
+		value *vd = has_in(nd, 1) ? find(nd->in[1]) : NULL;
+		if (!vi || !vv || !vd || vi->id >= 0 || !vi->host || vd->id >= 0 || !vd->host || vv->id >= 0 || !vv->host)
+			skip("OneHot: indices, depth and values must be known");
+		const tensor *tv = vv->host, *td = vd->host, *ti = vi->host;
+		if (vv->dtype != T_FLOAT || tv->n != 2 || tv->f[0] != 0.0f || tv->f[1] != 1.0f || signbit(tv->f[0]))
+			skip("OneHot: values other than f32 [0, 1] (nnd's one_hot gives +0 / 1)");
+		if (td->n != 1)
+			skip("OneHot: depth is not a scalar");
+		int64_t depth = td->i ? td->i[0] : (int64_t)td->f[0];
+		if (td->f && (float)depth != td->f[0])
+			skip("OneHot: non-integral depth");
+		int64_t ax = attr_i(nd, "axis", -1);
+		if (ax != -1 && ax != ti->rank)
+			skip("OneHot: axis %" PRId64 " other than the last", ax);
+		if (depth < 1)
+			skip("OneHot: depth < 1");
+		tensor *ni = xalloc(sizeof *ni);
+		*ni = *ti;
+		ni->f = NULL;
+		ni->i = xalloc((size_t)(ti->n ? ti->n : 1) * 8);
+		for (int64_t k = 0; k < ti->n; k++) {
+			double x = ti->i ? (double)ti->i[k] : (double)ti->f[k];
+			int64_t i = (int64_t)x;   /* ONNX casts float indices to int */
+			if (i < 0 && i >= -depth)
+				i += depth;
+			if (i < INT32_MIN || i > INT32_MAX)
+				i = -1;   /* outside [0, depth): a row of +0 either way */
+			ni->i[k] = i;
+		}
+		int64_t ia[4] = { depth, 0, 0, 0 };
+		int x = add_param(ni, IR_I32);
+		out(nd, emit(IR_ONE_HOT, 1, &x, NULL, ia, NULL));
+		return;
+	}
 	if (!strcmp(op, "Reshape") || !strcmp(op, "Flatten") || !strcmp(op, "Unsqueeze") ||
 	    !strcmp(op, "Squeeze")) {
 		value *v = has_in(nd, 0) ? find(nd->in[0]) : NULL;
