@@ -59,6 +59,11 @@ static _Noreturn void die(const char *fmt, ...)
 
 static void *xalloc(size_t n)
 {
+	/* a size read from a file that is not the tensor we expected (an
+	 * optional or a sequence) can be absurd: refuse it before calloc,
+	 * which under ASan aborts instead of returning NULL */
+	if (n > ((size_t)1 << 30))
+		die("cannot allocate %zu bytes (malformed or unsupported data)", n);
 	void *p = calloc(1, n ? n : 1);
 	if (!p)
 		die("cannot allocate %zu bytes (malformed or unsupported data)", n);
@@ -221,6 +226,9 @@ static tensor *parse_tensor(pb b)
 	t->n = 1;
 	for (int k = 0; k < nd; k++) {
 		t->dims[k] = dims[k];
+		/* dims of a message that is not a plain tensor can be anything */
+		if (dims[k] < 0 || (dims[k] > 0 && t->n > ((int64_t)1 << 40) / dims[k]))
+			die("tensor dimension %" PRId64 " out of range (malformed or unsupported data)", dims[k]);
 		t->n *= dims[k];
 	}
 	free(dims);
@@ -234,7 +242,8 @@ static tensor *parse_tensor(pb b)
 			memcpy(t->f, raw.p, rawn);
 		} else {
 			if (nf != n) die("float_data size %d, want %" PRId64, nf, n);
-			memcpy(t->f, fl, (size_t)n * 4);
+			if (n)
+				memcpy(t->f, fl, (size_t)n * 4);
 		}
 		break;
 	case T_DOUBLE:
