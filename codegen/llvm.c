@@ -255,6 +255,26 @@ static LLVMValueRef build_sqrt(cg *c, LLVMValueRef x)
 	return LLVMBuildCall2(c->b, fty, f, &x, 1, "");
 }
 
+/* llvm.fma: a*b+acc with one rounding, scalar or vector -- only where a
+ * fused plan (+fma) asks for it (determinism.md: an fma happens only where
+ * the IR says fma); LLVM never forms one by itself without contract flags */
+static LLVMValueRef build_fma(cg *c, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc)
+{
+	static const char nm[] = "llvm.fma";
+	unsigned id = LLVMLookupIntrinsicID(nm, sizeof nm - 1);
+	LLVMTypeRef ov[1] = { LLVMTypeOf(a) };
+	LLVMValueRef f = LLVMGetIntrinsicDeclaration(c->mod, id, ov, 1);
+	LLVMTypeRef fty = LLVMIntrinsicGetType(c->ctx, id, ov, 1);
+	LLVMValueRef args[3] = { a, b, acc };
+	return LLVMBuildCall2(c->b, fty, f, args, 3, "");
+}
+
+/* one term of a dot product: acc + a*b, fused (one rounding) or not */
+static LLVMValueRef dot_step(cg *c, bool fused, LLVMValueRef acc, LLVMValueRef a, LLVMValueRef b)
+{
+	return fused ? build_fma(c, a, b, acc) : fadd(c, acc, fmul(c, a, b));
+}
+
 /* ------------------------------------------------------------------ */
 /* shapes and storage                                                  */
 
@@ -551,6 +571,10 @@ static void kern_abort(cg *c)
 static int check_plan(cg *c, const ir_node *n, bool racy_ok)
 {
 	char buf[64];
+	if (n->plan.fused && (!(ir_ops[n->op].flags & IR_F_DOT) ||
+	                      (n->plan.family != IR_PLAN_SEQ && n->plan.family != IR_PLAN_BLOCKED)))
+		return cg_err(c, n, "plan %s: only seq and blocked dot products can be fused",
+		              ir_plan_str(n->plan, buf, sizeof buf));
 	switch (n->plan.family) {
 	case IR_PLAN_SEQ: return 0;
 	case IR_PLAN_BLOCKED:
@@ -1392,6 +1416,7 @@ typedef struct mm_ctx {
 	LLVMValueRef panel;                 /* float[MM_KC * NR] or NULL (b read in place) */
 	int64_t kc;                         /* k values per panel chunk (<= MM_KC) */
 	int64_t nbk;                        /* plan blocked:nbk, or 0 (seq) */
+	bool fused;                         /* plan +fma: acc = fma(a, b, acc) */
 } mm_ctx;
 
 /* the k range one block runs, and where its accumulators start */
@@ -1495,7 +1520,7 @@ static void mm_block(cg *c, mm_ctx *m, int mr, LLVMValueRef i0, LLVMValueRef j0,
 		LLVMValueRef ai = m->ta ? add(c, mul(c, k, m->M), i) : add(c, mul(c, i, m->K), k);
 		LLVMValueRef bc = splat(c, m->vty, vload(c, &m->A, add(c, m->abase, ai)));
 		for (int v = 0; v < MM_NV; v++)
-			nxt[r][v] = fadd(c, acc[r][v], fmul(c, bc, bv[v]));
+			nxt[r][v] = dot_step(c, m->fused, acc[r][v], bc, bv[v]);
 	}
 	LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
 	for (int r = 0; r < mr; r++)
@@ -1550,7 +1575,7 @@ static void mm_block_blocked(cg *c, mm_ctx *m, int mr, LLVMValueRef i0, LLVMValu
 		LLVMValueRef ai = m->ta ? add(c, mul(c, k, m->M), i) : add(c, mul(c, i, m->K), k);
 		LLVMValueRef bc = splat(c, m->vty, vload(c, &m->A, add(c, m->abase, ai)));
 		for (int v = 0; v < MM_NV; v++)
-			set_var(c, p[r][v], fadd(c, get_var(c, m->vty, p[r][v]), fmul(c, bc, bv[v])));
+			set_var(c, p[r][v], dot_step(c, m->fused, get_var(c, m->vty, p[r][v]), bc, bv[v]));
 	}
 	loop_end(c, &lk);
 	for (int r = 0; r < mr; r++)
@@ -1675,7 +1700,26 @@ static void mm_generic(cg *c, const ir_node *n, mm_ctx *m, const kern *k, LLVMVa
 	m->bbase = mul(c, bi, sb);
 	m->cbase = mul(c, bi, mul(c, m->M, m->N));
 	t.j = loop_begin(c, &lj, m->N);
-	LLVMValueRef v = emit_reduce(c, n->plan, m->K, term_mm, &t);
+	LLVMValueRef v;
+	if (m->fused) {
+		/* blocked:N+fma (N > MM_KC): each block acc = fma(a, b, acc) from
+		 * +0, the block sums added in order from +0 */
+		cg_loop lb, lk;
+		LLVMValueRef NB = ci64(c, n->plan.block), zero = cf32(c, 0.0f);
+		LLVMValueRef tot = new_var(c, c->f32, zero);
+		LLVMValueRef b = loop_begin(c, &lb, cdiv(c, m->K, NB));
+		LLVMValueRef p = new_var(c, c->f32, zero), k0 = mul(c, b, NB);
+		LLVMValueRef kk = add(c, k0, loop_begin(c, &lk, smin(c, NB, sub(c, m->K, k0))));
+		LLVMValueRef ai = m->ta ? add(c, mul(c, kk, m->M), t.i) : add(c, mul(c, t.i, m->K), kk);
+		LLVMValueRef bi = m->tb ? add(c, mul(c, t.j, m->K), kk) : add(c, mul(c, kk, m->N), t.j);
+		set_var(c, p, build_fma(c, vload(c, &m->A, add(c, m->abase, ai)), vload(c, &m->Bv, add(c, m->bbase, bi)),
+		                        get_var(c, c->f32, p)));
+		loop_end(c, &lk);
+		set_var(c, tot, fadd(c, get_var(c, c->f32, tot), get_var(c, c->f32, p)));
+		loop_end(c, &lb);
+		v = get_var(c, c->f32, tot);
+	} else
+		v = emit_reduce(c, n->plan, m->K, term_mm, &t);
 	vstore(c, &m->C, add(c, m->cbase, add(c, mul(c, t.i, m->N), t.j)), v);
 	loop_end(c, &lj);
 	loop_end(c, &lu);
@@ -1704,6 +1748,7 @@ static int emit_MATMUL(cg *c, const ir_node *n)
 	m.vw = c->vw;
 	m.vty = LLVMVectorType(c->f32, (unsigned)m.vw);
 	m.nbk = n->plan.family == IR_PLAN_BLOCKED ? n->plan.block : 0;
+	m.fused = n->plan.fused;
 	m.kc = m.nbk ? m.nbk * (MM_KC / m.nbk) : MM_KC;
 	int r = ct->rank;
 	LLVMValueRef NR = ci64(c, MM_NV * m.vw);

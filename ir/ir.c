@@ -94,6 +94,11 @@ const char *ir_plan_str(ir_plan p, char *buf, size_t n)
 	case IR_PLAN_TREE: snprintf(buf, n, "tree(%d)", p.fanin); break;
 	case IR_PLAN_RACY: snprintf(buf, n, "racy"); break;
 	}
+	if (p.fused) {
+		size_t l = strlen(buf);
+		if (l < n)
+			snprintf(buf + l, n - l, "+fma");
+	}
 	return buf;
 }
 

@@ -26,7 +26,8 @@ typedef enum {
 	IR_NUM_OPS
 } ir_opcode;
 
-enum { IR_F_ELEM = 1, IR_F_REDUCE = 2, IR_F_RANDOM = 4, IR_F_UPDATE = 8, IR_F_LEAF = 16 };
+enum { IR_F_ELEM = 1, IR_F_REDUCE = 2, IR_F_RANDOM = 4, IR_F_UPDATE = 8, IR_F_LEAF = 16,
+       IR_F_DOT = 32 /* a reduction of products a*b: its plan may be fused (+fma) */ };
 
 typedef struct ir_opinfo { const char *name; int arity; int flags; } ir_opinfo;
 extern const ir_opinfo ir_ops[IR_NUM_OPS];
@@ -60,7 +61,10 @@ typedef enum {
 	IR_PLAN_RACY,       /* test only: partial sums combined in thread completion
 	                       order (the nondeterminism nndc verify must catch) */
 } ir_plan_family;
-typedef struct ir_plan { ir_plan_family family; int64_t block; int fanin; } ir_plan;
+/* fused: a dot product's terms a*b are accumulated with one fma each,
+ * acc = fma(a, b, acc), instead of a rounded product then a rounded sum
+ * (only on IR_F_DOT ops, only with seq and blocked; printed "+fma") */
+typedef struct ir_plan { ir_plan_family family; int64_t block; int fanin; bool fused; } ir_plan;
 const char *ir_plan_str(ir_plan p, char *buf, size_t n);
 
 /* Where a node's value lives (memory plan, passes/memplan.c). */

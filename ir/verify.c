@@ -41,6 +41,9 @@ static int verify_graph(const ir_program *p, const ir_graph *g, const char *afte
 			bad += problem(after, g, n, "reduction without a plan");
 		if (!(oi->flags & IR_F_REDUCE) && n->plan.family != IR_PLAN_NONE)
 			bad += problem(after, g, n, "plan on an op that does not reduce");
+		if (n->plan.fused && (!(oi->flags & IR_F_DOT) ||
+		                      (n->plan.family != IR_PLAN_SEQ && n->plan.family != IR_PLAN_BLOCKED)))
+			bad += problem(after, g, n, "fused (+fma) plan on an op that is not a dot product, or not seq/blocked");
 		if (oi->flags & IR_F_RANDOM) {
 			if (p && p->streamed && (n->stream < 0 || n->stream >= p->nstreams))
 				bad += problem(after, g, n, "random op without a stream");

@@ -11,7 +11,16 @@
  *                consecutive ones (each group seq from its first term);
  *                the group sums form the next level, until one remains
  *
- * The default is seq for every reduction.  `--plan` overrides it, for
+ * Dot products (ops flagged IR_F_DOT: matmul) may be fused, "+fma": each
+ * term a*b is accumulated as acc = fma(a, b, acc), one rounding instead of
+ * two, with seq or blocked:N (a tree adds sums of terms, which has no
+ * fused form).  fma is a correctly rounded primitive on every backend
+ * (x86 FMA3/AVX-512, CUDA fma.rn), so a fused plan is as exact a contract
+ * as an unfused one -- and twice as fast on CPUs and GPUs, whose
+ * multiply-add units do a*b+c in one instruction.
+ *
+ * The default is seq+fma for dot products and seq for every other
+ * reduction.  `--plan` overrides it, for
  * every reduction or for those whose instance path matches a pattern:
  *   --plan blocked:64
  *   --plan 'mlp.h1*=tree:2,loss=seq'
@@ -26,10 +35,16 @@
 
 typedef struct rule { char *pattern; ir_plan plan; } rule;
 
-/* "seq" | "blocked:N" | "tree:F" (also "blocked(N)", "tree(F)") */
+/* "seq" | "blocked:N" | "tree:F" (also "blocked(N)", "tree(F)"), each
+ * optionally followed by "+fma" */
 static bool parse_family(const char *s, size_t n, ir_plan *out, char *err, size_t errlen)
 {
 	char buf[64];
+	bool fused = false;
+	if (n > 4 && !memcmp(s + n - 4, "+fma", 4)) {
+		fused = true;
+		n -= 4;
+	}
 	if (n == 0 || n >= sizeof buf) {
 		snprintf(err, errlen, "empty or overlong plan '%.*s'", (int)n, s);
 		return false;
@@ -50,9 +65,14 @@ static bool parse_family(const char *s, size_t n, ir_plan *out, char *err, size_
 		}
 	}
 	memset(out, 0, sizeof *out);
+	out->fused = fused;
 	if (!strcmp(buf, "seq") && !arg) {
 		out->family = IR_PLAN_SEQ;
 		return true;
+	}
+	if (fused && strcmp(buf, "blocked")) {
+		snprintf(err, errlen, "plan '%s+fma': only seq and blocked:N can be fused", buf);
+		return false;
 	}
 	/* the planted nondeterminism of the verify tests, never for real use */
 	if (!strcmp(buf, "racy") && !arg && getenv("NND_TEST_RACY")) {
@@ -60,7 +80,8 @@ static bool parse_family(const char *s, size_t n, ir_plan *out, char *err, size_
 		return true;
 	}
 	if (strcmp(buf, "blocked") && strcmp(buf, "tree")) {
-		snprintf(err, errlen, "unknown plan '%s' (expected seq, blocked:N or tree:F)", buf);
+		snprintf(err, errlen, "unknown plan '%s' (expected seq, blocked:N or tree:F, "
+		         "seq and blocked optionally +fma)", buf);
 		return false;
 	}
 	char *end;
@@ -137,10 +158,14 @@ static void plan_graph(ir_graph *g, const rule *rules, int nrules)
 		ir_node *n = g->nodes[i];
 		if (!(ir_ops[n->op].flags & IR_F_REDUCE))
 			continue;
-		n->plan = (ir_plan){ IR_PLAN_SEQ, 0, 0 };
+		bool dot = ir_ops[n->op].flags & IR_F_DOT;
+		n->plan = (ir_plan){ IR_PLAN_SEQ, 0, 0, dot };
 		for (int k = 0; k < nrules; k++)
 			if (!fnmatch(rules[k].pattern, n->path ? n->path : "", 0)) {
 				n->plan = rules[k].plan;
+				/* a pattern may cover sums too: +fma only means
+				 * something for dot products */
+				n->plan.fused = n->plan.fused && dot;
 				break;
 			}
 	}

@@ -52,4 +52,15 @@ add_test(NAME ir_bad_plan
   COMMAND ${CMAKE_COMMAND} "-DCMD=$<TARGET_FILE:nndc>;emit;tiny_mlp.nnd;--stage;plans;--plan;net.h=blocked:x"
     -DEXPECTED=bad_plan.expected -DRC=1 -P ${_golden}
   WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/ir)
-set_tests_properties(ir_tiny_mlp_plans_override ir_bad_plan PROPERTIES LABELS passes)
+# fused plans: +fma on matmuls only (a pattern covering sums leaves them
+# unfused); a tree cannot be fused
+add_test(NAME ir_tiny_mlp_plans_fma
+  COMMAND ${CMAKE_COMMAND} "-DCMD=$<TARGET_FILE:nndc>;emit;tiny_mlp.nnd;--stage;plans;--plan;net.h*=seq,net.g*=blocked:4+fma,*=seq+fma"
+    -DSTREAM=stdout -DEXPECTED=tiny_mlp.plans-fma.expected -P ${_golden}
+  WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/ir)
+add_test(NAME ir_bad_plan_fma
+  COMMAND ${CMAKE_COMMAND} "-DCMD=$<TARGET_FILE:nndc>;emit;tiny_mlp.nnd;--stage;plans;--plan;tree:2+fma"
+    -DEXPECTED=bad_plan_fma.expected -DRC=1 -P ${_golden}
+  WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/ir)
+set_tests_properties(ir_tiny_mlp_plans_override ir_bad_plan ir_tiny_mlp_plans_fma ir_bad_plan_fma
+  PROPERTIES LABELS passes)

@@ -42,7 +42,7 @@ __attribute__((weak)) void nnd_rt_bad_label(int64_t row, int64_t label, int64_t 
 static int failures, checks;
 
 /* the plan tb_op gives new reduction nodes */
-static ir_plan cur_plan = { IR_PLAN_SEQ, 0, 0 };
+static ir_plan cur_plan = { IR_PLAN_SEQ, 0, 0, false };
 
 #define MAXIN 64
 #define BREG 8192      /* bytes per row of B reserved for B-sized activations */
@@ -1150,7 +1150,7 @@ static void test_adam(float wd, bool decoupled)
 
 static ir_plan mkplan(ir_plan_family f, int64_t arg)
 {
-	ir_plan p = { f, 0, 0 };
+	ir_plan p = { f, 0, 0, false };
 	if (f == IR_PLAN_BLOCKED)
 		p.block = arg;
 	if (f == IR_PLAN_TREE)
@@ -1197,13 +1197,34 @@ static float ref_reduce(ir_plan p, const float *t, int64_t n)
 	return acc;
 }
 
+/* the dot product of a[0..n) and b[0..n) under a fused plan (seq+fma or
+ * blocked:N+fma): acc = fmaf(a, b, acc) -- libm's fmaf is correctly rounded */
+static float ref_dot_fused(ir_plan p, const float *a, const float *b, int64_t n)
+{
+	int64_t nb = p.family == IR_PLAN_BLOCKED ? p.block : (n > 0 ? n : 1);
+	float tot = 0.0f;
+	for (int64_t s = 0; s < n; s += nb) {
+		float acc = 0.0f;
+		for (int64_t k = s; k < n && k < s + nb; k++)
+			acc = fmaf(a[k], b[k], acc);
+		tot = p.family == IR_PLAN_BLOCKED ? tot + acc : acc;
+	}
+	return tot;
+}
+
 static const ir_plan test_plans[] = {
-	{ IR_PLAN_SEQ, 0, 0 },
-	{ IR_PLAN_BLOCKED, 2, 0 }, { IR_PLAN_BLOCKED, 7, 0 }, { IR_PLAN_BLOCKED, 64, 0 },
-	{ IR_PLAN_BLOCKED, 300, 0 },   /* > the matmul kernel's k chunk: its generic path */
-	{ IR_PLAN_TREE, 0, 2 }, { IR_PLAN_TREE, 0, 3 }, { IR_PLAN_TREE, 0, 5 },
+	{ IR_PLAN_SEQ, 0, 0, false },
+	{ IR_PLAN_BLOCKED, 2, 0, false }, { IR_PLAN_BLOCKED, 7, 0, false }, { IR_PLAN_BLOCKED, 64, 0, false },
+	{ IR_PLAN_BLOCKED, 300, 0, false },   /* > the matmul kernel's k chunk: its generic path */
+	{ IR_PLAN_TREE, 0, 2, false }, { IR_PLAN_TREE, 0, 3, false }, { IR_PLAN_TREE, 0, 5, false },
 };
 #define NPLANS ((int)(sizeof test_plans / sizeof test_plans[0]))
+
+/* fused plans, for dot products (matmul) only */
+static const ir_plan fused_plans[] = {
+	{ IR_PLAN_SEQ, 0, 0, true }, { IR_PLAN_BLOCKED, 2, 0, true }, { IR_PLAN_BLOCKED, 7, 0, true },
+	{ IR_PLAN_BLOCKED, 64, 0, true }, { IR_PLAN_BLOCKED, 300, 0, true },
+};
 
 /* the plans' own reference against hand-computed orders */
 static void test_ref_reduce(void)
@@ -1374,15 +1395,18 @@ static void test_plan_matmul(ir_plan p, bool ta, bool tb_)
 			int K = mk[q][1], N = mk[q][2];
 			int64_t M = mk[q][0] < 0 ? -mk[q][0] * t.B : mk[q][0];
 			float *w = malloc((size_t)(M * N) * sizeof *w), *terms = malloc((size_t)(K + 1) * sizeof *terms);
+			float *xs = malloc((size_t)(K + 1) * sizeof *xs), *ys = malloc((size_t)(K + 1) * sizeof *ys);
 			for (int64_t i = 0; i < M; i++)
 				for (int64_t j = 0; j < N; j++) {
 					for (int64_t k = 0; k < K; k++) {
-						float x = ta ? as[q][k * M + i] : as[q][i * K + k];
-						float y = tb_ ? bs[q][j * K + k] : bs[q][k * N + j];
-						terms[k] = x * y;
+						xs[k] = ta ? as[q][k * M + i] : as[q][i * K + k];
+						ys[k] = tb_ ? bs[q][j * K + k] : bs[q][k * N + j];
+						terms[k] = xs[k] * ys[k];
 					}
-					w[i * N + j] = ref_reduce(p, terms, K);
+					w[i * N + j] = p.fused ? ref_dot_fused(p, xs, ys, K) : ref_reduce(p, terms, K);
 				}
+			free(xs);
+			free(ys);
 			char what[48];
 			snprintf(what, sizeof what, "%" PRId64 "x%dx%d", M, K, N);
 			cmp_f32(&t, what, res(&t, cs[q]->id), w, M * N);
@@ -1890,6 +1914,7 @@ static int bench_sgemm(int argc, char **argv)
 	ir_type ct = ty(IR_F32, 2, M, N);
 	ir_node *c = ir_add(t.a, t.g, IR_MATMUL, 2, in2, &ct);
 	c->plan.family = IR_PLAN_SEQ;
+	c->plan.fused = !getenv("NND_SGEMM_UNFUSED");   /* the default plan, seq+fma */
 	c->blk = IR_BLK_ACT;
 	c->off_c = 0;   /* the B-sized region: Bmax was chosen to hold C */
 	c->ia[0] = ta;
@@ -2338,6 +2363,10 @@ int main(int argc, char **argv)
 			for (int tb_ = 0; tb_ < 2; tb_++)
 				test_plan_matmul(test_plans[i], ta, tb_);
 	}
+	for (size_t i = 0; i < sizeof fused_plans / sizeof fused_plans[0]; i++)
+		for (int ta = 0; ta < 2; ta++)
+			for (int tb_ = 0; tb_ < 2; tb_++)
+				test_plan_matmul(fused_plans[i], ta, tb_);
 	{
 		static const cvc cv[] = {
 			{ 2, 3, 6, 7, 4, 3, 3, 1, 1, 1, 1 },

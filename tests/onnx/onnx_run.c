@@ -591,7 +591,7 @@ static int emit(ir_opcode op, int nin, const int *in, const ir_type *preset, con
 		skip("%s: empty result", cur_op);
 	ir_node *n = shape_commit(ar, G, &tmp, (src_loc){ 0 }, cur_op);
 	if (ir_ops[op].flags & IR_F_REDUCE)
-		n->plan = (ir_plan){ IR_PLAN_SEQ, 0, 0 };
+		n->plan = (ir_plan){ IR_PLAN_SEQ, 0, 0, (ir_ops[n->op].flags & IR_F_DOT) != 0 };
 	return n->id;
 }
 
