@@ -106,6 +106,9 @@ def main():
                     help="cosine schedule length in epochs (the model's 4)")
     ap.add_argument("--time-only", action="store_true",
                     help="only measure training samples/s: no evaluation")
+    ap.add_argument("--time-eval", action="store_true",
+                    help="with --time-only: also time one evaluation pass")
+    ap.add_argument("--interop", type=int, default=1, help=argparse.SUPPRESS)
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
@@ -156,6 +159,14 @@ def main():
             print(f"epoch {epoch} train_loss {train_loss:.4f} "
                   f"eval_loss {eval_loss:.4f} acc {acc:.4f}", flush=True)
     print(f"samples_per_s {trained / train_time:.1f}")
+    if a.time_eval:
+        # one evaluation pass over the test set, data already in memory: with
+        # the last epoch's training time, the "one epoch plus eval" figure
+        xte, yte = load("t10k")
+        t0 = time.perf_counter()
+        evaluate(model, xte, yte)
+        print(f"eval_seconds {time.perf_counter() - t0:.3f}")
+        print(f"epoch_seconds {train_time / a.epochs:.3f}")
     print(f"torch {torch.__version__} threads {a.threads} steps {step} "
           f"train_seconds {train_time:.3f}", file=sys.stderr)
     print(f"blas {blas_in_use()}", file=sys.stderr)
