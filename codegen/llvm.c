@@ -114,7 +114,8 @@ typedef struct cg {
 	int gidx;                                     /* graph: 0 train, 1 eval, 2 infer */
 	const char *fname;                            /* the step function's name */
 	LLVMTypeRef kern_ty;                          /* void (ptr, i64, i64) */
-	LLVMValueRef debug;                           /* i1: args->debug != 0 (step function) */
+	LLVMValueRef debug;                           /* i1: args->debug & 1 (step function) */
+	LLVMValueRef prof;                            /* i1: args->debug & 2 (step function) */
 	bool grain1;                                  /* NND_CG_GRAIN1 set: every grain is 1 unit */
 	bool in_kern;                                 /* emitting a kernel: */
 	kern kcur;                                    /* its state (kern_abort) */
@@ -3044,6 +3045,30 @@ static void emit_digest(cg *c, const ir_node *n)
 	if_end(c, join);
 }
 
+/* The flops of node n (2 per multiply-add of a dot product, else 0), for
+ * --profile's GFLOP/s */
+static LLVMValueRef node_flops(cg *c, const ir_node *n)
+{
+	if (n->op == IR_MATMUL) {
+		const ir_type *at = &in_node(c, n, 0)->type;
+		LLVMValueRef K = dim_val(c, at->d[at->rank - (n->ia[0] ? 2 : 1)]);
+		return mul(c, mul(c, numel_val(c, &n->type), K), ci64(c, 2));
+	}
+	return ci64(c, 0);
+}
+
+/* With bit 2 of args->debug: nnd_rt_node_time(args, graph, node, flops)
+ * after node n (train --profile) */
+static void emit_prof(cg *c, const ir_node *n)
+{
+	LLVMBasicBlockRef join = if_begin(c, c->prof);
+	LLVMTypeRef pt[4] = { c->ptr, c->i32, c->i32, c->i64 };
+	LLVMTypeRef fty = LLVMFunctionType(c->vd, pt, 4, 0);
+	LLVMValueRef a[4] = { c->args, ci32(c, c->gidx), ci32(c, n->id), node_flops(c, n) };
+	LLVMBuildCall2(c->b, fty, rt_fn(c, "nnd_rt_node_time", fty), a, 4, "");
+	if_end(c, join);
+}
+
 static LLVMValueRef build_graph(cg *c, const ir_graph *g, const char *name, int gidx)
 {
 	c->g = g;
@@ -3057,7 +3082,9 @@ static LLVMValueRef build_graph(cg *c, const ir_graph *g, const char *name, int 
 	LLVMPositionBuilderAtEnd(c->b, c->entry);
 	c->B = load_field(c, A_B, c->i64);
 	c->Bmax = load_field(c, A_BMAX, c->i64);
-	c->debug = LLVMBuildICmp(c->b, LLVMIntNE, load_field(c, A_DEBUG, c->i32), ci32(c, 0), "debug");
+	LLVMValueRef dbg = load_field(c, A_DEBUG, c->i32);
+	c->debug = LLVMBuildICmp(c->b, LLVMIntNE, LLVMBuildAnd(c->b, dbg, ci32(c, 1), ""), ci32(c, 0), "debug");
+	c->prof = LLVMBuildICmp(c->b, LLVMIntNE, LLVMBuildAnd(c->b, dbg, ci32(c, 2), ""), ci32(c, 0), "prof");
 	/* allocas are inserted before the first instruction of entry, so the
 	 * kernels start in their own block */
 	LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "body");
@@ -3081,6 +3108,7 @@ static LLVMValueRef build_graph(cg *c, const ir_graph *g, const char *name, int 
 			continue;
 		}
 		emit_digest(c, n);
+		emit_prof(c, n);
 	}
 	for (int k = 0; k < g->noutputs && !bad; k++) {
 		const ir_node *o = g->nodes[g->outputs[k]];

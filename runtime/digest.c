@@ -43,7 +43,7 @@ void rt_digests_free(rt_digests *t)
 void nnd_rt_node_digest(nnd_step_args *a, int32_t graph, int32_t node,
                         const void *data, int64_t bytes)
 {
-	if (!a || !a->debug) return;
+	if (!a || !(a->debug & 1)) return;
 	uint8_t dig[32];
 	/* hashed before taking the lock: concurrent reports (if codegen ever
 	 * makes them) only serialise the append */

@@ -115,7 +115,7 @@ typedef struct optdef { const char *name; int kind; } optdef;
 static const optdef train_opts[] = {
 	{ "train", O_STR }, { "threads", O_POS }, { "device", O_DEVICE }, { "epochs", O_POS },
 	{ "steps", O_NONNEG }, { "limit", O_POS }, { "seed", O_U64 }, { "log", O_STR },
-	{ "save", O_STR }, { "resume", O_STR }, { "debug-digests", O_FLAG }, { NULL, 0 } };
+	{ "save", O_STR }, { "resume", O_STR }, { "debug-digests", O_FLAG }, { "profile", O_FLAG }, { NULL, 0 } };
 static const optdef eval_opts[] = {
 	{ "weights", O_STR }, { "data", O_STR }, { "train", O_STR }, { "threads", O_POS },
 	{ "device", O_DEVICE }, { NULL, 0 } };
@@ -138,6 +138,8 @@ static const char *usage_train =
 	"  --log FILE         write a JSON-lines log: run manifest, per-step losses\n"
 	"  --debug-digests    with --log: a digest of every node's value at every step\n"
 	"                     in the log (compare two logs with `%s logdiff`)\n"
+	"  --profile          time every node's kernel; print the costliest nodes\n"
+	"                     (op, instance path, seconds, GFLOP/s) on stderr at the end\n"
 	"  --save DIR         write a checkpoint to DIR at the end\n"
 	"  --resume DIR       continue the run saved in DIR exactly where it stopped\n"
 	"Prints one line per epoch and, last, `sha256 HEX` of the final parameters.\n";
@@ -298,6 +300,8 @@ static int cmd_train(int argc, char **argv, const nnd_model *model, const rt_man
 	set_threads(&P, D);
 	o.threads = nnd_rt_threads();
 	o.debug = OPT_SET(P, D, "debug-digests");
+	o.profile = OPT_SET(P, D, "profile");
+	rt_prof_enable(o.profile);
 	o.epochs = OPT_SET(P, D, "epochs") ? OPT_NUM(P, D, "epochs") : -1;
 	o.steps = OPT_SET(P, D, "steps") ? OPT_NUM(P, D, "steps") : -1;
 	o.limit = OPT_SET(P, D, "limit") ? OPT_NUM(P, D, "limit") : -1;

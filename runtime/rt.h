@@ -37,8 +37,9 @@ typedef struct nnd_step_args {
 	float lr;                    /* 13 scheduled learning rate for this step */
 	float bc1, bc2;              /* 14, 15 adam: 1 - beta1^step, 1 - beta2^step */
 	float *result;               /* 16 infer graph: its output tensor, B rows */
-	int32_t debug;               /* 17 nonzero: report every node's value
-	                                through nnd_rt_node_digest (nndc verify) */
+	int32_t debug;               /* 17 bit 1: report every node's value through
+	                                nnd_rt_node_digest (nndc verify); bit 2: report
+	                                every node's end through nnd_rt_node_time */
 } nnd_step_args;
 
 typedef void (*nnd_step_fn)(nnd_step_args *);
@@ -61,6 +62,11 @@ int  nnd_rt_threads(void);
  * digests it, so two runs can be compared op by op (nndc verify). */
 void nnd_rt_node_digest(nnd_step_args *a, int32_t graph, int32_t node,
                         const void *data, int64_t bytes);
+/* With bit 2 of args->debug (`train --profile`), generated code calls this
+ * after every node with the flops the node did (2 per multiply-add of a dot
+ * product, else 0); the runtime charges the time since the previous call to
+ * the node.  It only reads the clock: results are the same bits. */
+void nnd_rt_node_time(nnd_step_args *a, int32_t graph, int32_t node, int64_t flops);
 /* Test only (plan "racy", accepted when NND_TEST_RACY=1): sums x[0..n)
  * in per-thread partial sums combined in the order the threads finish: the
  * planted nondeterminism that nndc verify must catch. */

@@ -112,6 +112,12 @@ typedef struct rt_program {
 /* The node record of (graph, id), NULL when the manifest has none. */
 const rt_node *rt_find_node(const rt_program *p, int graph, int64_t id);
 
+/* ---- --profile (profile.c): per-node kernel times ---- */
+void rt_prof_enable(bool on);
+bool rt_prof_enabled(void);
+void rt_prof_step_begin(void);       /* just before a step function is called */
+void rt_prof_report(const rt_program *p, FILE *out, int top);
+
 typedef struct rt_manifest {
 	char *compiler;
 	char *source_path;
@@ -141,7 +147,8 @@ typedef struct rt_opts {
 	bool have_seed; uint64_t seed;
 	const char *log, *save, *resume;
 	const char *weights, *data;  /* eval */
-	bool debug;                  /* --debug-digests: args.debug = 1, node digests in the log */
+	bool debug;                  /* --debug-digests: args.debug bit 1, node digests in the log */
+	bool profile;                /* --profile: args.debug bit 2, per-node times on stderr */
 	bool quiet;                  /* verify: no stdout lines, no progress, no eval */
 	struct rt_digests *digests;  /* non-NULL: node digests of every step accumulate here */
 	/* called after every optimizer step (verify) */

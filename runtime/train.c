@@ -340,6 +340,10 @@ void rt_evaluate(rt_run *r, const nnd_data *d, double *out)
 		nnd_step_args a;
 		fill_args(&a, r, &bb, B);
 		a.step = r->step;   /* no optimizer step is taken */
+		if (rt_prof_enabled()) {
+			a.debug |= 2;
+			rt_prof_step_begin();
+		}
 		fn(&a);
 		for (int k = 0; k < G->nout; k++) out[k] += (double)r->outputs[k] * (double)B;
 	}
@@ -409,8 +413,12 @@ int rt_train(rt_run *r, const rt_opts *o)
 			a.bc1 = (float)(1.0 - powi(p->opt.beta1, a.step));
 			a.bc2 = (float)(1.0 - powi(p->opt.beta2, a.step));
 			if (tab) {
-				a.debug = 1;
+				a.debug |= 1;
 				if (tab == &step_digests) rt_digests_clear(tab);
+			}
+			if (o->profile) {
+				a.debug |= 2;
+				rt_prof_step_begin();
 			}
 			train(&a);
 			step_seconds += now_seconds() - t0;
@@ -464,6 +472,7 @@ int rt_train(rt_run *r, const rt_opts *o)
 	if (o->save) rt_ckpt_save(r, o->save);
 	if (!o->quiet) printf("sha256 %s\n", hex);
 	fflush(stdout);
+	if (o->profile) rt_prof_report(p, stderr, 25);
 	/* throughput goes to stderr: stdout holds only results (cli.md) */
 	if (done > 0 && step_seconds > 0 && !o->quiet)
 		fprintf(stderr, "samples_per_s %.0f (%" PRId64 " samples in %.3f s of training steps)\n",

@@ -44,6 +44,19 @@ NND
 }
 
 case $CASE in
+profile)
+	# --profile times every node (dot products with GFLOP/s) and never
+	# changes a bit
+	tiny_model
+	run 0 build.out "$NNDC" build tiny.nnd -o tiny
+	run 0 a ./tiny train --threads 2
+	run 0 b ./tiny train --threads 2 --profile
+	[ "$(sha a)" = "$(sha b)" ] || fail "--profile changed the bits: $(sha a) vs $(sha b)"
+	has b.err '^profile: train steps [0-9.]* s, eval [0-9.]* s'
+	grep -Eq '^train +[0-9]+ matmul +m\.return +[0-9.]+ +[0-9.]+ +9 +[0-9.]+$' b.err ||
+		{ cat b.err >&2; fail "no train matmul row with 9 calls and a GFLOP/s figure"; }
+	grep -q '^eval ' b.err || fail "no eval rows"
+	;;
 mlp_ci)
 	# CI-sized run of the main example: one epoch on 10000 samples
 	need_fashion
