@@ -44,7 +44,7 @@ class CNN(torch.nn.Module):
     def forward(self, images):
         x = (images.to(torch.float32) / 255.0).reshape(-1, 1, 28, 28)
         if self.training:
-            flip = torch.rand(x.shape[0]) < 0.5
+            flip = torch.rand(x.shape[0], device=x.device) < 0.5
             x = torch.where(flip[:, None, None, None], x.flip(3), x)
         x = F.max_pool2d(F.relu(self.b1(self.c1(x))), 2)
         x = F.max_pool2d(F.relu(self.b2(self.c2(x))), 2)
@@ -74,6 +74,7 @@ def main():
     ap.add_argument("--lr", type=float, default=0.002)
     ap.add_argument("--schedule-epochs", type=int, default=4)
     ap.add_argument("--time-only", action="store_true")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (data moved there first)")
     ap.add_argument("--time-eval", action="store_true")
     a = ap.parse_args()
 
@@ -90,14 +91,19 @@ def main():
     steps_per_epoch = (n + a.batch - 1) // a.batch
     total_steps = a.schedule_epochs * steps_per_epoch
 
-    model = CNN()
+    dev = torch.device(a.device)
+    xtr, ytr = xtr.to(dev), ytr.to(dev)
+    if xte is not None:
+        xte, yte = xte.to(dev), yte.to(dev)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    model = CNN().to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
     model.train()
     step, train_time, trained = 0, 0.0, 0
     for epoch in range(1, a.epochs + 1):
         t0 = time.perf_counter()
-        perm = torch.randperm(n, generator=gen)
-        loss_sum = torch.zeros((), dtype=torch.float64)
+        perm = torch.randperm(n, generator=gen).to(dev)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
         for i in range(0, n, a.batch):
             idx = perm[i:i + a.batch]
             lr = a.lr * 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
@@ -109,6 +115,7 @@ def main():
             opt.step()
             loss_sum += loss.detach().double() * idx.shape[0]
             step += 1
+        sync()
         dt = time.perf_counter() - t0
         train_time += dt
         trained += n
@@ -121,6 +128,7 @@ def main():
                   f"eval_loss {eval_loss:.4f} acc {acc:.4f}", flush=True)
     print(f"samples_per_s {trained / train_time:.1f}")
     if a.time_eval:
+        sync()
         t0 = time.perf_counter()
         evaluate(model, xte, yte)
         print(f"eval_seconds {time.perf_counter() - t0:.3f}")
