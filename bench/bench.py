@@ -7,7 +7,9 @@
   3. `nndc build` time (best of 3) of examples/mlp_fashion.nnd and cnn_fashion.nnd
   4. program start-up: wall time of `PROGRAM train --steps 1` (process start,
      dataset load, initialisation, one step)
-  5. mlp_fashion and cnn_fashion, one epoch: training samples/s at 1 and 2
+  5. cnn_fashion's two convolutions, forward and backward GFLOP/s: nnd (from
+     `train --profile`) against the peak and PyTorch's conv2d on the same shapes
+  6. mlp_fashion and cnn_fashion, one epoch: training samples/s at 1 and 2
      threads, and one epoch plus evaluation as a whole process, against
      PyTorch (python3-torch, data already in memory) in every thread
      configuration (torch intra-op threads x OpenBLAS threads); the "best"
@@ -124,6 +126,51 @@ def bench_model(name, nndc, threads, limit, use_torch, res, work):
     res["models"].append(r)
 
 
+def bench_conv(nndc, threads, use_torch, res, work):
+    """cnn_fashion's two convolutions: nnd's time per step from `train
+    --profile` (every train-graph node whose instance path is the conv's:
+    im2col, matmuls, layout changes, col2im; the eval graph gives the
+    forward alone) against PyTorch's conv2d on the same shapes"""
+    prog = os.path.join(work, "cnn_conv")
+    run([nndc, "build", os.path.join("examples", "cnn_fashion.nnd"), "-o", prog])
+    steps = 12
+    for t in threads:
+        env = dict(os.environ, NND_PROFILE_TOP="100000")
+        _, out, err = run([prog, "train", "--steps", str(steps), "--threads", str(t), "--profile",
+                           "--limit", str(128 * steps)], env=env)
+        rows = []
+        for line in err.splitlines():
+            f = line.split()
+            if len(f) == 8 and f[0] in ("train", "eval") and f[1].isdigit():
+                secs, calls = float(f[4]), int(f[6])
+                gf = float(f[7]) if f[7] != "-" else 0.0
+                rows.append((f[0], f[3], secs, calls, gf * secs * 1e9))
+        for layer in ("cnn.c1.y", "cnn.c2.y"):
+            tr = [r for r in rows if r[0] == "train" and r[1] == layer]
+            ev = [r for r in rows if r[0] == "eval" and r[1] == layer]
+            if not tr or not ev:
+                log(f"conv bench: no profile rows for {layer}")
+                continue
+            tt = sum(r[2] for r in tr) / tr[0][3]
+            tf = sum(r[2] for r in ev) / ev[0][3]
+            ft = sum(r[4] for r in tr) / tr[0][3]
+            ff = sum(r[4] for r in ev) / ev[0][3]
+            e = {"layer": layer, "threads": t, "nnd_fwd_gflops": ff / tf * 1e-9,
+                 "nnd_bwd_gflops": (ft - ff) / max(tt - tf, 1e-9) * 1e-9}
+            log(f"nnd conv {layer} {t} thread(s): fwd {e['nnd_fwd_gflops']:.1f} GFLOP/s, "
+                f"bwd {e['nnd_bwd_gflops']:.1f} GFLOP/s")
+            if use_torch:
+                _, tout, _ = run(["/usr/bin/python3", "bench/torch_conv.py", "--threads", str(t)],
+                                 env=dict(os.environ, OMP_NUM_THREADS=str(t)))
+                for j in json_lines(tout):
+                    if j["layer"] == layer:
+                        e["torch_fwd_gflops"] = j["fwd_flops"] / j["fwd_s"] * 1e-9
+                        e["torch_bwd_gflops"] = j["bwd_flops"] / j["bwd_s"] * 1e-9
+                        log(f"pytorch conv {layer} {t} thread(s): fwd {e['torch_fwd_gflops']:.1f} GFLOP/s, "
+                            f"bwd {e['torch_bwd_gflops']:.1f} GFLOP/s")
+            res["conv"].append(e)
+
+
 def ratios(res):
     rows = []   # (label, value, target or None)
     peaks = {p["threads"]: p["gflops"] for p in res["peak"]}
@@ -136,6 +183,14 @@ def ratios(res):
     for s in res["sgemm"]:
         if s["threads"] in peaks:
             rows.append((f"sgemm {s['n']} {s['threads']}t / FMA peak", s["nnd_gflops"] / peaks[s["threads"]], None))
+    for e in res.get("conv", []):
+        short = e["layer"].split(".")[1]
+        if e["threads"] in peaks:
+            rows.append((f"conv {short} fwd {e['threads']}t / FMA peak", e["nnd_fwd_gflops"] / peaks[e["threads"]], None))
+            rows.append((f"conv {short} bwd {e['threads']}t / FMA peak", e["nnd_bwd_gflops"] / peaks[e["threads"]], None))
+        if e.get("torch_fwd_gflops"):
+            rows.append((f"conv {short} fwd {e['threads']}t / torch", e["nnd_fwd_gflops"] / e["torch_fwd_gflops"], None))
+            rows.append((f"conv {short} bwd {e['threads']}t / torch", e["nnd_bwd_gflops"] / e["torch_bwd_gflops"], None))
     for m in res["models"]:
         if not m["torch"]:
             continue
@@ -206,7 +261,7 @@ def main():
     if a.quick:
         a.mlp_limit = a.mlp_limit or 12800
         a.cnn_limit = min(a.cnn_limit or 2560, 2560)
-    res = {"peak": [], "sgemm": [], "models": [],
+    res = {"peak": [], "sgemm": [], "models": [], "conv": [],
            "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
            "nproc": os.cpu_count(), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "git_rev": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
@@ -218,6 +273,8 @@ def main():
     if not a.no_kernels:
         bench_kernels(nb, threads, sizes, res)
     with tempfile.TemporaryDirectory(prefix="nnd-bench.") as work:
+        if not a.no_kernels and "cnn_fashion" in a.models:
+            bench_conv(nndc, threads, use_torch, res, work)
         for name in a.models.split(","):
             lim = a.mlp_limit if name.startswith("mlp") else a.cnn_limit
             bench_model(name, nndc, threads, lim, use_torch, res, work)

@@ -3054,6 +3054,11 @@ static LLVMValueRef node_flops(cg *c, const ir_node *n)
 		LLVMValueRef K = dim_val(c, at->d[at->rank - (n->ia[0] ? 2 : 1)]);
 		return mul(c, mul(c, numel_val(c, &n->type), K), ci64(c, 2));
 	}
+	/* direct convolutions: 2 * outputs of the forward * (C/G)*KH*KW */
+	const ir_type *w = n->op == IR_CONV2D_BWD_W ? &n->type : n->nin > 1 ? &in_node(c, n, 1)->type : NULL;
+	const ir_type *y = n->op == IR_CONV2D ? &n->type : n->nin > 1 ? &in_node(c, n, n->op == IR_CONV2D_BWD_W)->type : NULL;
+	if ((n->op == IR_CONV2D || n->op == IR_CONV2D_BWD_X || n->op == IR_CONV2D_BWD_W) && w && y && w->rank == 4)
+		return mul(c, numel_val(c, y), ci64(c, 2 * w->d[1].c * w->d[2].c * w->d[3].c));
 	return ci64(c, 0);
 }
 

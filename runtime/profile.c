@@ -79,6 +79,10 @@ void rt_prof_report(const rt_program *p, FILE *out, int top)
 				tot[g] += graphs[g].v[i].s;
 			}
 	qsort(rows, (size_t)k, sizeof *rows, by_time);
+	/* NND_PROFILE_TOP=N: more (or fewer) rows, e.g. for bench/bench.py */
+	const char *env = getenv("NND_PROFILE_TOP");
+	if (env && atoi(env) > 0)
+		top = atoi(env);
 	fprintf(out, "profile: train steps %.3f s, eval %.3f s, infer %.3f s in kernels\n", tot[0], tot[1], tot[2]);
 	fprintf(out, "%-6s %5s %-20s %-34s %9s %6s %8s %9s\n", "graph", "node", "op", "path", "total_s", "%",
 	        "calls", "GFLOP/s");
