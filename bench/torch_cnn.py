@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_mlp import blas_in_use, load  # noqa: E402
+from torch_mlp import blas_in_use, evaluate, load  # noqa: E402
 
 
 class CNN(torch.nn.Module):
@@ -49,19 +49,6 @@ class CNN(torch.nn.Module):
         x = F.max_pool2d(F.relu(self.b1(self.c1(x))), 2)
         x = F.max_pool2d(F.relu(self.b2(self.c2(x))), 2)
         return self.fc(x.flatten(1))
-
-
-def evaluate(model, x, y, batch=1000):
-    model.eval()
-    loss_sum, correct = 0.0, 0
-    with torch.no_grad():
-        for i in range(0, x.shape[0], batch):
-            logits = model(x[i:i + batch])
-            t = y[i:i + batch]
-            loss_sum += F.cross_entropy(logits, t, reduction="sum").item()
-            correct += (logits.argmax(1) == t).sum().item()
-    model.train()
-    return loss_sum / x.shape[0], correct / x.shape[0]
 
 
 def main():
