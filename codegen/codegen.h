@@ -28,6 +28,11 @@
 
 typedef struct cg_module cg_module;
 
+/* The target CPU: the host's, or the x86-64 level named by $NND_CPU
+ * (x86-64, x86-64-v2, -v3, -v4: a program for another machine).  Returns
+ * nonzero after printing an error when NND_CPU names something else. */
+int cg_check_target(void);
+
 /* Builds the module (and verifies it with LLVMVerifyModule).  opt_level
  * 0..3 runs the new pass manager's default<O..> pipeline.  with_main adds a
  * main() for executables.  Returns NULL after printing an error. */

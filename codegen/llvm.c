@@ -3154,6 +3154,24 @@ static int cg_init_llvm(void)
 	return 0;
 }
 
+int cg_check_target(void)
+{
+	static const char *const levels[] = { "x86-64", "x86-64-v2", "x86-64-v3", "x86-64-v4" };
+	const char *want = getenv("NND_CPU");
+	if (!want || !*want)
+		return 0;
+	char *triple = LLVMGetDefaultTargetTriple();
+	bool known = false;
+	for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++)
+		known |= !strcmp(want, levels[i]);
+	int bad = !known || strncmp(triple, "x86_64", 6);
+	if (bad)
+		fprintf(stderr, "nndc: error: NND_CPU=%s: expected x86-64, x86-64-v2, x86-64-v3 or x86-64-v4 "
+		        "on an x86_64 host (this one: %s)\n", want, triple);
+	LLVMDisposeMessage(triple);
+	return bad;
+}
+
 static LLVMTargetMachineRef host_tm(int opt_level)
 {
 	char *triple = LLVMGetDefaultTargetTriple(), *err = NULL;
@@ -3164,7 +3182,23 @@ static LLVMTargetMachineRef host_tm(int opt_level)
 		LLVMDisposeMessage(triple);
 		return NULL;
 	}
-	char *cpu = LLVMGetHostCPUName(), *feat = LLVMGetHostCPUFeatures();
+	/* NND_CPU=x86-64[-v2|-v3|-v4]: code for that microarchitecture level
+	 * instead of this host's CPU, e.g. a program to run on another machine.
+	 * Only speed depends on it: every plan is exact at any vector width.
+	 * (A list, because LLVM aborts on a CPU name it does not know.) */
+	const char *want = getenv("NND_CPU");
+	char *cpu, *feat;
+	if (want && *want) {
+		if (cg_check_target()) {
+			LLVMDisposeMessage(triple);
+			return NULL;
+		}
+		cpu = LLVMCreateMessage(want);
+		feat = LLVMCreateMessage("");
+	} else {
+		cpu = LLVMGetHostCPUName();
+		feat = LLVMGetHostCPUFeatures();
+	}
 	LLVMCodeGenOptLevel lvl = opt_level <= 0 ? LLVMCodeGenLevelNone : opt_level == 1 ? LLVMCodeGenLevelLess
 	                        : opt_level == 2 ? LLVMCodeGenLevelDefault : LLVMCodeGenLevelAggressive;
 	LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, cpu, feat, lvl,
@@ -3173,7 +3207,8 @@ static LLVMTargetMachineRef host_tm(int opt_level)
 	LLVMDisposeMessage(feat);
 	LLVMDisposeMessage(triple);
 	if (!tm)
-		fprintf(stderr, "nndc: error: cannot create an LLVM target machine for the host\n");
+		fprintf(stderr, "nndc: error: cannot create an LLVM target machine for the %s\n",
+		        want && *want ? "CPU named by NND_CPU" : "host");
 	return tm;
 }
 

@@ -141,6 +141,8 @@ static ir_module *compile(arena *a, const opts *o, const char *stop, ast_file **
 
 static cg_module *build_module(arena *a, const opts *o, bool with_main)
 {
+	if (cg_check_target())
+		exit(1);
 	ir_module *m = compile(a, o, NULL, NULL);
 	char *manifest = pass_manifest(m);
 	cg_module *cm = cg_build(m, manifest, o->opt_level, with_main);

@@ -44,6 +44,22 @@ NND
 }
 
 case $CASE in
+cpu_levels)
+	# NND_CPU picks the x86-64 level: AVX2-only code (x86-64-v3), and the
+	# baseline x86-64 (SSE2), give the host build's bits; a bad name is a
+	# clear error
+	tiny_model
+	run 0 build.out "$NNDC" build tiny.nnd -o host
+	NND_CPU=x86-64-v3 run 0 build3.out "$NNDC" build tiny.nnd -o v3
+	NND_CPU=x86-64 run 0 build1.out "$NNDC" build tiny.nnd -o v1
+	run 0 a ./host train --threads 2
+	run 0 b ./v3 train --threads 2
+	run 0 c ./v1 train --threads 1
+	[ "$(sha a)" = "$(sha b)" ] || fail "x86-64-v3 build gives $(sha b), host build $(sha a)"
+	[ "$(sha a)" = "$(sha c)" ] || fail "x86-64 build gives $(sha c), host build $(sha a)"
+	NND_CPU=pentium4 run 1 bad "$NNDC" build tiny.nnd -o bad
+	has bad.err 'NND_CPU=pentium4: expected x86-64, x86-64-v2, x86-64-v3 or x86-64-v4'
+	;;
 profile)
 	# --profile times every node (dot products with GFLOP/s) and never
 	# changes a bit
