@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Prepares gpu-bundle/ for a GPU machine that cannot build nnd itself (no
+# LLVM, flex or bison there, no network): the example programs built here
+# ahead of time for a portable x86-64 level (NND_CPU=x86-64-v3: AVX2 + FMA,
+# the same bits as a native build), the shared libraries they load that such
+# a machine may lack, and the Fashion-MNIST files.  scripts/gpu-check.sh
+# uses the bundle when it finds no toolchain.  Copy the tree (with
+# gpu-bundle/) to the GPU machine and run scripts/gpu-check.sh there.
+#   scripts/gpu-bundle.sh        (NNDC=path/to/nndc overrides build/nndc)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+NNDC=${NNDC:-build/nndc}
+[ -x "$NNDC" ] || { echo "gpu-bundle.sh: $NNDC not found: build first" >&2; exit 1; }
+FM=/usr/share/datasets/fashion-mnist
+out=gpu-bundle
+rm -rf "$out"
+mkdir -p "$out/lib" "$out/data"
+for m in examples/mlp_fashion.nnd examples/cnn_fashion.nnd; do
+  NND_CPU=${NND_CPU:-x86-64-v3} "$NNDC" build "$m" -o "$out/$(basename "$m" .nnd)"
+done
+# libraries outside the C library and the CUDA driver: copied so the
+# programs start on a machine without them (LD_LIBRARY_PATH=gpu-bundle/lib)
+for lib in $(ldd "$out/mlp_fashion" | awk '$3 ~ /^\// { print $3 }'); do
+  case "$(basename "$lib")" in
+    libc.so*|libm.so*|libpthread.so*|libdl.so*|ld-linux*|librt.so*) ;;
+    *) cp -L "$lib" "$out/lib/" ;;
+  esac
+done
+for f in train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz; do
+  [ -r "$FM/$f" ] || { echo "gpu-bundle.sh: $FM/$f missing (scripts/deps.sh dataset-fashion-mnist)" >&2; exit 1; }
+  cp "$FM/$f" "$out/data/"
+done
+git rev-parse HEAD > "$out/REVISION" 2>/dev/null || true
+du -sh "$out" >&2
+echo "gpu-bundle.sh: wrote $out/ ($(ls "$out" | tr '\n' ' '))" >&2
