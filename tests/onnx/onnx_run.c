@@ -1315,6 +1315,30 @@ static void convert(const onode *nd)
 		out(nd, permute(x, perm, rank));
 		return;
 	}
+	if (!strcmp(op, "Expand")) {
+		/* bidirectional NumPy broadcast of the input and the shape input;
+		 * nnd's broadcast to the resulting shape (a copy when equal) */
+		ALLOW_NONE();
+		int x = get(nd, 0);
+		const tensor *sh = host_ints(nd, 1);
+		if (!sh)
+			skip("Expand: missing shape");
+		const ir_type *xt = ty_of(x);
+		int r = xt->rank > (int)sh->n ? xt->rank : (int)sh->n;
+		if (r > IR_MAX_RANK)
+			skip("Expand: rank %d exceeds nnd's IR_MAX_RANK", r);
+		ir_type t = *xt;
+		t.rank = r;
+		for (int k = 0; k < r; k++) {
+			int kx = k - (r - xt->rank), ks = k - (r - (int)sh->n);
+			int64_t a = kx >= 0 ? xt->d[kx].c : 1, b = ks >= 0 ? sh->i[ks] : 1;
+			if (a != b && a != 1 && b != 1)
+				skip("Expand: shapes do not broadcast");
+			t.d[k] = (ir_dim){ a == 1 ? b : a, 0 };
+		}
+		out(nd, emit(IR_BROADCAST, 1, &x, &t, NULL, NULL));
+		return;
+	}
 	if (!strcmp(op, "Identity") || !strcmp(op, "Dropout")) {
 		if (!strcmp(op, "Dropout")) {
 			ALLOW("ratio", "seed", "is_test");
