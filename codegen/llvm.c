@@ -1053,11 +1053,13 @@ static int emit_RESHAPE(cg *c, const ir_node *n)
  * a plain nest over the output, units = its first dim.  Otherwise the two
  * axes that carry the contiguous runs -- output axis q (the input's last
  * axis) and the output's last axis -- are cut into TR_TILE x TR_TILE tiles
- * so that both the tile's reads and its writes stay in cache.  Units are
+ * so that both the tile's reads and its writes stay in cache (8: measured,
+ * one thread, AVX-512, f32[1024, 2048] -> [2048, 1024]: 1.5 ms; tiles of
+ * 16: 2.7 ms, of 32 or 64: 6 ms; the untiled nest: 10 to 12 ms).  Units are
  * then (the other output axes flattened, row tiles of axis q): a unit
  * writes all the output elements of its tile row, so units never share an
  * output.  Only speed depends on the tiling: every element is one copy. */
-#define TR_TILE 32
+#define TR_TILE 8
 static int emit_TRANSPOSE(cg *c, const ir_node *n)
 {
 	const ir_node *x = in_node(c, n, 0);
