@@ -194,6 +194,32 @@ ir_node *ir_add(arena *a, ir_graph *g, ir_opcode op, int nin, const int *in,
                 const ir_type *type);
 ir_type ir_scalar(ir_dtype dt);
 
+/* TRANSPOSE's permutation in ia0 (ops.def): decimal digits, perm[0] the
+ * most significant.  Unpacking checks that `code` is a permutation of
+ * 0..rank-1 written in `rank` digits; it returns false otherwise. */
+static inline int64_t ir_perm_pack(const int *perm, int rank)
+{
+	int64_t v = 0;
+	for (int d = 0; d < rank; d++)
+		v = v * 10 + perm[d];
+	return v;
+}
+static inline bool ir_perm_unpack(int64_t code, int rank, int *perm)
+{
+	bool seen[IR_MAX_RANK] = { false };
+	if (code < 0 || rank < 0 || rank > IR_MAX_RANK)
+		return false;
+	for (int d = rank - 1; d >= 0; d--) {
+		int v = (int)(code % 10);
+		code /= 10;
+		if (v >= rank || seen[v])
+			return false;
+		seen[v] = true;
+		perm[d] = v;
+	}
+	return code == 0;
+}
+
 /* ---- text: canonical dump (nndc emit --stage ir|plans) ---- */
 void ir_print_graph(const ir_program *p, const ir_graph *g, FILE *out);
 void ir_print_program(const ir_program *p, FILE *out);

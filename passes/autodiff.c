@@ -113,6 +113,8 @@ static void second_order(ad *d, ir_node *n, int dy)
 #define grad_CONV2D_BWD_W second_order
 #define grad_MAX_POOL2D_BWD second_order
 #define grad_AVG_POOL2D_BWD second_order
+#define grad_RANDOM_CROP_BWD second_order
+#define grad_CROP_BWD second_order
 
 GRAD(NEG) { acc(d, X, mk1(d, IR_NEG, dy, n)); }
 GRAD(EXP) { acc(d, X, mk2(d, IR_MUL, dy, n->id, n)); }
@@ -194,7 +196,17 @@ GRAD(WHERE)
 }
 
 GRAD(RESHAPE) { acc(d, X, mk(d, IR_RESHAPE, 1, &dy, &N(d, X)->type, NULL, NULL, n)); }
-GRAD(TRANSPOSE) { acc(d, X, mk(d, IR_TRANSPOSE, 1, &dy, NULL, n->ia, NULL, n)); }
+/* the inverse permutation: dx axis perm[k] is dy axis k */
+GRAD(TRANSPOSE)
+{
+	int perm[IR_MAX_RANK], inv[IR_MAX_RANK], r = n->type.rank;
+	if (!ir_perm_unpack(n->ia[0], r, perm))
+		nnd_ice("autodiff: transpose node %%%d has no permutation", n->id);
+	for (int k = 0; k < r; k++)
+		inv[perm[k]] = k;
+	int64_t ia[4] = { ir_perm_pack(inv, r), 0, 0, 0 };
+	acc(d, X, mk(d, IR_TRANSPOSE, 1, &dy, NULL, ia, NULL, n));
+}
 
 /* c = op(a) op(b); see ops.def for the transpose flags */
 GRAD(MATMUL)
@@ -305,6 +317,15 @@ GRAD(RANDOM_FLIP)
 	d->g->nodes[g]->stream = n->stream;
 	acc(d, X, g);
 }
+
+/* the window scattered back, with the forward op's offsets (same stream) */
+GRAD(RANDOM_CROP)
+{
+	int g = mk(d, IR_RANDOM_CROP_BWD, 1, &dy, &N(d, X)->type, n->ia, NULL, n);
+	d->g->nodes[g]->stream = n->stream;
+	acc(d, X, g);
+}
+GRAD(CROP) { acc(d, X, mk(d, IR_CROP_BWD, 1, &dy, &N(d, X)->type, n->ia, NULL, n)); }
 
 GRAD(CONV2D)
 {

@@ -900,22 +900,154 @@ static value b_flatten(lctx *c, frame *fr, const ast_expr *e, value *pos)
 	return tensor(emit(c, IR_RESHAPE, 1, &x.node, &t, NULL, NULL, e->loc, NULL), e->loc);
 }
 
+/* transpose(x): the last two axes swapped; transpose(x, dim0 =, dim1 =):
+ * two axes swapped (defaults rank-2 and rank-1); transpose(x, perm = [..]):
+ * output axis d is x's axis perm[d] (a permutation of 0..rank-1, negative
+ * entries count from the end).  One TRANSPOSE node, or none when the
+ * permutation is the identity. */
 static value b_transpose(lctx *c, frame *fr, const ast_expr *e, value *pos)
 {
 	value x = as_tensor(c, pos[0], "transpose", e->loc);
 	if (x.k != V_TENSOR)
 		return poison;
-	int rank = vtype(c, x)->rank;
-	if (rank < 2) {
-		diag_error(e->loc, "transpose needs a tensor of rank >= 2");
+	const ir_type *xt = vtype(c, x);
+	int rank = xt->rank, perm[IR_MAX_RANK];
+	const ast_named *pn = named(e, "perm");
+	if (pn) {
+		const ast_named *dn = named(e, "dim0") ? named(e, "dim0") : named(e, "dim1");
+		if (dn) {
+			diag_error(dn->loc, "transpose: give either perm or dim0/dim1, not both");
+			return poison;
+		}
+		value l = lower_expr(c, fr, pn->value);
+		if (l.k == V_POISON)
+			return poison;
+		char b[128];
+		if (l.k != V_LIST || pn->value->kind != AST_LIST) {
+			diag_error(pn->value->loc, "transpose: perm must be a list of axes like [0, 2, 1], found %s",
+			           vkind_name(l.k));
+			return poison;
+		}
+		if (l.nitems != rank) {
+			diag_error(pn->value->loc, "transpose: perm has %d entr%s but %s has %d axes", l.nitems,
+			           l.nitems == 1 ? "y" : "ies", ir_type_str(xt, b, sizeof b), rank);
+			return poison;
+		}
+		bool seen[IR_MAX_RANK] = { false };
+		for (int i = 0; i < rank; i++) {
+			value d = l.items[i];
+			src_loc dl = pn->value->items[i]->loc;
+			if (d.k != V_INT || d.b) {
+				diag_error(dl, "transpose: perm entries must be integer axes, found %s",
+				           d.k == V_INT ? "a dimension" : vkind_name(d.k));
+				return poison;
+			}
+			if (d.i < -rank || d.i >= rank) {
+				diag_error(dl, "transpose: axis %" PRId64 " out of range for %s", d.i,
+				           ir_type_str(xt, b, sizeof b));
+				return poison;
+			}
+			int ax = (int)(d.i < 0 ? d.i + rank : d.i);
+			if (seen[ax]) {
+				diag_error(dl, "transpose: perm is not a permutation: axis %d appears twice", ax);
+				return poison;
+			}
+			seen[ax] = true;
+			perm[i] = ax;
+		}
+	} else {
+		if (rank < 2) {
+			diag_error(e->loc, "transpose needs a tensor of rank >= 2 (or perm = [..])");
+			return poison;
+		}
+		int64_t d0, d1, a0, a1;
+		if (!attr_int(c, fr, e, "dim0", rank - 2, false, &d0) | !attr_int(c, fr, e, "dim1", rank - 1, false, &d1) ||
+		    !axis_of(e, d0, rank, &a0) || !axis_of(e, d1, rank, &a1))
+			return poison;
+		for (int i = 0; i < rank; i++)
+			perm[i] = i;
+		perm[a0] = (int)a1;
+		perm[a1] = (int)a0;
+	}
+	bool ident = true;
+	for (int i = 0; i < rank; i++)
+		ident = ident && perm[i] == i;
+	if (ident)
+		return x;
+	int64_t ia[4] = { ir_perm_pack(perm, rank), 0, 0, 0 };
+	return tensor(emit(c, IR_TRANSPOSE, 1, &x.node, NULL, ia, NULL, e->loc, NULL), e->loc);
+}
+
+/* broadcast(x, shape = [d, ...]): x broadcast NumPy-style to the shape.
+ * Entries: positive integers, names bound to dimensions (B, I, ...) or
+ * attributes, and -1, which keeps x's dimension at that position
+ * (trailing axes aligned).  Any dtype.  No node when nothing changes. */
+static value b_broadcast(lctx *c, frame *fr, const ast_expr *e, value *pos)
+{
+	value x = as_tensor(c, pos[0], "broadcast", e->loc);
+	const ast_named *sn = named(e, "shape");
+	if (!sn) {
+		diag_error(e->loc, "broadcast needs the attribute 'shape'");
 		return poison;
 	}
-	int64_t d0, d1, a0, a1;
-	if (!attr_int(c, fr, e, "dim0", rank - 2, false, &d0) || !attr_int(c, fr, e, "dim1", rank - 1, false, &d1) ||
-	    !axis_of(e, d0, rank, &a0) || !axis_of(e, d1, rank, &a1))
+	value l = lower_expr(c, fr, sn->value);
+	if (x.k != V_TENSOR || l.k == V_POISON)
 		return poison;
-	int64_t ia[4] = { a0, a1, 0, 0 };
-	return tensor(emit(c, IR_TRANSPOSE, 1, &x.node, NULL, ia, NULL, e->loc, NULL), e->loc);
+	if (l.k != V_LIST || sn->value->kind != AST_LIST) {
+		diag_error(sn->value->loc, "broadcast: shape must be a list of dimensions like [B, 3, 4], found %s",
+		           vkind_name(l.k));
+		return poison;
+	}
+	const ir_type *xt = vtype(c, x);
+	char b[128];
+	if (l.nitems < xt->rank) {
+		diag_error(sn->value->loc, "broadcast: the shape has %d entr%s, fewer than the %d axes of %s",
+		           l.nitems, l.nitems == 1 ? "y" : "ies", xt->rank, ir_type_str(xt, b, sizeof b));
+		return poison;
+	}
+	if (l.nitems > IR_MAX_RANK) {
+		diag_error(sn->value->loc, "broadcast: %d dimensions (at most %d)", l.nitems, IR_MAX_RANK);
+		return poison;
+	}
+	ir_type t = *xt;
+	t.rank = l.nitems;
+	for (int i = 0; i < l.nitems; i++) {
+		value d = l.items[i];
+		src_loc dl = sn->value->items[i]->loc;
+		int j = i - (l.nitems - xt->rank);
+		if (d.k == V_INT && d.i == -1 && !d.b) {
+			if (j < 0) {
+				diag_error(dl, "broadcast: -1 keeps the input's dimension, but %s has no axis "
+				           "at position %d", ir_type_str(xt, b, sizeof b), i);
+				return poison;
+			}
+			t.d[i] = xt->d[j];
+			continue;
+		}
+		if (d.k == V_INT && (d.i > 0 || d.b)) {
+			t.d[i] = (ir_dim){ d.i, d.b ? 1 : 0 };
+			continue;
+		}
+		diag_error(dl, "broadcast: dimension must be a positive integer, a dimension name or -1");
+		return poison;
+	}
+	char b2[128];
+	for (int i = 0; i < xt->rank; i++) {
+		ir_dim dx = xt->d[i], dt = t.d[i + t.rank - xt->rank];
+		if ((dx.c != dt.c || dx.sym != dt.sym) && !(dx.c == 1 && !dx.sym)) {
+			diag_error(e->loc, "broadcast: %s does not broadcast to %s (axis %d of the input is neither "
+			           "1 nor the target's)", ir_type_str(xt, b, sizeof b), ir_type_str(&t, b2, sizeof b2), i);
+			return poison;
+		}
+	}
+	if (ir_type_numel(&t).sym > 1) {
+		diag_error(sn->value->loc, "broadcast: %s would hold more than one batch dimension",
+		           ir_type_str(&t, b2, sizeof b2));
+		return poison;
+	}
+	if (ir_type_eq(&t, xt))
+		return x;
+	return tensor(emit(c, IR_BROADCAST, 1, &x.node, &t, NULL, NULL, e->loc, NULL), e->loc);
 }
 
 static value reduce(lctx *c, frame *fr, const ast_expr *e, value *pos, ir_opcode op)
@@ -1054,6 +1186,59 @@ static value b_random_flip(lctx *c, frame *fr, const ast_expr *e, value *pos)
 		return x;        /* evaluation: no augmentation */
 	int64_t ia[4] = { axis, 0, 0, 0 };
 	return tensor(emit(c, IR_RANDOM_FLIP, 1, &x.node, NULL, ia, NULL, e->loc, path), e->loc);
+}
+
+/* random_crop(x, size =, pad =): x f32[N, C, H, W] or [N, H, W]; in
+ * training a RANDOM_CROP (ops.def: a size x size window of the input
+ * zero-padded by pad, at a per-sample offset from the op's stream); in
+ * evaluation the centre window of the padded input (CROP), which is x
+ * itself when size == H == W. */
+static value b_random_crop(lctx *c, frame *fr, const ast_expr *e, value *pos)
+{
+	value x = as_tensor(c, pos[0], "random_crop", e->loc);
+	int64_t S, P;
+	if (!attr_int(c, fr, e, "size", 0, true, &S) | !attr_int(c, fr, e, "pad", 0, true, &P) || x.k != V_TENSOR)
+		return poison;
+	const ir_type *xt = vtype(c, x);
+	char b[128];
+	if (xt->dt != IR_F32) {
+		diag_error(e->loc, "random_crop needs f32 values, found %s (convert with f32(...))",
+		           ir_type_str(xt, b, sizeof b));
+		return poison;
+	}
+	bool rank_ok = xt->rank >= 3;
+	for (int i = 1; i < xt->rank; i++)
+		rank_ok = rank_ok && !xt->d[i].sym;
+	if (!rank_ok) {
+		diag_error(e->loc, "random_crop needs an input [N, C, H, W] or [N, H, W] (only N may follow "
+		           "the batch size), found %s", ir_type_str(xt, b, sizeof b));
+		return poison;
+	}
+	if (S < 1) {
+		diag_error(attr_loc(e, "size"), "random_crop: size = %" PRId64 " must be >= 1", S);
+		return poison;
+	}
+	if (P < 0) {
+		diag_error(attr_loc(e, "pad"), "random_crop: pad = %" PRId64 " must be >= 0", P);
+		return poison;
+	}
+	int64_t H = xt->d[xt->rank - 2].c, W = xt->d[xt->rank - 1].c;
+	if (S > H + 2 * P || S > W + 2 * P) {
+		diag_error(attr_loc(e, "size"), "random_crop: the %" PRId64 "x%" PRId64 " window does not fit "
+		           "%s padded by %" PRId64 " on each side (%" PRId64 "x%" PRId64 ")", S, S,
+		           ir_type_str(xt, b, sizeof b), P, H + 2 * P, W + 2 * P);
+		return poison;
+	}
+	const char *path = path_for(c, fr, e);
+	if (c->eval_mode) {
+		/* evaluation: no augmentation; the centre of the padded input */
+		if (S == H && S == W)
+			return x;
+		int64_t ia[4] = { S, P, (H + 2 * P - S) / 2, (W + 2 * P - S) / 2 };
+		return tensor(emit(c, IR_CROP, 1, &x.node, NULL, ia, NULL, e->loc, path), e->loc);
+	}
+	int64_t ia[4] = { S, P, 0, 0 };
+	return tensor(emit(c, IR_RANDOM_CROP, 1, &x.node, NULL, ia, NULL, e->loc, path), e->loc);
 }
 
 /* A parameter or state tensor owned by a built-in op, under `path` (the
@@ -1329,7 +1514,9 @@ typedef struct builtin {
 static const char *const k_none[] = { NULL };
 static const char *const k_axis[] = { "axis", "keepdims", NULL };
 static const char *const k_axis1[] = { "axis", NULL };
-static const char *const k_dims[] = { "dim0", "dim1", NULL };
+static const char *const k_dims[] = { "dim0", "dim1", "perm", NULL };
+static const char *const k_shape[] = { "shape", NULL };
+static const char *const k_crop[] = { "size", "pad", NULL };
 static const char *const k_p[] = { "p", NULL };
 static const char *const k_conv[] = { "stride", "pad", "dilation", "groups", NULL };
 static const char *const k_pool[] = { "size", "stride", NULL };
@@ -1382,11 +1569,14 @@ static const builtin builtins[] = {
 	{ "one_hot", b_one_hot, { 1, 1, k_classes } },
 	{ "embedding", b_embedding, { 1, 1, k_emb } },
 	{ "random_flip", b_random_flip, { 1, 1, k_axis1 } },
+	{ "random_crop", b_random_crop, { 1, 1, k_crop } },
+	{ "broadcast", b_broadcast, { 1, 1, k_shape } },
 };
 
-/* ops of language.md that this compiler does not lower yet */
+/* ops of language.md that this compiler does not lower yet (none at
+ * present: a name listed here is refused with "not supported yet") */
 static const char *const planned_ops[] = {
-	"broadcast", "random_crop", NULL,
+	NULL,
 };
 
 static value lower_call(lctx *c, frame *fr, const ast_expr *e)

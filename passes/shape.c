@@ -182,12 +182,14 @@ static int shape_RESHAPE(const ir_graph *g, ir_node *n, char *err, size_t errlen
 static int shape_TRANSPOSE(const ir_graph *g, ir_node *n, char *err, size_t errlen)
 {
 	const ir_type *a = IN(0);
-	int64_t i = n->ia[0], j = n->ia[1];
-	if (i < 0 || j < 0 || i >= a->rank || j >= a->rank)
-		FAIL("transpose axes %" PRId64 ", %" PRId64 " out of range for rank %d", i, j, a->rank);
+	int perm[IR_MAX_RANK];
+	char b[128];
+	if (!ir_perm_unpack(n->ia[0], a->rank, perm))
+		FAIL("transpose: %" PRId64 " is not a permutation of the %d axes of %s", n->ia[0], a->rank,
+		     ir_type_str(a, b, sizeof b));
 	n->type = *a;
-	n->type.d[i] = a->d[j];
-	n->type.d[j] = a->d[i];
+	for (int d = 0; d < a->rank; d++)
+		n->type.d[d] = a->d[perm[d]];
 	return 0;
 }
 
@@ -246,7 +248,9 @@ static int shape_SUM_TO(const ir_graph *g, ir_node *n, char *err, size_t errlen)
 static int shape_BROADCAST(const ir_graph *g, ir_node *n, char *err, size_t errlen)
 {
 	n->type.dt = IN(0)->dt;
-	return broadcasts_to(IN(0), &n->type, err, errlen);
+	if (broadcasts_to(IN(0), &n->type, err, errlen))
+		return -1;
+	return numel_ok(&n->type, err, errlen);
 }
 
 static int logits_labels(const ir_graph *g, ir_node *n, char *err, size_t errlen)
@@ -422,6 +426,54 @@ static int shape_RANDOM_FLIP(const ir_graph *g, ir_node *n, char *err, size_t er
 	n->type = *x;
 	return 0;
 }
+
+/* random_crop / crop: y's type from x's; checks the attributes (ia as in
+ * ops.def; `fixed`: ia2, ia3 are CROP's window offsets) */
+static int crop_out(const char *name, const ir_type *x, const int64_t *ia, bool fixed, ir_type *out,
+                    char *err, size_t errlen)
+{
+	char b[128];
+	int64_t S = ia[0], P = ia[1];
+	if (need_f32(x, name, err, errlen))
+		return -1;
+	if (x->rank < 3 || !all_const(x, 1))
+		FAIL("%s needs an input [N, C, H, W] or [N, H, W] (only N may follow the batch size), found %s",
+		     name, ir_type_str(x, b, sizeof b));
+	if (S < 1 || P < 0)
+		FAIL("%s: size (%" PRId64 ") must be >= 1 and pad (%" PRId64 ") >= 0", name, S, P);
+	int64_t H = x->d[x->rank - 2].c, W = x->d[x->rank - 1].c;
+	if (S > H + 2 * P || S > W + 2 * P)
+		FAIL("%s: the %" PRId64 "x%" PRId64 " window does not fit the padded %" PRId64 "x%" PRId64
+		     " input of %s (pad %" PRId64 ")", name, S, S, H + 2 * P, W + 2 * P,
+		     ir_type_str(x, b, sizeof b), P);
+	if (fixed && (ia[2] < 0 || ia[3] < 0 || ia[2] > H + 2 * P - S || ia[3] > W + 2 * P - S))
+		FAIL("%s: window offset (%" PRId64 ", %" PRId64 ") outside the padded input", name, ia[2], ia[3]);
+	*out = *x;
+	out->d[x->rank - 2] = (ir_dim){ S, 0 };
+	out->d[x->rank - 1] = (ir_dim){ S, 0 };
+	return 0;
+}
+
+static int crop_fwd(const ir_graph *g, ir_node *n, char *err, size_t errlen)
+{
+	return crop_out(ir_ops[n->op].name, IN(0), n->ia, n->op == IR_CROP, &n->type, err, errlen);
+}
+#define shape_RANDOM_CROP crop_fwd
+#define shape_CROP crop_fwd
+
+static int expect_type(const ir_type *got, const ir_type *want, const char *what, char *err, size_t errlen);
+
+/* the node's type is x's (preset); dy must have y's */
+static int crop_bwd(const ir_graph *g, ir_node *n, char *err, size_t errlen)
+{
+	ir_type y;
+	n->type.dt = IR_F32;
+	if (crop_out(ir_ops[n->op].name, &n->type, n->ia, n->op == IR_CROP_BWD, &y, err, errlen))
+		return -1;
+	return expect_type(IN(0), &y, ir_ops[n->op].name, err, errlen);
+}
+#define shape_RANDOM_CROP_BWD crop_bwd
+#define shape_CROP_BWD crop_bwd
 
 /* conv2d output type from x and w; checks the attributes */
 static int conv_out(const ir_type *x, const ir_type *w, const int64_t *ia, ir_type *out,

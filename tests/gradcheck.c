@@ -11,7 +11,8 @@
  *
  * --dump writes the forward graph, inputs, parameters and gradients for
  * tests/grad/torch_check.py, which recomputes the gradients with PyTorch
- * in float64 as an independent oracle. */
+ * in float64 as an independent oracle (dropout masks and random_crop
+ * windows are written out, from the rules of ops.def, for it to apply). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,6 +160,24 @@ int main(int argc, char **argv)
 				float u = nnd_rt_uniform(keys + 2 * n->stream, (uint32_t)(e % per),
 				                         (uint32_t)sidx[e / per], 0, 0);
 				fprintf(f, " %d", u >= n->fa[0]);
+			}
+			fputc('\n', f);
+		}
+		/* random_crop windows by the rule of ops.def (Philox at {0, sample,
+		 * epoch, 2}, oy from word 0, ox from word 1), so torch can replay them */
+		for (int i = 0; i <= g->loss; i++) {
+			const ir_node *n = g->nodes[i];
+			if (n->op != IR_RANDOM_CROP)
+				continue;
+			const ir_type *xt = &g->nodes[n->in[0]]->type;
+			int64_t S = n->ia[0], P = n->ia[1];
+			int64_t H = xt->d[xt->rank - 2].c, W = xt->d[xt->rank - 1].c;
+			fprintf(f, "crop %d %" PRId64, i, B);
+			for (int64_t r = 0; r < B; r++) {
+				uint32_t ctr[4] = { 0, (uint32_t)sidx[r], 0, 2 }, w[4];
+				nnd_philox4x32_10(ctr, keys + 2 * n->stream, w);
+				fprintf(f, " %" PRIu64 " %" PRIu64, ((uint64_t)w[0] * (uint64_t)(H + 2 * P - S + 1)) >> 32,
+				        ((uint64_t)w[1] * (uint64_t)(W + 2 * P - S + 1)) >> 32);
 			}
 			fputc('\n', f);
 		}

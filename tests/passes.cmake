@@ -62,5 +62,10 @@ add_test(NAME ir_bad_plan_fma
   COMMAND ${CMAKE_COMMAND} "-DCMD=$<TARGET_FILE:nndc>;emit;tiny_mlp.nnd;--stage;plans;--plan;tree:2+fma"
     -DEXPECTED=bad_plan_fma.expected -DRC=1 -P ${_golden}
   WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/ir)
+# broadcast's gradient (sum_to) takes the plan of the broadcast's statement
+add_test(NAME ir_new_ops_plans_override
+  COMMAND ${CMAKE_COMMAND} "-DCMD=$<TARGET_FILE:nndc>;emit;new_ops.nnd;--stage;plans;--plan;net.b=tree:2,net.e=blocked:4"
+    -DSTREAM=stdout -DEXPECTED=new_ops.plans-override.expected -P ${_golden}
+  WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/ir)
 set_tests_properties(ir_tiny_mlp_plans_override ir_bad_plan ir_tiny_mlp_plans_fma ir_bad_plan_fma
-  PROPERTIES LABELS passes)
+  ir_new_ops_plans_override PROPERTIES LABELS passes)

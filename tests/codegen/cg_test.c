@@ -707,8 +707,7 @@ static void test_shape_ops(void)
 	int iv = tb_input(&t, ty(IR_F32, 2, 1, 5), v);
 	ir_node *r = tb_op(&t, IR_RESHAPE, ty(IR_F32, 2, -2, 5), 1, ix);
 	ir_node *tr = tb_op(&t, IR_TRANSPOSE, ty(IR_F32, 3, 5, 2, -1), 1, ix);
-	tr->ia[0] = 0;
-	tr->ia[1] = 2;
+	tr->ia[0] = 210;   /* perm [2, 1, 0]: axes 0 and 2 swapped */
 	ir_node *bc = tb_op(&t, IR_BROADCAST, ty(IR_F32, 3, -1, 2, 5), 1, iv);
 	ir_node *k = tb_op(&t, IR_CONST, ty(IR_F32, 2, 2, 3), 0);
 	k->fa[0] = -0.0f;
@@ -1592,8 +1591,19 @@ static void test_threads(ir_plan p)
 	am->ia[0] = 1;
 	ir_node *acc = tb_op(&t, IR_ACCURACY, ty(IR_F32, 0), 2, lg->id, il);
 	ir_node *tr = tb_op(&t, IR_TRANSPOSE, ty(IR_F32, 2, H, -1), 1, dh->id);
-	tr->ia[0] = 0;
-	tr->ia[1] = 1;
+	tr->ia[0] = 10;    /* perm [1, 0]: the tiled kernel (the last axis moves) */
+	/* random_crop and its gradient on [B, 7, 10] */
+	ir_node *e3 = tb_op(&t, IR_RESHAPE, ty(IR_F32, 3, -1, 7, 10), 1, e->id);
+	ir_node *rc = tb_op(&t, IR_RANDOM_CROP, ty(IR_F32, 3, -1, 6, 6), 1, e3->id);
+	rc->ia[0] = 6;
+	rc->ia[1] = 2;
+	rc->stream = 1;
+	ir_node *rcb = tb_op(&t, IR_RANDOM_CROP_BWD, ty(IR_F32, 3, -1, 7, 10), 1, rc->id);
+	memcpy(rcb->ia, rc->ia, sizeof rc->ia);
+	rcb->stream = 1;
+	/* a general permutation with B in the middle, tiled: [B, 7, 10] -> [10, B, 7] */
+	ir_node *tp = tb_op(&t, IR_TRANSPOSE, ty(IR_F32, 3, 10, -1, 7), 1, e3->id);
+	tp->ia[0] = 201;
 	/* batched matmul: [3, B, C] x [C, 5] */
 	ir_node *rsh = tb_op(&t, IR_BROADCAST, ty(IR_F32, 3, 3, -1, C), 1, g->id);
 	float *w3 = fill(C * 5, false);
@@ -1610,6 +1620,7 @@ static void test_threads(ir_plan p)
 	u->fa[0] = 0.9f;
 	u->ia[1] = 1;
 	(void)ce; (void)dsm; (void)db; (void)cs; (void)rs; (void)am; (void)acc; (void)tr; (void)bm;
+	(void)rcb; (void)tp;
 	cur_plan = mkplan(IR_PLAN_SEQ, 0);
 
 	setenv("NND_CG_GRAIN1", "1", 1);
@@ -2162,6 +2173,232 @@ static void test_random_flip(int axis)
 	tb_done(&t);
 }
 
+/* random_crop, random_crop_bwd (same stream), crop, crop_bwd against a
+ * reference written from ops.def: Philox at {0, sample, epoch, 2}, oy from
+ * word 0, ox from word 1, (w * n) >> 32; the window of the zero-padded
+ * input; the gradient scatters dy back into the window. */
+static void crop_ref(const float *x, float *y, int64_t rows, int64_t planes, int64_t H, int64_t W,
+                     int64_t S, int64_t P, const int64_t *oy, const int64_t *ox, bool bwd)
+{
+	for (int64_t r = 0; r < rows; r++)
+		for (int64_t p = 0; p < planes; p++) {
+			int64_t pl = r * planes + p;
+			if (!bwd) {
+				for (int64_t i = 0; i < S; i++)
+					for (int64_t j = 0; j < S; j++) {
+						int64_t h = oy[r] + i - P, w = ox[r] + j - P;
+						y[(pl * S + i) * S + j] = h >= 0 && h < H && w >= 0 && w < W
+							? x[(pl * H + h) * W + w] : 0.0f;
+					}
+			} else {
+				for (int64_t h = 0; h < H; h++)
+					for (int64_t w = 0; w < W; w++) {
+						int64_t i = h + P - oy[r], j = w + P - ox[r];
+						y[(pl * H + h) * W + w] = i >= 0 && i < S && j >= 0 && j < S
+							? x[(pl * S + i) * S + j] : 0.0f;
+					}
+			}
+		}
+}
+
+static void test_random_crop(int rank, int H, int W, int S, int P)
+{
+	tb t;
+	char name[96];
+	snprintf(name, sizeof name, "random_crop rank %d %dx%d size %d pad %d", rank, H, W, S, P);
+	int B = 37, C = rank == 4 ? 3 : 1;
+	tb_init(&t, name, B, B + 2);
+	int64_t nx = (int64_t)B * C * H * W, ny = (int64_t)B * C * S * S;
+	float *x = fill(nx, true), *dy = fill(ny, true);
+	ir_type xt = rank == 4 ? ty(IR_F32, 4, -1, C, H, W) : ty(IR_F32, 3, -1, H, W);
+	ir_type yt = rank == 4 ? ty(IR_F32, 4, -1, C, S, S) : ty(IR_F32, 3, -1, S, S);
+	int ix = tb_input(&t, xt, x), idy = tb_input(&t, yt, dy);
+	ir_node *y = tb_op(&t, IR_RANDOM_CROP, yt, 1, ix);
+	ir_node *dx = tb_op(&t, IR_RANDOM_CROP_BWD, xt, 1, idy);
+	int64_t cy = (H + 2 * P - S) / 3, cx = (W + 2 * P - S) / 2;   /* some fixed window */
+	ir_node *fy = tb_op(&t, IR_CROP, yt, 1, ix);
+	ir_node *fdx = tb_op(&t, IR_CROP_BWD, xt, 1, idy);
+	ir_node *ns[4] = { y, dx, fy, fdx };
+	for (int k = 0; k < 4; k++) {
+		int64_t ia[4] = { S, P, k >= 2 ? cy : 0, k >= 2 ? cx : 0 };
+		memcpy(ns[k]->ia, ia, sizeof ia);
+		if (k < 2)
+			ns[k]->stream = 1;
+	}
+	if (!tb_run(&t)) {
+		int64_t oy[64], ox[64], fo_y[64], fo_x[64], distinct = 0;
+		for (int r = 0; r < B; r++) {
+			uint32_t ctr[4] = { 0, (uint32_t)t.sample_idx[r], (uint32_t)t.epoch, 2 }, w[4];
+			nnd_philox4x32_10(ctr, &t.keys[2], w);
+			oy[r] = (int64_t)(((uint64_t)w[0] * (uint64_t)(H + 2 * P - S + 1)) >> 32);
+			ox[r] = (int64_t)(((uint64_t)w[1] * (uint64_t)(W + 2 * P - S + 1)) >> 32);
+			fo_y[r] = cy;
+			fo_x[r] = cx;
+			distinct += r > 0 && (oy[r] != oy[0] || ox[r] != ox[0]);
+		}
+		float *wy = malloc((size_t)ny * 4), *wdx = malloc((size_t)nx * 4);
+		crop_ref(x, wy, B, C, H, W, S, P, oy, ox, false);
+		crop_ref(dy, wdx, B, C, H, W, S, P, oy, ox, true);
+		cmp_f32(&t, "random_crop", res(&t, y->id), wy, ny);
+		cmp_f32(&t, "random_crop_bwd", res(&t, dx->id), wdx, nx);
+		crop_ref(x, wy, B, C, H, W, S, P, fo_y, fo_x, false);
+		crop_ref(dy, wdx, B, C, H, W, S, P, fo_y, fo_x, true);
+		cmp_f32(&t, "crop", res(&t, fy->id), wy, ny);
+		cmp_f32(&t, "crop_bwd", res(&t, fdx->id), wdx, nx);
+		checks++;
+		if ((H + 2 * P > S || W + 2 * P > S) && distinct == 0) {
+			printf("FAIL %s: every row has the same window\n", name);
+			failures++;
+		}
+		free(wy);
+		free(wdx);
+	}
+	free(x);
+	free(dy);
+	tb_done(&t);
+}
+
+/* general transpose: every permutation of ranks 2 to 4 over sizes that
+ * leave tile remainders (the tiled kernel's tile is 32), B in several
+ * places; integer and byte data too (a transpose copies any dtype) */
+static void perm_ref(const ir_type *xt, int64_t B, const int *perm, const void *x, void *y, int esz)
+{
+	int r = xt->rank;
+	int64_t xs[IR_MAX_RANK], od[IR_MAX_RANK], n = 1;
+	strides(xt, B, xs);
+	for (int d = 0; d < r; d++) {
+		od[d] = ir_dim_eval(xt->d[perm[d]], B);
+		n *= od[d];
+	}
+	for (int64_t lin = 0; lin < n; lin++) {
+		int64_t rem = lin, src = 0;
+		for (int d = r - 1; d >= 0; d--) {
+			src += (rem % od[d]) * xs[perm[d]];
+			rem /= od[d];
+		}
+		memcpy((char *)y + lin * esz, (const char *)x + src * esz, (size_t)esz);
+	}
+}
+
+static bool next_perm(int *a, int n)
+{
+	int i = n - 2;
+	while (i >= 0 && a[i] >= a[i + 1])
+		i--;
+	if (i < 0)
+		return false;
+	int j = n - 1;
+	while (a[j] <= a[i])
+		j--;
+	int t = a[i]; a[i] = a[j]; a[j] = t;
+	for (int l = i + 1, h = n - 1; l < h; l++, h--) {
+		t = a[l]; a[l] = a[h]; a[h] = t;
+	}
+	return true;
+}
+
+typedef struct perm_case { int perm[IR_MAX_RANK]; ir_node *y; } perm_case;
+
+static void perm_check(tb *t, const ir_type *xt, int64_t B, const void *x, int esz, perm_case *cs, int ncs)
+{
+	if (!tb_run(t)) {
+		int64_t n = ir_dim_eval(ir_type_numel(xt), B);
+		void *want = malloc((size_t)n * (size_t)esz);
+		for (int k = 0; k < ncs; k++) {
+			perm_ref(xt, B, cs[k].perm, x, want, esz);
+			checks++;
+			if (memcmp(res(t, cs[k].y->id), want, (size_t)n * (size_t)esz)) {
+				printf("FAIL %s: perm %" PRId64 "\n", t->name, cs[k].y->ia[0]);
+				failures++;
+			}
+		}
+		free(want);
+	}
+	tb_done(t);
+}
+
+static void test_transpose_perm(ir_type xt, int64_t B, ir_dtype dt)
+{
+	tb t;
+	char name[96], tn[64];
+	xt.dt = dt;
+	snprintf(name, sizeof name, "transpose, every perm of %s, B=%d", ir_type_str(&xt, tn, sizeof tn), (int)B);
+	int r = xt.rank, esz = ir_dtype_size(dt);
+	int64_t n = ir_dim_eval(ir_type_numel(&xt), B);
+	ir_dim ne = ir_type_numel(&xt);
+	int64_t bytes = (ne.c * esz + 63) / 64 * 64;
+	float *xf = fill(n, true);
+	void *x = xf;
+	if (dt != IR_F32) {   /* integers: distinct bit patterns */
+		x = malloc((size_t)n * (size_t)esz);
+		for (int64_t i = 0; i < n; i++) {
+			uint32_t v = (uint32_t)(i * 2654435761u);
+			memcpy((char *)x + i * esz, &v, (size_t)esz);
+		}
+	}
+	perm_case cs[24];
+	int ncs = 0, ix = -1, perm[IR_MAX_RANK];
+	for (int d = 0; d < r; d++)
+		perm[d] = d;
+	do {
+		/* a new graph when the arena region would overflow */
+		if (ncs && (ne.sym ? t.used_b + bytes > BREG : t.used_c + bytes > 65536)) {
+			perm_check(&t, &xt, B, x, esz, cs, ncs);
+			ncs = 0;
+		}
+		if (!ncs) {
+			tb_init(&t, name, B, B);
+			ix = tb_input(&t, xt, x);
+		}
+		ir_type yt = xt;
+		for (int d = 0; d < r; d++)
+			yt.d[d] = xt.d[perm[d]];
+		cs[ncs].y = tb_op(&t, IR_TRANSPOSE, yt, 1, ix);
+		cs[ncs].y->ia[0] = ir_perm_pack(perm, r);
+		memcpy(cs[ncs].perm, perm, sizeof perm);
+		ncs++;
+	} while (next_perm(perm, r));
+	perm_check(&t, &xt, B, x, esz, cs, ncs);
+	if (x != xf)
+		free(x);
+	free(xf);
+}
+
+/* broadcast of every kind of operand to an explicit shape, any dtype */
+static void test_broadcast(void)
+{
+	tb t;
+	tb_init(&t, "broadcast", 5, 6);
+	float *v = fill(7, true), *m = fill(3, false);
+	uint8_t bytes[4] = { 1, 200, 3, 255 };
+	int iv = tb_input(&t, ty(IR_F32, 1, 7), v);
+	int im = tb_input(&t, ty(IR_F32, 2, 3, 1), m);
+	int ib = tb_input(&t, ty(IR_U8, 2, 1, 4), bytes);
+	ir_node *a = tb_op(&t, IR_BROADCAST, ty(IR_F32, 3, -1, 2, 7), 1, iv);
+	ir_node *b = tb_op(&t, IR_BROADCAST, ty(IR_F32, 4, 2, -1, 3, 9), 1, im);
+	ir_node *c = tb_op(&t, IR_BROADCAST, ty(IR_U8, 3, 2, -1, 4), 1, ib);
+	if (!tb_run(&t)) {
+		float wa[5 * 2 * 7], wb[2 * 5 * 3 * 9];
+		uint8_t wc[2 * 5 * 4];
+		for (int i = 0; i < 5 * 2 * 7; i++)
+			wa[i] = v[i % 7];
+		for (int i = 0; i < 2 * 5 * 3 * 9; i++)
+			wb[i] = m[(i / 9) % 3];
+		for (int i = 0; i < 2 * 5 * 4; i++)
+			wc[i] = bytes[i % 4];
+		cmp_f32(&t, "[7] -> [B, 2, 7]", res(&t, a->id), wa, 5 * 2 * 7);
+		cmp_f32(&t, "[3, 1] -> [2, B, 3, 9]", res(&t, b->id), wb, 2 * 5 * 3 * 9);
+		checks++;
+		if (memcmp(res(&t, c->id), wc, sizeof wc)) {
+			printf("FAIL broadcast u8 [1, 4] -> [2, B, 4]\n");
+			failures++;
+		}
+	}
+	free(v);
+	free(m);
+	tb_done(&t);
+}
+
 static void test_state_ema(void)
 {
 	tb t;
@@ -2384,6 +2621,25 @@ int main(int argc, char **argv)
 		test_pool(5, 6, 2, 1, mkplan(IR_PLAN_SEQ, 0), true);
 		for (int a = 1; a < 4; a++)
 			test_random_flip(a);
+		test_random_crop(4, 8, 8, 8, 0);     /* window = input: offsets 0 */
+		test_random_crop(4, 8, 8, 6, 2);
+		test_random_crop(3, 7, 10, 5, 1);   /* H != W */
+		test_random_crop(4, 5, 6, 9, 3);    /* window larger than the input */
+		test_random_crop(3, 4, 4, 10, 3);   /* the whole padded input */
+		test_random_crop(4, 9, 7, 1, 0);
+		test_random_crop(3, 6, 6, 2, 5);    /* windows wholly in the padding */
+		test_broadcast();
+		{
+			ir_type shapes[] = {
+				ty(IR_F32, 2, 33, 70), ty(IR_F32, 2, -1, 65), ty(IR_F32, 2, 1, 40),
+				ty(IR_F32, 3, 5, 33, 40), ty(IR_F32, 3, -1, 3, 37), ty(IR_F32, 3, 2, -1, 64),
+				ty(IR_F32, 4, 2, 3, 35, 33), ty(IR_F32, 4, -1, 1, 5, 34),
+			};
+			for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+				test_transpose_perm(shapes[i], 3, IR_F32);
+			test_transpose_perm(ty(IR_I32, 3, -1, 33, 5), 2, IR_I32);
+			test_transpose_perm(ty(IR_U8, 3, 7, -1, 34), 2, IR_U8);
+		}
 		test_state_ema();
 		test_slice_concat();
 		for (int i = 0; i < NPLANS; i++)

@@ -7,8 +7,8 @@ ops in float64 and lets torch.autograd differentiate it: an oracle written
 by other people, sharing no code with nnd's autodiff.  Exit 0 when every
 gradient agrees (|nnd - torch| <= 1e-4 + 1e-3 |torch|), 1 otherwise, 77 when
 the graph holds an op this interpreter cannot reproduce.  Dropout masks
-come from the dump (computed by nnd's Philox stream rule); the rest is
-PyTorch's.
+and random_crop windows come from the dump (computed by nnd's Philox
+stream rules); the rest is PyTorch's.
 """
 import sys
 
@@ -19,7 +19,7 @@ torch.set_default_dtype(torch.float64)
 
 
 def main(path):
-    nodes, inputs, params, grads, masks = {}, {}, {}, {}, {}
+    nodes, inputs, params, grads, masks, crops = {}, {}, {}, {}, {}, {}
     B = loss_id = None
     nnd_loss = None
     with open(path) as f:
@@ -48,6 +48,9 @@ def main(path):
                 vals = t[4:4 + n]
                 inputs[k] = torch.tensor([float(v) for v in vals]) if dt == 0 else \
                     torch.tensor([int(v) for v in vals], dtype=torch.int64)
+            elif t[0] == "crop":
+                o = [int(v) for v in t[3:]]
+                crops[int(t[1])] = list(zip(o[0::2], o[1::2]))
             elif t[0] == "mask":
                 masks[int(t[1])] = torch.tensor([float(v) for v in t[3:]])
             elif t[0] == "param":
@@ -83,7 +86,19 @@ def main(path):
         elif op == "reshape":
             v = x[0].reshape(shape)
         elif op == "transpose":
-            v = x[0].transpose(ia[0], ia[1])
+            # ia0: the permutation as decimal digits, perm[0] first
+            perm = [int(ch) for ch in str(ia[0]).zfill(len(shape))] if shape else []
+            v = x[0].permute(*perm)
+        elif op == "broadcast":
+            v = x[0].broadcast_to(shape)
+        elif op == "random_crop" and nid in crops:
+            # the windows come from nnd's Philox rule; padding and slicing are torch's
+            S, P = ia[0], ia[1]
+            xp = F.pad(x[0], (P, P, P, P))
+            v = torch.stack([xp[r, ..., oy:oy + S, ox:ox + S] for r, (oy, ox) in enumerate(crops[nid])])
+        elif op == "crop":
+            S, P = ia[0], ia[1]
+            v = F.pad(x[0], (P, P, P, P))[..., ia[2]:ia[2] + S, ia[3]:ia[3] + S]
         elif op == "matmul":
             a = x[0].t() if ia[0] else x[0]
             b = x[1].t() if ia[1] else x[1]

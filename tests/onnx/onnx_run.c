@@ -617,10 +617,20 @@ static int reshape(int x, int rank, const int64_t *dims)
 		return x;
 	return emit(IR_RESHAPE, 1, &x, &t, NULL, NULL);
 }
+/* nnd's general transpose: output axis k is input axis perm[k] */
+static int permute(int x, const int *perm, int rank)
+{
+	int64_t ia[4] = { ir_perm_pack(perm, rank) };
+	return emit(IR_TRANSPOSE, 1, &x, NULL, ia, NULL);
+}
 static int swap_axes(int x, int i, int j)
 {
-	int64_t ia[4] = { i, j };
-	return emit(IR_TRANSPOSE, 1, &x, NULL, ia, NULL);
+	int perm[IR_MAX_RANK], rank = G->nodes[x]->type.rank;
+	for (int k = 0; k < rank; k++)
+		perm[k] = k;
+	perm[i] = j;
+	perm[j] = i;
+	return permute(x, perm, rank);
 }
 static int reduce(ir_opcode op, int x, int axis, bool keep)
 {
@@ -803,26 +813,6 @@ static int softmax_op(const onode *nd, ir_opcode op, int x)
 		return un(op, x);
 	int y = un(op, swap_axes(x, axis, rank - 1));
 	return swap_axes(y, axis, rank - 1);
-}
-
-/* Transpose: output axis i is input axis perm[i]; as a sequence of swaps */
-static int transpose_perm(int x, const int64_t *perm, int rank)
-{
-	int cur[IR_MAX_RANK];
-	for (int k = 0; k < rank; k++)
-		cur[k] = k;
-	for (int i = 0; i < rank; i++) {
-		int j = i;
-		while (j < rank && cur[j] != perm[i])
-			j++;
-		if (j == rank)
-			skip("Transpose: bad perm");
-		if (j != i) {
-			x = swap_axes(x, i, j);
-			int t = cur[i]; cur[i] = cur[j]; cur[j] = t;
-		}
-	}
-	return x;
 }
 
 static int64_t numel_dims(const int64_t *d, int r)
@@ -1309,16 +1299,44 @@ static void convert(const onode *nd)
 	if (!strcmp(op, "Transpose")) {
 		ALLOW("perm");
 		int x = get(nd, 0), rank = ty_of(x)->rank;
-		int64_t perm[IR_MAX_RANK];
+		int perm[IR_MAX_RANK];
 		const attr *p = get_attr(nd, "perm");
 		if (p && p->nints != rank)
 			skip("Transpose: perm of the wrong length");
-		for (int k = 0; k < rank; k++)
-			perm[k] = p ? (p->ints[k] < 0 ? p->ints[k] + rank : p->ints[k]) : rank - 1 - k;
-		int y = transpose_perm(x, perm, rank);
-		if (y == x)
-			y = bin(IR_ADD, x, cnst(0.0f));
-		out(nd, y);
+		bool seen[IR_MAX_RANK] = { false };
+		for (int k = 0; k < rank; k++) {
+			int64_t a = p ? (p->ints[k] < 0 ? p->ints[k] + rank : p->ints[k]) : rank - 1 - k;
+			if (a < 0 || a >= rank || seen[a])
+				skip("Transpose: bad perm");
+			seen[a] = true;
+			perm[k] = (int)a;
+		}
+		/* one node, the identity included (a copy into the result) */
+		out(nd, permute(x, perm, rank));
+		return;
+	}
+	if (!strcmp(op, "Expand")) {
+		/* bidirectional NumPy broadcast of the input and the shape input;
+		 * nnd's broadcast to the resulting shape (a copy when equal) */
+		ALLOW_NONE();
+		int x = get(nd, 0);
+		const tensor *sh = host_ints(nd, 1);
+		if (!sh)
+			skip("Expand: missing shape");
+		const ir_type *xt = ty_of(x);
+		int r = xt->rank > (int)sh->n ? xt->rank : (int)sh->n;
+		if (r > IR_MAX_RANK)
+			skip("Expand: rank %d exceeds nnd's IR_MAX_RANK", r);
+		ir_type t = *xt;
+		t.rank = r;
+		for (int k = 0; k < r; k++) {
+			int kx = k - (r - xt->rank), ks = k - (r - (int)sh->n);
+			int64_t a = kx >= 0 ? xt->d[kx].c : 1, b = ks >= 0 ? sh->i[ks] : 1;
+			if (a != b && a != 1 && b != 1)
+				skip("Expand: shapes do not broadcast");
+			t.d[k] = (ir_dim){ a == 1 ? b : a, 0 };
+		}
+		out(nd, emit(IR_BROADCAST, 1, &x, &t, NULL, NULL));
 		return;
 	}
 	if (!strcmp(op, "Identity") || !strcmp(op, "Dropout")) {
