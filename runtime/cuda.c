@@ -505,30 +505,44 @@ static const char emu_prelude[] =
 
 static void emulate_module(rt_dev *d, const char *src)
 {
+	/* the shared object is cached like a cubin (key: source, "emulate", compiler) */
+	const char *cxx = getenv("NND_CXX");
+	char cdir[4096], cpath[4400] = "", hex[65];
+	snprintf(d->name, sizeof d->name, "host emulation");
+	snprintf(d->arch, sizeof d->arch, "none");
+	if (cache_dir(cdir, sizeof cdir)) {
+		cache_key(src, "emulate", cxx && *cxx ? cxx : "c++", hex);
+		snprintf(cpath, sizeof cpath, "%s/%s.emu.so", cdir, hex);
+		if ((d->emu_lib = dlopen(cpath, RTLD_NOW | RTLD_LOCAL)))
+			return;
+	}
 	char dir[] = "/tmp/nnd-emu-XXXXXX";
 	if (!mkdtemp(dir))
 		rt_die(2, "NND_CUDA_EMULATE: mkdtemp: %s", strerror(errno));
-	char cpp[128], so[128], cmd[1024];
+	char cpp[128], so[4500], cmd[5000];
 	snprintf(cpp, sizeof cpp, "%s/k.cpp", dir);
-	snprintf(so, sizeof so, "%s/k.so", dir);
+	if (cpath[0])
+		snprintf(so, sizeof so, "%s.tmp%ld", cpath, (long)getpid());
+	else
+		snprintf(so, sizeof so, "%s/k.so", dir);
 	FILE *f = fopen(cpp, "w");
 	if (!f || fputs(emu_prelude, f) < 0 || fputs(src, f) < 0 || fclose(f) != 0)
 		rt_die(2, "NND_CUDA_EMULATE: cannot write %s", cpp);
-	const char *cxx = getenv("NND_CXX");
 	snprintf(cmd, sizeof cmd,
 	         "%s -std=c++17 -O1 -ffp-contract=off -fno-fast-math -w -shared -fPIC -o %s %s",
 	         cxx && *cxx ? cxx : "c++", so, cpp);
 	int rc = system(cmd);
 	if (rc != 0)
 		rt_die(2, "NND_CUDA_EMULATE: '%s' failed (status %d)", cmd, rc);
-	d->emu_lib = dlopen(so, RTLD_NOW | RTLD_LOCAL);
+	const char *lib = so;
+	if (cpath[0] && rename(so, cpath) == 0)
+		lib = cpath;
+	d->emu_lib = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
 	if (!d->emu_lib)
-		rt_die(2, "NND_CUDA_EMULATE: dlopen %s: %s", so, dlerror());
+		rt_die(2, "NND_CUDA_EMULATE: dlopen %s: %s", lib, dlerror());
 	unlink(cpp);
 	unlink(so);
 	rmdir(dir);
-	snprintf(d->name, sizeof d->name, "host emulation");
-	snprintf(d->arch, sizeof d->arch, "none");
 }
 
 static void find_kernels(rt_dev *d)
@@ -670,6 +684,10 @@ void rt_dev_open(rt_run *r, int64_t rows)
 		CU_CHECK(cu.DevicePrimaryCtxRetain(&d->ctx, d->dev), 1, "cuDevicePrimaryCtxRetain");
 		CU_CHECK(cu.CtxSetCurrent(d->ctx), 2, "cuCtxSetCurrent");
 		device_module(d, src);
+		/* test only: ask for more than any device has, to see the message */
+		const char *extra = getenv("NND_TEST_CUDA_EXTRA_BYTES");
+		if (extra && *extra)
+			d->total += (size_t)strtoull(extra, NULL, 10);
 		rc = cu.MemAlloc(&d->base, d->total);
 		if (rc == CU_OOM)
 			rt_die(1, "--device cuda: out of device memory: cannot allocate %zu bytes (%.1f MiB) on %s",

@@ -433,7 +433,8 @@ int rt_train(rt_run *r, const rt_opts *o)
 			r->epoch_loss_sum += (double)loss * (double)B;
 			r->epoch_samples += B;
 			if (lg.f) {
-				if (r->dev && r->step % 100 == 0) rt_dev_download(r);   /* the log's sha256 */
+				/* the log's params_sha256 (every 100 steps, every step with node digests) */
+				if (r->dev && (r->step % 100 == 0 || tab == &step_digests)) rt_dev_download(r);
 				if (tab == &step_digests) rt_digests_sort(tab);
 				rt_log_step(&lg, r, loss, lr, r->step % 100 == 0, tab == &step_digests ? tab : NULL);
 			}
