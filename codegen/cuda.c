@@ -56,6 +56,7 @@ typedef struct cu {
 	const ir_node *kn;
 	char kname[96];
 	ir_dim units;
+	ir_dim flops;            /* float operations per unit, for profiles (0: not counted) */
 	bool *decl;              /* per node id of the graph */
 	char *err;
 	size_t errlen;
@@ -253,6 +254,7 @@ static void k_begin(cu *c, const ir_node *n, ir_dim units)
 {
 	c->kn = n;
 	c->units = units;
+	c->flops = dconst(0);
 	if (n)
 		snprintf(c->kname, sizeof c->kname, "nnd_p%d_%s_n%d", c->pi, c->gname, n->id);
 	else
@@ -272,7 +274,7 @@ static void k_loop(cu *c)
 }
 
 /* the value whose digest the runtime takes after node n */
-static void record(cu *c, const ir_node *n, const char *kname, ir_dim units)
+static void record(cu *c, const ir_node *n, const char *kname, ir_dim units, ir_dim flops)
 {
 	const ir_node *v = n && (ir_ops[n->op].flags & IR_F_UPDATE) ? in_node(c, n, 0) : n;
 	int blk = 0;
@@ -284,14 +286,15 @@ static void record(cu *c, const ir_node *n, const char *kname, ir_dim units)
 		offb = v->blk == IR_BLK_ACT ? v->off_b : 0;
 		bytes = dmul(ir_type_numel(&v->type), dconst(ir_dtype_size(v->type.dt)));
 	}
-	fprintf(c->rec, "//@node %d %d %d %s %" PRId64 " %d %d %" PRId64 " %" PRId64 " %" PRId64 " %d\n", c->pi,
-	        c->gi, n ? n->id : -1, kname, units.c, units.sym, blk, offc, offb, bytes.c, bytes.sym);
+	fprintf(c->rec, "//@node %d %d %d %s %" PRId64 " %d %d %" PRId64 " %" PRId64 " %" PRId64 " %d %" PRId64 " %d %s\n",
+	        c->pi, c->gi, n ? n->id : -1, kname, units.c, units.sym, blk, offc, offb, bytes.c, bytes.sym, flops.c,
+	        flops.sym, n ? ir_ops[n->op].name : "outputs");
 }
 
 static int k_end(cu *c)
 {
 	fprintf(c->f, "\t}\n}\n");
-	record(c, c->kn, c->kname, c->units);
+	record(c, c->kn, c->kname, c->units, c->flops);
 	return c->failed ? -1 : 0;
 }
 
@@ -513,7 +516,7 @@ static int cu_WHERE(cu *c, const ir_node *n)
 
 static int no_kernel(cu *c, const ir_node *n)
 {
-	record(c, n, "-", dconst(0));
+	record(c, n, "-", dconst(0), dconst(0));
 	return 0;
 }
 static int cu_INPUT(cu *c, const ir_node *n) { return no_kernel(c, n); }
@@ -729,6 +732,7 @@ static int cu_MATMUL(cu *c, const ir_node *n)
 	int r = ct->rank;
 	ir_dim M = ct->d[r - 2], N = ct->d[r - 1], K = at->d[at->rank - (ta ? 2 : 1)];
 	k_begin(c, n, ir_type_numel(ct));
+	c->flops = dmul(dconst(2), K);
 	use(c, an);
 	use(c, bn);
 	use(c, n);
@@ -1256,6 +1260,7 @@ static int cu_CONV2D(cu *c, const ir_node *n)
 	if (need_f32(c, n) || check_plan(c, n) || conv_geo(c, n, &x->type, &w->type, &n->type, &g))
 		return -1;
 	k_begin(c, n, ir_type_numel(&n->type));
+	c->flops = dconst(2 * g.Cg * g.KH * g.KW);
 	use(c, x);
 	use(c, w);
 	use(c, n);
@@ -1281,6 +1286,7 @@ static int cu_CONV2D_BWD_X(cu *c, const ir_node *n)
 	if (need_f32(c, n) || check_plan(c, n) || conv_geo(c, n, &n->type, &w->type, &dy->type, &g))
 		return -1;
 	k_begin(c, n, ir_type_numel(&n->type));
+	c->flops = dconst(2 * g.Og * g.KH * g.KW);
 	use(c, dy);
 	use(c, w);
 	use(c, n);
@@ -1309,6 +1315,7 @@ static int cu_CONV2D_BWD_W(cu *c, const ir_node *n)
 	if (need_f32(c, n) || check_plan(c, n) || conv_geo(c, n, &x->type, &n->type, &dy->type, &g))
 		return -1;
 	k_begin(c, n, ir_type_numel(&n->type));
+	c->flops = dmul(dconst(2 * g.OH * g.OW), g.N);
 	use(c, x);
 	use(c, dy);
 	use(c, n);

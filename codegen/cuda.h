@@ -9,7 +9,7 @@
  * every reduction in its node's plan order.  Launch records follow as
  * comment lines the runtime reads (runtime/cuda.c):
  *
- *   //@node P G ID KERNEL UC USYM VBLK VOFFC VOFFB VBYTESC VBYTESSYM
+ *   //@node P G ID KERNEL UC USYM VBLK VOFFC VOFFB VBYTESC VBYTESSYM FC FSYM OP
  *
  * one per node of graph G (0 train, 1 eval, 2 infer) of train block P, in
  * node order: KERNEL ("-" for none) runs over UC * B^USYM units (one

@@ -223,6 +223,11 @@ static struct {
 	                         CUstream, void **, void **);
 	CUresult (*GetErrorString)(CUresult, const char **);
 	CUresult (*GetErrorName)(CUresult, const char **);
+	/* NND_CUDA_PROFILE only */
+	CUresult (*EventCreate)(void **, unsigned);
+	CUresult (*EventRecord)(void *, CUstream);
+	CUresult (*EventSynchronize)(void *);
+	CUresult (*EventElapsedTime)(float *, void *, void *);
 } cu;
 
 static const char *cu_msg(CUresult rc)
@@ -268,6 +273,8 @@ static void driver_load(void)
 	CU_SYM(MemcpyDtoH, "cuMemcpyDtoH_v2") CU_SYM(MemsetD8, "cuMemsetD8_v2")
 	CU_SYM(LaunchKernel, "cuLaunchKernel") CU_SYM(GetErrorString, "cuGetErrorString")
 	CU_SYM(GetErrorName, "cuGetErrorName")
+	CU_SYM(EventCreate, "cuEventCreate") CU_SYM(EventRecord, "cuEventRecord")
+	CU_SYM(EventSynchronize, "cuEventSynchronize") CU_SYM(EventElapsedTime, "cuEventElapsedTime")
 #undef CU_SYM
 	cu.lib = h;
 }
@@ -280,7 +287,11 @@ typedef struct rec {
 	char *kernel;                /* NULL: none */
 	int64_t uc; int usym;
 	int vblk; int64_t voffc, voffb, vbc; int vbsym;
+	int64_t fc; int fsym;        /* float operations per unit */
+	char op[32];
 	void *fn;                    /* CUfunction or host function */
+	double ms, flops;            /* NND_CUDA_PROFILE: time and work so far */
+	int64_t launches;
 } rec;
 
 typedef struct recs { rec *v; int n, cap; } recs;
@@ -307,6 +318,8 @@ struct rt_dev {
 	size_t nout;
 	uint8_t *scratch;            /* debug digests */
 	size_t scratch_len;
+	bool profile;                /* NND_CUDA_PROFILE: time every kernel */
+	void *ev[2];
 };
 
 static int64_t pow_b(int64_t c, int sym, int64_t B)
@@ -322,11 +335,12 @@ static void parse_records(rt_dev *d, const char *src)
 	for (const char *s = src; s && *s; s = strchr(s, '\n') ? strchr(s, '\n') + 1 : NULL) {
 		if (strncmp(s, "//@node ", 8))
 			continue;
-		int p, g, usym, vblk, vbsym;
-		int64_t node, uc, voffc, voffb, vbc;
-		char kname[128];
-		if (sscanf(s + 8, "%d %d %" SCNd64 " %127s %" SCNd64 " %d %d %" SCNd64 " %" SCNd64 " %" SCNd64 " %d", &p, &g,
-		           &node, kname, &uc, &usym, &vblk, &voffc, &voffb, &vbc, &vbsym) != 11 ||
+		int p, g, usym, vblk, vbsym, fsym;
+		int64_t node, uc, voffc, voffb, vbc, fc;
+		char kname[128], op[32];
+		if (sscanf(s + 8, "%d %d %" SCNd64 " %127s %" SCNd64 " %d %d %" SCNd64 " %" SCNd64 " %" SCNd64 " %d %" SCNd64
+		           " %d %31s", &p, &g, &node, kname, &uc, &usym, &vblk, &voffc, &voffb, &vbc, &vbsym, &fc, &fsym,
+		           op) != 14 ||
 		    g < 0 || g >= RT_NGRAPHS)
 			rt_die(2, "--device cuda: malformed launch record: %.80s", s);
 		if (p != d->prog)
@@ -339,8 +353,10 @@ static void parse_records(rt_dev *d, const char *src)
 				rt_die(2, "out of memory");
 			r->v = nv_;
 		}
-		r->v[r->n++] = (rec){ node, strcmp(kname, "-") ? rt_xstrdup(kname) : NULL, uc, usym, vblk, voffc,
-		                      voffb, vbc, vbsym, NULL };
+		rec nr = { node, strcmp(kname, "-") ? rt_xstrdup(kname) : NULL, uc, usym, vblk, voffc, voffb, vbc, vbsym,
+		           fc, fsym, "", NULL, 0, 0, 0 };
+		snprintf(nr.op, sizeof nr.op, "%s", op);
+		r->v[r->n++] = nr;
 	}
 }
 
@@ -697,6 +713,12 @@ void rt_dev_open(rt_run *r, int64_t rows)
 		CU_CHECK(cu.MemsetD8(d->base, 0, d->total), 2, "cuMemsetD8");
 	}
 	find_kernels(d);
+	const char *pf = getenv("NND_CUDA_PROFILE");
+	d->profile = pf && *pf && strcmp(pf, "0") && !d->emulate;
+	if (d->profile) {
+		CU_CHECK(cu.EventCreate(&d->ev[0], 0), 2, "cuEventCreate");
+		CU_CHECK(cu.EventCreate(&d->ev[1], 0), 2, "cuEventCreate");
+	}
 }
 
 void rt_dev_upload(rt_run *r)
@@ -785,10 +807,22 @@ void rt_dev_step(rt_run *r, int graph, nnd_step_args *a)
 					if (blocks > (1 << 20))
 						blocks = 1 << 20;
 					void *args[1] = { &da };
+					if (d->profile)
+						CU_CHECK(cu.EventRecord(d->ev[0], NULL), 2, "cuEventRecord");
 					CUresult rc = cu.LaunchKernel((CUfunction)v->fn, (unsigned)blocks, 1, 1, 256, 1, 1, 0, NULL,
 					                              args, NULL);
 					if (!rc && sync_each)
 						rc = cu.CtxSynchronize();
+					if (!rc && d->profile) {
+						float ms = 0;
+						rec *pv = (rec *)v;
+						if (!(rc = cu.EventRecord(d->ev[1], NULL)) && !(rc = cu.EventSynchronize(d->ev[1])) &&
+						    !(rc = cu.EventElapsedTime(&ms, d->ev[0], d->ev[1]))) {
+							pv->ms += ms;
+							pv->flops += (double)units * (double)pow_b(v->fc, v->fsym, B);
+							pv->launches++;
+						}
+					}
 					if (rc)
 						rt_die(2, "--device cuda: kernel %s (%s graph node %" PRId64 "): %s", v->kernel,
 						       rt_graph_names[graph], v->node, cu_msg(rc));
@@ -823,11 +857,44 @@ void rt_dev_step(rt_run *r, int graph, nnd_step_args *a)
 		dtoh(d, a->result, d->o_res, (size_t)(p->graphs[graph].res_row * B) * 4, "copy of the result");
 }
 
+static int by_time(const void *a, const void *b)
+{
+	const rec *x = *(const rec *const *)a, *y = *(const rec *const *)b;
+	return x->ms < y->ms ? 1 : x->ms > y->ms ? -1 : 0;
+}
+
+/* NND_CUDA_PROFILE: the kernels by total time, on stderr */
+static void print_profile(rt_dev *d)
+{
+	int n = 0;
+	for (int g = 0; g < RT_NGRAPHS; g++)
+		n += d->graphs[g].n;
+	const rec **v = rt_xcalloc((size_t)n + 1, sizeof *v);
+	int k = 0;
+	double tot = 0;
+	for (int g = 0; g < RT_NGRAPHS; g++)
+		for (int i = 0; i < d->graphs[g].n; i++)
+			if (d->graphs[g].v[i].launches) {
+				v[k++] = &d->graphs[g].v[i];
+				tot += d->graphs[g].v[i].ms;
+			}
+	qsort(v, (size_t)k, sizeof *v, by_time);
+	fprintf(stderr, "cuda profile: %d kernels, %.3f ms in kernels (%s)\n", k, tot, d->name);
+	for (int i = 0; i < k && i < 25; i++)
+		fprintf(stderr, "cuda profile: %-28s %-16s %8" PRId64 " launches %10.3f ms %5.1f%%%s%.0f%s\n", v[i]->kernel,
+		        v[i]->op, v[i]->launches, v[i]->ms, tot > 0 ? 100.0 * v[i]->ms / tot : 0.0,
+		        v[i]->flops > 0 ? "  " : "", v[i]->flops > 0 ? v[i]->flops / (v[i]->ms * 1e6) : 0.0,
+		        v[i]->flops > 0 ? " GFLOP/s" : "");
+	free(v);
+}
+
 void rt_dev_close(rt_run *r)
 {
 	rt_dev *d = r->dev;
 	if (!d)
 		return;
+	if (d->profile)
+		print_profile(d);
 	r->dev = NULL;
 	if (the_dev == d)
 		the_dev = NULL;
