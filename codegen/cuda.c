@@ -262,7 +262,7 @@ static void k_begin(cu *c, const ir_node *n, ir_dim units)
 	memset(c->decl, 0, (size_t)c->g->nnodes * sizeof *c->decl);
 	fprintf(c->f, "\n/* %%%d %s%s%s */\n", n ? n->id : -1, n ? ir_ops[n->op].name : "outputs",
 	        n && n->path ? " @" : "", n && n->path ? n->path : "");
-	fprintf(c->f, "extern \"C\" __global__ void %s(const nnd_dargs a)\n{\n", c->kname);
+	fprintf(c->f, "extern \"C\" __global__ void NND_BOUNDS %s(const nnd_dargs a)\n{\n", c->kname);
 	fprintf(c->f, "\tconst int64_t B = a.B;\n\t(void)B;\n");
 }
 
@@ -1524,6 +1524,8 @@ static const char preamble_top[] =
 static const char preamble_helpers[] =
 	"\n/* ---- helpers of the generated kernels ---- */\n"
 	"#define NND_INF __uint_as_float(0x7f800000u)\n"
+	"/* every kernel is launched with 256 threads per block (runtime/cuda.c) */\n"
+	"#ifdef NND_EMULATE\n#define NND_BOUNDS\n#else\n#define NND_BOUNDS __launch_bounds__(256)\n#endif\n"
 	"/* maximum/minimum (ops.def): NaN if either is (a's first); max(-0,+0) = +0, min(-0,+0) = -0 */\n"
 	"static __device__ __forceinline__ float nnd_maximum(float a, float b)\n"
 	"{\n"
@@ -1586,8 +1588,8 @@ static const char preamble_helpers[] =
 	"\tint L = 0;\n"
 	"\tfor (int64_t m = n; m > 1; m = (m + f - 1) / f) L++;\n"
 	"\tif (L == 0) return t(0);\n"
-	"\tfloat acc[66];\n"
-	"\tint64_t cnt[66];\n"
+	"\tfloat acc[48];   /* L <= 41: n < 2^41, f >= 2 */\n"
+	"\tint64_t cnt[48];\n"
 	"\tfor (int j = 0; j <= L; j++) cnt[j] = 0;\n"
 	"\tfor (int64_t k = 0; k < n; k++) nnd_tree_push(acc, cnt, L, f, t(k), 1);\n"
 	"\tfor (int j = 1; j < L; j++)\n"
