@@ -273,9 +273,13 @@ static void driver_load(void)
 	CU_SYM(MemcpyDtoH, "cuMemcpyDtoH_v2") CU_SYM(MemsetD8, "cuMemsetD8_v2")
 	CU_SYM(LaunchKernel, "cuLaunchKernel") CU_SYM(GetErrorString, "cuGetErrorString")
 	CU_SYM(GetErrorName, "cuGetErrorName")
-	CU_SYM(EventCreate, "cuEventCreate") CU_SYM(EventRecord, "cuEventRecord")
-	CU_SYM(EventSynchronize, "cuEventSynchronize") CU_SYM(EventElapsedTime, "cuEventElapsedTime")
 #undef CU_SYM
+	/* profiling only: optional */
+	*(void **)&cu.EventCreate = dlsym(h, "cuEventCreate");
+	*(void **)&cu.EventRecord = dlsym(h, "cuEventRecord");
+	*(void **)&cu.EventSynchronize = dlsym(h, "cuEventSynchronize");
+	if (!(*(void **)&cu.EventElapsedTime = dlsym(h, "cuEventElapsedTime_v2")))
+		*(void **)&cu.EventElapsedTime = dlsym(h, "cuEventElapsedTime");
 	cu.lib = h;
 }
 
@@ -715,6 +719,10 @@ void rt_dev_open(rt_run *r, int64_t rows)
 	find_kernels(d);
 	const char *pf = getenv("NND_CUDA_PROFILE");
 	d->profile = pf && *pf && strcmp(pf, "0") && !d->emulate;
+	if (d->profile && !(cu.EventCreate && cu.EventRecord && cu.EventSynchronize && cu.EventElapsedTime)) {
+		fprintf(stderr, "cuda: NND_CUDA_PROFILE: the driver lacks the event calls; no profile\n");
+		d->profile = false;
+	}
 	if (d->profile) {
 		CU_CHECK(cu.EventCreate(&d->ev[0], 0), 2, "cuEventCreate");
 		CU_CHECK(cu.EventCreate(&d->ev[1], 0), 2, "cuEventCreate");

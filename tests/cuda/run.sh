@@ -30,7 +30,7 @@ need_fashion() { [ -f $FM/train-images-idx3-ubyte.gz ] || skip "dataset-fashion-
 need_cxx() { command -v "${NND_CXX:-c++}" >/dev/null 2>&1 || skip "no C++ compiler for the host emulation"; }
 # a built program's --device cuda start: skip when this machine has no GPU
 need_gpu() {   # need_gpu PROGRAM [ARGS]
-	"$@" train --device cuda --steps 0 --limit 64 >probe.out 2>probe.err
+	NND_CACHE_DIR=$W/probe-cache "$@" train --device cuda --steps 0 --limit 64 >probe.out 2>probe.err
 	if grep -q -e 'no CUDA driver' -e 'no CUDA device' -e 'driver does not start' probe.err; then
 		skip "$(head -n 1 probe.err)"
 	fi
@@ -83,6 +83,23 @@ emulate_every_op)
 			cmp -s cpu dev || { diff cpu dev >&2; fail "$t plan $plan: device $(sha dev), cpu $(sha cpu)"; }
 			echo "$t $plan: same bits $(sha cpu)"
 		done
+	done
+	;;
+
+emulate_ops|gpu_ops)
+	# the op tests of tests/grad (conv with groups, pooling, batchnorm,
+	# layernorm, embedding, slice/concat, random_flip, ...): device == CPU
+	if [ $CASE = emulate_ops ]; then need_cxx; export NND_CUDA_EMULATE=1; fi
+	cp -r "$SRC/grad" "$SRC/data" . && cd grad || fail "cannot copy the models"
+	first=1
+	for m in g_*.nnd; do
+		run 0 ../b.out "$NNDC" build $m -o prog
+		if [ $first = 1 ] && [ $CASE = gpu_ops ]; then need_gpu ./prog; first=0; fi
+		run 0 ../cpu env -u NND_CUDA_EMULATE ./prog train --epochs 2
+		run 0 ../dev ./prog train --epochs 2 --device cuda
+		[ -n "$(sha ../cpu)" ] || fail "$m: no sha256"
+		[ "$(sha ../cpu)" = "$(sha ../dev)" ] || fail "$m: device $(sha ../dev), cpu $(sha ../cpu)"
+		echo "$m: same bits $(sha ../cpu)"
 	done
 	;;
 
@@ -170,7 +187,7 @@ gpu_every_op)
 gpu_errors)
 	run 0 build.out "$NNDC" build "$SRC/e2e/every_op.nnd" -o every
 	need_gpu ./every
-	NND_TEST_CUDA_EXTRA_BYTES=1000000000000000 run 1 oom ./every train --device cuda
+	NND_TEST_CUDA_EXTRA_BYTES=400000000000 run 1 oom ./every train --device cuda
 	grep -q -e '--device cuda: out of device memory: cannot allocate [0-9]* bytes' oom.err ||
 		fail "unclear out-of-memory message: $(cat oom.err)"
 	cat oom.err
