@@ -51,9 +51,10 @@ if [ ${#need[@]} -gt 0 ]; then
 	bash scripts/deps.sh || { bad "build dependencies missing (${need[*]}) and scripts/deps.sh could not install them"; finish; }
 fi
 B=$ROOT/build-gpu
-if ! { cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release >"$B.cmake.log" 2>&1 &&
-       cmake --build "$B" -j"$(nproc)" --target nndc nnd_cuda_compile_test >"$B.build.log" 2>&1; }; then
-	tail -n 40 "$B.cmake.log" "$B.build.log" 2>/dev/null
+mkdir -p "$B"
+if ! { cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release >"$B/cmake.log" 2>&1 &&
+       cmake --build "$B" -j"$(nproc)" --target nndc nnd_cuda_compile_test >"$B/build.log" 2>&1; }; then
+	tail -n 40 "$B/cmake.log" "$B/build.log" 2>/dev/null
 	bad "build failed"
 	finish
 fi
@@ -63,10 +64,10 @@ export NND_CACHE_DIR=$B/kernel-cache
 rm -rf "$NND_CACHE_DIR"
 
 section "ctest -L cuda"
-ctest --test-dir "$B" -L cuda -j 4 --output-on-failure --timeout 300 >"$B.ctest.log" 2>&1
+ctest --test-dir "$B" -L cuda -j 4 --output-on-failure --timeout 300 >"$B/ctest.log" 2>&1
 rc=$?
-tail -n 40 "$B.ctest.log"
-[ $rc = 0 ] || bad "ctest -L cuda: $(grep -E '^\s+[0-9]+ - cuda' "$B.ctest.log" | grep -v Skipped | tr -s ' \n' ' ')"
+tail -n 40 "$B/ctest.log"
+[ $rc = 0 ] || bad "ctest -L cuda: $(grep -E '^\s+[0-9]+ - cuda' "$B/ctest.log" | grep -v Skipped | tr -s ' \n' ' ')"
 grep -e '^skipped:' "$B/Testing/Temporary/LastTest.log" 2>/dev/null | sort | uniq -c | head -n 8
 
 FM=/usr/share/datasets/fashion-mnist
