@@ -186,7 +186,7 @@ static int nnd_mm_build(nnd_mm *m, int n)
 	c->blk = IR_BLK_ACT;
 	c->off_c = 0;
 	ir_module mod = { .source_path = "sgemm", .progs = &p, .nprogs = 1 };
-	m->cm = cg_build(&mod, "nnd-manifest 1\n", 2, false);
+	m->cm = cg_build(&mod, "nnd-manifest 1\n", NULL, 2, false);
 	void *sym = m->cm ? cg_jit_lookup(m->cm, "nnd_train_0") : NULL;
 	if (!sym) {
 		fprintf(stderr, "nnd_bench sgemm: the LLVM backend failed to build the matmul\n");

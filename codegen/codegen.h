@@ -7,8 +7,9 @@
  *   void nnd_infer_<i>(nnd_step_args *)   the infer graph (if any): its
  *                                         result node lands in args->result
  * plus the manifest text, the nnd_model object (runtime/rt.h: train, eval
- * and infer tables, NULL entries for absent graphs) under the symbol
- * "nnd_model", and, for executables, main() calling nnd_rt_main.
+ * and infer tables, NULL entries for absent graphs, and the CUDA source of
+ * codegen/cuda.h for --device cuda) under the symbol "nnd_model", and, for
+ * executables, main() calling nnd_rt_main.
  *
  * Each node's kernel is an internal function over a range of independent
  * output units, run through nnd_rt_parallel_for (never splitting a
@@ -35,8 +36,9 @@ int cg_check_target(void);
 
 /* Builds the module (and verifies it with LLVMVerifyModule).  opt_level
  * 0..3 runs the new pass manager's default<O..> pipeline.  with_main adds a
- * main() for executables.  Returns NULL after printing an error. */
-cg_module *cg_build(const ir_module *m, const char *manifest, int opt_level,
+ * main() for executables.  cuda: the text nnd_model.cuda points to (NULL:
+ * none).  Returns NULL after printing an error. */
+cg_module *cg_build(const ir_module *m, const char *manifest, const char *cuda, int opt_level,
                     bool with_main);
 void cg_free(cg_module *cm);
 

@@ -3436,21 +3436,22 @@ static LLVMValueRef fn_table(cg *c, LLVMValueRef *fns, int n, const char *name)
 	return LLVMConstPointerCast(gv, c->ptr);
 }
 
-static void build_globals(cg *c, const ir_module *m, const char *manifest,
+static void build_globals(cg *c, const ir_module *m, const char *manifest, const char *cuda,
                           LLVMValueRef *train, LLVMValueRef *eval, LLVMValueRef *infer, bool with_main)
 {
 	/* struct nnd_model (runtime/rt.h) */
-	LLVMTypeRef mt_el[5] = { c->ptr, c->i32, c->ptr, c->ptr, c->ptr };
-	LLVMTypeRef model_ty = LLVMStructTypeInContext(c->ctx, mt_el, 5, 0);
-	LLVMValueRef fields[5] = {
+	LLVMTypeRef mt_el[6] = { c->ptr, c->i32, c->ptr, c->ptr, c->ptr, c->ptr };
+	LLVMTypeRef model_ty = LLVMStructTypeInContext(c->ctx, mt_el, 6, 0);
+	LLVMValueRef fields[6] = {
 		const_string(c, manifest ? manifest : "", "nnd_manifest"),
 		ci32(c, m->nprogs),
 		fn_table(c, train, m->nprogs, "nnd_train_table"),
 		fn_table(c, eval, m->nprogs, "nnd_eval_table"),
 		fn_table(c, infer, m->nprogs, "nnd_infer_table"),
+		cuda ? const_string(c, cuda, "nnd_cuda_source") : LLVMConstNull(c->ptr),
 	};
 	LLVMValueRef model = LLVMAddGlobal(c->mod, model_ty, "nnd_model");
-	LLVMSetInitializer(model, LLVMConstNamedStruct(model_ty, fields, 5));
+	LLVMSetInitializer(model, LLVMConstNamedStruct(model_ty, fields, 6));
 	LLVMSetGlobalConstant(model, 1);
 	if (!with_main)
 		return;
@@ -3486,7 +3487,7 @@ static int optimise(cg_module *cm, int opt_level)
 	return 0;
 }
 
-cg_module *cg_build(const ir_module *m, const char *manifest, int opt_level, bool with_main)
+cg_module *cg_build(const ir_module *m, const char *manifest, const char *cuda, int opt_level, bool with_main)
 {
 	if (cg_init_llvm())
 		return NULL;
@@ -3559,7 +3560,7 @@ cg_module *cg_build(const ir_module *m, const char *manifest, int opt_level, boo
 		}
 	}
 	if (!bad)
-		build_globals(&c, m, manifest, train, eval, infer, with_main);
+		build_globals(&c, m, manifest, cuda, train, eval, infer, with_main);
 	free(train);
 	free(eval);
 	free(infer);

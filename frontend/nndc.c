@@ -8,10 +8,11 @@
 #include "ast.h"
 #include "../passes/passes.h"
 #include "../codegen/codegen.h"
+#include "../codegen/cuda.h"
 #include "../runtime/rt.h"
 
 typedef struct opts {
-	const char *cmd, *model, *output, *stage, *after, *target;
+	const char *cmd, *model, *output, *stage, *after, *target, *arch;
 	const char *threads, *train;     /* verify */
 	const char *logs[2];             /* logdiff */
 	long steps;
@@ -38,9 +39,11 @@ static void usage(FILE *f)
 	      "  logdiff MODEL.nnd A.jsonl B.jsonl\n"
 	      "                         compare two step logs (train --log, --debug-digests):\n"
 	      "                         the first step, and op, where the runs diverge\n"
-	      "  emit  MODEL.nnd --stage ast|ir|plans|manifest|llvm [--after PASS]\n"
+	      "  emit  MODEL.nnd --stage ast|ir|plans|manifest|llvm|cuda|ptx [--after PASS]\n"
 	      "                         print a stage; --after lower|shape|autodiff|optimizer|plans|rng|memplan\n"
-	      "                         picks the IR after that pass (default: after memplan)\n"
+	      "                         picks the IR after that pass (default: after memplan); cuda: the\n"
+	      "                         CUDA source of --device cuda, ptx: it compiled by NVRTC (no GPU\n"
+	      "                         needed) for --arch compute_NN (default compute_80)\n"
 	      "\n"
 	      "options:\n"
 	      "  -o FILE                output executable (build)\n"
@@ -81,13 +84,14 @@ static void parse_args(int argc, char **argv, opts *o)
 			break;
 		} else if (!strcmp(a, "-o") || !strcmp(a, "--stage") || !strcmp(a, "--after") ||
 		           !strcmp(a, "--target") || !strcmp(a, "--plan") || !strcmp(a, "--threads") ||
-		           !strcmp(a, "--steps") || !strcmp(a, "--train")) {
+		           !strcmp(a, "--steps") || !strcmp(a, "--train") || !strcmp(a, "--arch")) {
 			if (i + 1 >= argc)
 				bad_flag("%s needs a value", a);
 			const char *v = argv[++i];
 			if (!strcmp(a, "-o")) o->output = v;
 			else if (!strcmp(a, "--threads")) o->threads = v;
 			else if (!strcmp(a, "--train")) o->train = v;
+			else if (!strcmp(a, "--arch")) o->arch = v;
 			else if (!strcmp(a, "--steps")) {
 				char *end;
 				o->steps = strtol(v, &end, 10);
@@ -145,25 +149,63 @@ static cg_module *build_module(arena *a, const opts *o, bool with_main)
 		exit(1);
 	ir_module *m = compile(a, o, NULL, NULL);
 	char *manifest = pass_manifest(m);
-	cg_module *cm = cg_build(m, manifest, o->opt_level, with_main);
+	/* every program carries its CUDA kernels' source for --device cuda;
+	 * one that cannot be generated says why when the device is asked for */
+	char err[1024] = "";
+	char *cuda = cg_cuda_source(m, err, sizeof err);
+	char fallback[1200];
+	if (!cuda)
+		snprintf(fallback, sizeof fallback, "//@error %s\n", err);
+	cg_module *cm = cg_build(m, manifest, cuda ? cuda : fallback, o->opt_level, with_main);
+	free(cuda);
 	free(manifest);
 	if (!cm)
 		exit(2);
 	return cm;
 }
 
+/* --stage cuda: the generated source; --stage ptx: NVRTC's PTX for it */
+static int emit_cuda(arena *a, const opts *o, bool ptx)
+{
+	ir_module *m = compile(a, o, NULL, NULL);
+	char err[1024] = "";
+	char *src = cg_cuda_source(m, err, sizeof err);
+	if (!src) {
+		fprintf(stderr, "nndc: internal error: %s\n", err);
+		return 2;
+	}
+	if (!ptx) {
+		fputs(src, stdout);
+		free(src);
+		return 0;
+	}
+	const char *arch = o->arch ? o->arch : "compute_80";
+	if (strncmp(arch, "compute_", 8))
+		bad_flag("--arch %s: --stage ptx takes a virtual architecture such as compute_80", arch);
+	char *out = NULL, *log = NULL, msg[16384];
+	size_t len = 0;
+	int rc = nnd_cuda_compile(src, arch, &out, &len, &log, msg, sizeof msg);
+	free(src);
+	free(log);
+	if (rc) {
+		fprintf(stderr, "nndc: error: --stage ptx: %s\n", msg);
+		return !strncmp(msg, "no NVRTC", 8) ? 1 : 2;
+	}
+	fwrite(out, 1, len, stdout);
+	free(out);
+	return 0;
+}
+
 static int cmd_emit(arena *a, const opts *o)
 {
 	if (!o->stage)
-		bad_flag("%s", "emit needs --stage ast|ir|plans|manifest|llvm");
+		bad_flag("%s", "emit needs --stage ast|ir|plans|manifest|llvm|cuda|ptx");
 	const char *st = o->stage;
-	if (!strcmp(st, "cuda") || !strcmp(st, "ptx")) {
-		fprintf(stderr, "nndc: error: --stage %s: the CUDA backend is not built yet\n", st);
-		return 1;
-	}
+	if (!strcmp(st, "cuda") || !strcmp(st, "ptx"))
+		return emit_cuda(a, o, !strcmp(st, "ptx"));
 	if (strcmp(st, "ast") && strcmp(st, "ir") && strcmp(st, "plans") && strcmp(st, "manifest") &&
 	    strcmp(st, "llvm"))
-		bad_flag("--stage: unknown stage '%s' (expected ast, ir, plans, manifest or llvm)", st);
+		bad_flag("--stage: unknown stage '%s' (expected ast, ir, plans, manifest, llvm, cuda or ptx)", st);
 	if (o->after && (strcmp(st, "ir") || !pass_known(o->after)))
 		bad_flag("--after %s: expected --stage ir and one of lower, shape, autodiff, optimizer, "
 		         "plans, rng, memplan", o->after);

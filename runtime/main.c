@@ -129,7 +129,7 @@ static const char *usage_train =
 	"Train the model (deterministically: same bits on every run).\n"
 	"  --train NAME       train block to run (default: the first)\n"
 	"  --threads N        worker threads (results do not depend on it)\n"
-	"  --device cpu|cuda  backend (default cpu)\n"
+	"  --device cpu|cuda  backend (default cpu); cuda gives the same bits (docs/cuda.md)\n"
 	"  --epochs E         number of epochs (default: the train block's)\n"
 	"  --steps S          stop after S optimizer steps in total, counting those\n"
 	"                     before a resume (0 with --save writes the initial weights)\n"
@@ -251,11 +251,18 @@ static int opt_index(const optdef *defs, const char *name)
 #define OPT_VAL(P, defs, n) ((P).val[opt_index(defs, n)])
 #define OPT_NUM(P, defs, n) ((P).num[opt_index(defs, n)])
 
-static void check_device(const parsed *P, const optdef *defs)
+/* --device cuda: the run's blocks move to the GPU once they hold their
+ * initial (or loaded) values; batches of up to `rows` rows */
+static bool want_cuda(const parsed *P, const optdef *defs)
 {
 	int k = opt_index(defs, "device");
-	if (P->set[k] && !strcmp(P->val[k], "cuda"))
-		rt_die(1, "--device cuda: CUDA backend not built yet (use --device cpu)");
+	return P->set[k] && !strcmp(P->val[k], "cuda");
+}
+
+static void start_device(rt_run *r, int64_t rows)
+{
+	rt_dev_open(r, rows);
+	rt_dev_upload(r);
 }
 
 /* --threads N, else the online CPUs (set on every command: the pool
@@ -294,7 +301,6 @@ static int cmd_train(int argc, char **argv, const nnd_model *model, const rt_man
 	parsed P;
 	parse_opts(argc, argv, D, "train", &P);
 	if (P.help) { printf(usage_train, progname, progname); return 0; }
-	check_device(&P, D);
 	rt_opts o = { 0 };
 	o.train = OPT_VAL(P, D, "train");
 	set_threads(&P, D);
@@ -338,6 +344,7 @@ static int cmd_train(int argc, char **argv, const nnd_model *model, const rt_man
 	rt_run_alloc(&r);
 	rt_init_params(&r);
 	if (o.resume) rt_ckpt_resume(&r, o.resume);
+	if (want_cuda(&P, D)) start_device(&r, p->batch);
 	int rc = rt_train(&r, &o);
 	rt_run_free(&r);
 	live_run = NULL;
@@ -350,7 +357,6 @@ static int cmd_eval(int argc, char **argv, const nnd_model *model, const rt_mani
 	parsed P;
 	parse_opts(argc, argv, D, "eval", &P);
 	if (P.help) { printf(usage_eval, progname); return 0; }
-	check_device(&P, D);
 	set_threads(&P, D);
 	const char *weights = OPT_VAL(P, D, "weights"), *data = OPT_VAL(P, D, "data");
 	if (!weights) rt_die(1, "eval: --weights FILE.safetensors is required");
@@ -379,6 +385,7 @@ static int cmd_eval(int argc, char **argv, const nnd_model *model, const rt_mani
 	r.have_eval = true;
 	rt_run_alloc(&r);
 	rt_load_weights(&r, weights);
+	if (want_cuda(&P, D)) start_device(&r, p->batch);
 	const rt_graph *G = &p->graphs[RT_GRAPH_EVAL];
 	double *out = rt_xcalloc((size_t)G->nout, sizeof(double));
 	rt_evaluate(&r, &r.eval, out);
@@ -400,7 +407,6 @@ static int cmd_infer(int argc, char **argv, const nnd_model *model, const rt_man
 	parsed P;
 	parse_opts(argc, argv, D, "infer", &P);
 	if (P.help) { printf(usage_infer, progname); return 0; }
-	check_device(&P, D);
 	set_threads(&P, D);
 	const char *weights = OPT_VAL(P, D, "weights"), *input = OPT_VAL(P, D, "input");
 	const char *output = OPT_VAL(P, D, "output");
@@ -417,6 +423,7 @@ static int cmd_infer(int argc, char **argv, const nnd_model *model, const rt_man
 	r.have_data = true;
 	rt_run_alloc(&r);
 	rt_load_weights(&r, weights);
+	if (want_cuda(&P, D)) start_device(&r, batch);
 	FILE *out = stdout;
 	if (output) {
 		infer_out = fopen(output, "w");

@@ -26,6 +26,12 @@
  * Branches are only taken on special values (NaN, inf, 0, sign) and for the
  * interval choice of erf and of sin/cos argument reduction; the main
  * sequences are straight-line or fixed-trip-count loops. */
+/* The same text is device code: codegen/cuda.c embeds this file in the
+ * CUDA source it generates, after defining NND_DEVICE, and NVRTC compiles
+ * it with -default-device (every function here becomes a __device__
+ * function) and --fmad=false, so the GPU executes exactly these binary64
+ * operations.  Only the includes and the bit casts differ below. */
+#ifndef NND_DEVICE
 #include "rt.h"
 
 #include <math.h>    /* sqrt only: correctly rounded by IEEE 754 */
@@ -36,6 +42,12 @@ static inline uint64_t d2u(double x) { uint64_t u; memcpy(&u, &x, 8); return u; 
 static inline double u2d(uint64_t u) { double x; memcpy(&x, &u, 8); return x; }
 static inline uint32_t f2u(float x) { uint32_t u; memcpy(&u, &x, 4); return u; }
 static inline float u2f(uint32_t u) { float x; memcpy(&x, &u, 4); return x; }
+#else
+static inline uint64_t d2u(double x) { return (uint64_t)__double_as_longlong(x); }
+static inline double u2d(uint64_t u) { return __longlong_as_double((long long)u); }
+static inline uint32_t f2u(float x) { return __float_as_uint(x); }
+static inline float u2f(uint32_t u) { return __uint_as_float(u); }
+#endif
 /* 2^k for -1022 <= k <= 1023, built from its bit pattern */
 static inline double pow2i(int k) { return u2d((uint64_t)(k + 1023) << 52); }
 static inline float f_nan(void) { return u2f(0x7fc00000u); }

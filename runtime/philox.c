@@ -2,9 +2,11 @@
  * easy as 1, 2, 3", SC'11; the Random123 reference), the stream keys of
  * random ops, and the uniform draw used by generated code.  Integer only:
  * the same bits on every backend. */
+#ifndef NND_DEVICE
 #include "rt.h"
 
 #include <string.h>
+#endif
 
 #define PHILOX_M0 0xD2511F53u
 #define PHILOX_M1 0xCD9E8D57u
@@ -39,6 +41,9 @@ void nnd_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t ou
 	out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
 }
 
+/* The CUDA source embeds this file (codegen/cuda.c) with NND_DEVICE
+ * defined: the kernels call nnd_philox4x32_10 above; the rest is host only. */
+#ifndef NND_DEVICE
 void nnd_stream_key(uint64_t seed, uint64_t path_hash, uint32_t key[2])
 {
 	const uint32_t ctr[4] = { (uint32_t)path_hash, (uint32_t)(path_hash >> 32),
@@ -79,3 +84,4 @@ float nnd_rt_uniform(const uint32_t *key, uint32_t c0, uint32_t c1, uint32_t c2,
 	/* 24 random bits times 2^-24: exact in binary32, in [0, 1) */
 	return (float)(mout[c0 & 3] >> 8) * 0x1p-24f;
 }
+#endif /* NND_DEVICE */

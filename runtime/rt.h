@@ -78,6 +78,9 @@ typedef struct nnd_model {
 	const nnd_step_fn *train;    /* [nprogs] */
 	const nnd_step_fn *eval;     /* [nprogs] (NULL entry: no eval graph) */
 	const nnd_step_fn *infer;    /* [nprogs] (NULL entry: no infer graph) */
+	/* CUDA source of every graph with its launch records (codegen/cuda.h),
+	 * compiled at run time for --device cuda; NULL: none */
+	const char *cuda;
 } nnd_model;
 
 /* nndc verify: runs the program `prog_name` (NULL: the first) for `steps`
@@ -99,6 +102,19 @@ int nnd_rt_logdiff(const nnd_model *m, const char *a, const char *b, const char 
 /* The built program's main: train | eval | infer | info | logdiff (cli.md).
  * Returns the exit status: 0 ok, 1 user error, 2 internal error. */
 int nnd_rt_main(int argc, char **argv, const nnd_model *m);
+
+/* ---- CUDA (runtime/cuda.c, docs/cuda.md) ----
+ * NVRTC and the driver are loaded with dlopen on first use, so programs run
+ * without them.  nnd_cuda_compile compiles CUDA source with the options of
+ * the determinism contract (--fmad=false --ftz=false --prec-div=true
+ * --prec-sqrt=true -default-device) for `arch` ("compute_80": PTX text;
+ * "sm_90": a cubin); *out is malloc'd (*outlen bytes, PTX NUL-terminated).
+ * Returns 0, or -1 with a message in err (NVRTC's log for a compile error:
+ * *log, malloc'd, may be set too). */
+int nnd_cuda_compile(const char *src, const char *arch, char **out, size_t *outlen,
+                     char **log, char *err, size_t errlen);
+/* The NVRTC options used (NULL-terminated), for reports and cache keys. */
+extern const char *const nnd_cuda_nvrtc_options[];
 
 /* ---- called from generated code ---- */
 float nnd_rt_expf(float x);

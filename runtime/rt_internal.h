@@ -156,8 +156,10 @@ typedef struct rt_opts {
 	void *on_step_ctx;
 } rt_opts;
 
+struct rt_dev;
 typedef struct rt_run {
 	const nnd_model *model;
+	struct rt_dev *dev;          /* --device cuda (cuda.c), else NULL */
 	const rt_manifest *man;
 	const rt_program *prog;
 	uint64_t seed;
@@ -197,6 +199,22 @@ void rt_evaluate(rt_run *r, const nnd_data *d, double *out);
 /* lr of 0-based step t in epoch `epoch` (exposed for tests and the log). */
 float rt_schedule_lr(const rt_run *r, int64_t t, int64_t epoch);
 void rt_shuffle(const rt_run *r, int64_t epoch, int64_t *perm);
+
+/* ---- the CUDA device (cuda.c, docs/cuda.md) ----
+ * rt_dev_open loads the driver and NVRTC, compiles (or takes from the
+ * kernel cache) the program's CUDA kernels and allocates its blocks on the
+ * device for batches of up to `rows` rows; every failure dies with a
+ * message naming what is missing.  The host blocks stay the reference for
+ * initialisation, checkpoints and digests: rt_dev_upload copies them to
+ * the device, rt_dev_download brings params, opt and state back.
+ * rt_dev_step runs one graph (RT_GRAPH_*) on the device for the batch in
+ * a (inputs, sample_idx, scalars) and fills a->outputs (and a->result). */
+typedef struct rt_dev rt_dev;
+void rt_dev_open(rt_run *r, int64_t rows);
+void rt_dev_upload(rt_run *r);
+void rt_dev_download(rt_run *r);
+void rt_dev_step(rt_run *r, int graph, nnd_step_args *a);
+void rt_dev_close(rt_run *r);
 
 /* ---- checkpoints (checkpoint.c) ---- */
 void rt_ckpt_save(const rt_run *r, const char *dir);

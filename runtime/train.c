@@ -151,6 +151,7 @@ void rt_run_alloc(rt_run *r)
 
 void rt_run_free(rt_run *r)
 {
+	rt_dev_close(r);
 	free(r->params); free(r->grads); free(r->opt); free(r->state);
 	free(r->acts); free(r->outputs); free(r->keys);
 	if (r->have_data) nnd_data_free(&r->data);
@@ -303,6 +304,15 @@ static void gather(batchbuf *bb, const rt_program *p, const nnd_data *d, const i
 	memcpy(bb->idx, rows, (size_t)B * sizeof(int64_t));
 }
 
+/* one graph: the generated step function, or its kernels on the device */
+static void run_graph(rt_run *r, int graph, nnd_step_fn fn, nnd_step_args *a)
+{
+	if (r->dev)
+		rt_dev_step(r, graph, a);
+	else
+		fn(a);
+}
+
 static void fill_args(nnd_step_args *a, rt_run *r, batchbuf *bb, int64_t B)
 {
 	memset(a, 0, sizeof *a);
@@ -344,7 +354,7 @@ void rt_evaluate(rt_run *r, const nnd_data *d, double *out)
 			a.debug |= 2;
 			rt_prof_step_begin();
 		}
-		fn(&a);
+		run_graph(r, RT_GRAPH_EVAL, fn, &a);
 		for (int k = 0; k < G->nout; k++) out[k] += (double)r->outputs[k] * (double)B;
 	}
 	for (int k = 0; k < G->nout; k++) out[k] /= (double)d->n;
@@ -420,7 +430,7 @@ int rt_train(rt_run *r, const rt_opts *o)
 				a.debug |= 2;
 				rt_prof_step_begin();
 			}
-			train(&a);
+			run_graph(r, RT_GRAPH_TRAIN, train, &a);
 			step_seconds += now_seconds() - t0;
 			float loss = r->outputs[0];
 			if (!isfinite(loss)) {
@@ -431,6 +441,8 @@ int rt_train(rt_run *r, const rt_opts *o)
 			r->epoch_loss_sum += (double)loss * (double)B;
 			r->epoch_samples += B;
 			if (lg.f) {
+				/* the log's params_sha256 (every 100 steps, every step with node digests) */
+				if (r->dev && (r->step % 100 == 0 || tab == &step_digests)) rt_dev_download(r);
 				if (tab == &step_digests) rt_digests_sort(tab);
 				rt_log_step(&lg, r, loss, lr, r->step % 100 == 0, tab == &step_digests ? tab : NULL);
 			}
@@ -467,6 +479,7 @@ int rt_train(rt_run *r, const rt_opts *o)
 	if (tab == &step_digests) rt_digests_free(tab);
 
 	char hex[65];
+	if (r->dev) rt_dev_download(r);
 	rt_params_sha256(r, hex);
 	if (lg.f) { rt_log_final(&lg, r); rt_log_close(&lg); }
 	if (o->save) rt_ckpt_save(r, o->save);
@@ -512,7 +525,7 @@ void rt_infer(rt_run *r, const nnd_data *d, int64_t Bn, FILE *out, const char *o
 		a.Bmax = Bn;
 		a.step = r->step;   /* no optimizer step is taken */
 		a.result = res;
-		fn(&a);
+		run_graph(r, RT_GRAPH_INFER, fn, &a);
 		for (int64_t i = 0; i < B; i++) {
 			for (int64_t j = 0; j < row; j++)
 				fprintf(out, j ? " %.9g" : "%.9g", (double)res[i * row + j]);

@@ -58,7 +58,7 @@ int main(int argc, char **argv)
 		return status;
 	ir_program *p = m->progs[0];
 	char *manifest = pass_manifest(m);
-	cg_module *cm = cg_build(m, manifest, 2, false);
+	cg_module *cm = cg_build(m, manifest, NULL, 2, false);
 	if (!cm)
 		return 2;
 	nnd_step_fn train = (nnd_step_fn)(uintptr_t)cg_jit_lookup(cm, "nnd_train_0");

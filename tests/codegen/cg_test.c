@@ -207,7 +207,7 @@ static cg_module *tb_build(tb *t, int opt, const char *sym, nnd_step_fn *fn)
 	m.source_path = t->name;
 	m.progs = &t->p;
 	m.nprogs = 1;
-	cg_module *cm = cg_build(&m, "nnd-manifest 1\n", opt, false);
+	cg_module *cm = cg_build(&m, "nnd-manifest 1\n", NULL, opt, false);
 	if (!cm) {
 		printf("FAIL %s: cg_build\n", t->name);
 		failures++;
@@ -1529,7 +1529,7 @@ static void test_racy(void)
 		cur_plan = mkplan(IR_PLAN_SEQ, 0);
 		ir_module m = { .source_path = "bad", .progs = &t.p, .nprogs = 1 };
 		fprintf(stderr, "(an internal error about the racy plan is expected next)\n");
-		cg_module *cm = cg_build(&m, "", 2, false);
+		cg_module *cm = cg_build(&m, "", NULL, 2, false);
 		checks++;
 		if (cm) {
 			printf("FAIL %s: cg_build accepted it\n", t.name);
@@ -1869,7 +1869,7 @@ static void test_aot(const char *dir)
 	ir_node *r = tb_op(&t, IR_RELU, ty(IR_F32, 2, -1, 4), 1, ix);
 	(void)r;
 	ir_module m = { .source_path = "aot", .progs = &t.p, .nprogs = 1 };
-	cg_module *cm = cg_build(&m, "nnd-manifest 1\n", 2, true);
+	cg_module *cm = cg_build(&m, "nnd-manifest 1\n", NULL, 2, true);
 	checks++;
 	if (!cm) {
 		printf("FAIL %s: cg_build\n", t.name);
@@ -1933,7 +1933,7 @@ static int bench_sgemm(int argc, char **argv)
 	ir_module m = { .source_path = "sgemm", .progs = &t.p, .nprogs = 1 };
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	cg_module *cm = cg_build(&m, "nnd-manifest 1\n", 2, false);
+	cg_module *cm = cg_build(&m, "nnd-manifest 1\n", NULL, 2, false);
 	void *sym = cm ? cg_jit_lookup(cm, "nnd_train_0") : NULL;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (!sym) {

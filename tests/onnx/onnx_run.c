@@ -1828,7 +1828,7 @@ static int run_output(model *m, tensor **ins, int nin_pb, int which, const tenso
 	mod.source_path = test_dir;
 	mod.progs = &prog;
 	mod.nprogs = 1;
-	cg_module *cm = cg_build(&mod, "nnd-manifest 1\n", 2, false);
+	cg_module *cm = cg_build(&mod, "nnd-manifest 1\n", NULL, 2, false);
 	if (!cm)
 		die("cg_build failed");
 	void *sym = cg_jit_lookup(cm, "nnd_infer_0");

@@ -341,7 +341,7 @@ int main(int argc, char **argv)
 			"plan infer 3 matmul \"fake.lin\" seq\n");
 	snprintf(man + n, sizeof man - (size_t)n, "%send\n", getenv("FAKE_BROKEN") ? "batch eight\n" : "");
 	static const nnd_step_fn trains[1] = { train_step }, evals[1] = { eval_step }, infers[1] = { infer_step };
-	nnd_model m = { man, 1, trains, evals, infer ? infers : NULL };
+	nnd_model m = { man, 1, trains, evals, infer ? infers : NULL, NULL };
 	if (argc >= 2 && !strcmp(argv[1], "verify")) {
 		/* verify [T1,T2,...] [STEPS] */
 		int th[16], nt = 0;

@@ -100,7 +100,7 @@ flags)
 	run 1 f2 train --threads 0; has f2.err 'positive integer'
 	run 1 f3 train --bogus 1; has f3.err "unknown option '--bogus'"
 	run 1 f4 train --steps; has f4.err 'expects a value'
-	run 1 f5 train --device cuda; has f5.err 'CUDA backend not built yet'
+	run 1 f5 train --device cuda; has f5.err 'this program was built without CUDA kernels'
 	run 1 f6 train --device tpu; has f6.err 'expected cpu or cuda'
 	run 1 f7 train --seed -3; has f7.err 'unsigned'
 	run 1 f8 train --train nope; has f8.err "no train block 'nope' (this program has: fake_linear)"

@@ -1,0 +1,1720 @@
+/* cuda.c - lowering a planned IR module to CUDA C++ (see cuda.h and
+ * docs/cuda.md).
+ *
+ * One __global__ kernel per node; one thread per independent output unit
+ * (an element, a row, an output of a reduction), in a grid-stride loop
+ * over the node's units.  A thread computes its output with exactly the
+ * float operations of ir/ops.def, in the order codegen/llvm.c emits them
+ * (which is the order the op's comment specifies), so the bits are those
+ * of the CPU backend:
+ *
+ *  - every reduction goes through nnd_reduce_seq / nnd_reduce_blocked /
+ *    nnd_reduce_tree (preamble below): the plan families of passes/plans.c,
+ *    a term lambda called exactly once per term in ascending order (as
+ *    emit_reduce's term callback), so terms may store side results;
+ *  - max, argmax and accuracy's count are order-independent: one
+ *    sequential form for every plan (as on the CPU);
+ *  - transcendentals are nnd's own (runtime/math.c compiled as device
+ *    code), random numbers Philox4x32-10 (runtime/philox.c) with the same
+ *    counters as the CPU;
+ *  - no atomics, no shared-memory reductions across threads: no output is
+ *    ever split between threads.
+ *
+ * Adding an op: write cu_<ID>(cu *c, const ir_node *n) below (the table at
+ * the end is built from ir/ops.def, so a row without one does not
+ * compile).  The usual shape:
+ *
+ *     k_begin(c, n, units);                 units: an ir_dim (c * B^sym)
+ *     const char *x = use(c, in_node(c, n, 0)), *y = use(c, n);
+ *     k_loop(c);                            for each unit u of this thread
+ *     line(c, "%s = ...;", W(c, n, "u"), R(c, in_node(c, n, 0), "u"));
+ *     return k_end(c);
+ *
+ * R(c, node, idx) reads a value (an immediate for CONST/NUMEL), W(...) is
+ * the lvalue; reductions open with reduce_open(c, n, plan, len) and close
+ * with reduce_close(c), the term body in between returning the term for k.
+ * An op that cannot run on the device returns cu_err(c, n, "why"). */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda.h"
+
+/* runtime/nnd_dev.h, runtime/math.c, runtime/philox.c (cmake/embed.cmake) */
+extern const char cg_cuda_embed_dev_h[], cg_cuda_embed_math_c[], cg_cuda_embed_philox_c[];
+
+typedef struct cu {
+	FILE *f;                 /* kernel text */
+	FILE *rec;               /* launch records */
+	const ir_program *prog;
+	const ir_graph *g;
+	int pi, gi;
+	const char *gname;
+	/* the kernel being written */
+	const ir_node *kn;
+	char kname[96];
+	ir_dim units;
+	ir_dim flops;            /* float operations per unit, for profiles (0: not counted) */
+	bool *decl;              /* per node id of the graph */
+	char *err;
+	size_t errlen;
+	bool failed;
+} cu;
+
+static int cu_err(cu *c, const ir_node *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int cu_err(cu *c, const ir_node *n, const char *fmt, ...)
+{
+	if (c->failed)
+		return -1;
+	c->failed = true;
+	int o = snprintf(c->err, c->errlen, "cuda: %s graph of program %d, node %d (%s%s%s): ", c->gname, c->pi,
+	                 n->id, ir_ops[n->op].name, n->path ? " " : "", n->path ? n->path : "");
+	if (o < 0 || (size_t)o >= c->errlen)
+		return -1;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->err + o, c->errlen - (size_t)o, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static void line(cu *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void line(cu *c, const char *fmt, ...)
+{
+	va_list ap;
+	fputs("\t\t", c->f);
+	va_start(ap, fmt);
+	vfprintf(c->f, fmt, ap);
+	va_end(ap);
+	fputc('\n', c->f);
+}
+
+static const ir_node *in_node(cu *c, const ir_node *n, int i) { return c->g->nodes[n->in[i]]; }
+
+/* ---- dimension expressions: c * B^sym ---- */
+
+static ir_dim dmul(ir_dim a, ir_dim b) { return (ir_dim){ a.c * b.c, a.sym + b.sym }; }
+static ir_dim dconst(int64_t v) { return (ir_dim){ v, 0 }; }
+static bool dim_is_one(ir_dim d) { return d.c == 1 && d.sym == 0; }
+
+/* rotating string buffers for expressions */
+static char *sbuf(void)
+{
+	static char bufs[32][256];
+	static int next;
+	next = (next + 1) & 31;
+	return bufs[next];
+}
+
+static const char *DX(ir_dim d)
+{
+	char *b = sbuf();
+	int o = snprintf(b, 256, "(%" PRId64 "LL", d.c);
+	for (int i = 0; i < d.sym && o < 240; i++)
+		o += snprintf(b + o, (size_t)(256 - o), "*B");
+	snprintf(b + o, (size_t)(256 - o), ")");
+	return b;
+}
+
+static ir_dim dprod(const ir_type *t, int lo, int hi)
+{
+	ir_dim v = dconst(1);
+	for (int i = lo; i < hi; i++)
+		v = dmul(v, t->d[i]);
+	return v;
+}
+
+static void strides_of(const ir_type *t, ir_dim *s)
+{
+	ir_dim acc = dconst(1);
+	for (int k = t->rank - 1; k >= 0; k--) {
+		s[k] = acc;
+		acc = dmul(acc, t->d[k]);
+	}
+}
+
+/* strides of `in` read NumPy-broadcast into rank `rank` (0: broadcast) */
+static void bcast_strides(const ir_type *in, int rank, ir_dim *s)
+{
+	ir_dim is[IR_MAX_RANK];
+	strides_of(in, is);
+	for (int k = 0; k < rank; k++) {
+		int j = k - (rank - in->rank);
+		s[k] = (j < 0 || dim_is_one(in->d[j])) ? dconst(0) : is[j];
+	}
+}
+
+/* ---- operands ---- */
+
+static const char *ctype(ir_dtype dt)
+{
+	return dt == IR_F32 ? "float" : dt == IR_I32 ? "int32_t" : "uint8_t";
+}
+
+static const char *fbits(float f)
+{
+	uint32_t u;
+	memcpy(&u, &f, 4);
+	char *b = sbuf();
+	snprintf(b, 256, "__uint_as_float(0x%08" PRIx32 "u)", u);
+	return b;
+}
+
+static bool is_imm(const ir_node *n) { return n->op == IR_CONST || n->op == IR_NUMEL; }
+
+/* the immediate value of a CONST / NUMEL */
+static const char *imm_val(const ir_node *n)
+{
+	char *b = sbuf();
+	if (n->op == IR_NUMEL) {   /* (float)(ia0 * B^ia1): an int64 rounded once */
+		snprintf(b, 256, "((float)%s)", DX((ir_dim){ n->ia[0], (int)n->ia[1] }));
+		return b;
+	}
+	switch (n->type.dt) {
+	case IR_F32: return fbits(n->fa[0]);
+	case IR_I32: snprintf(b, 256, "((int32_t)%" PRId32 ")", (int32_t)n->fa[0]); return b;
+	case IR_U8: snprintf(b, 256, "((uint8_t)%u)", (unsigned)(uint8_t)n->fa[0]); return b;
+	}
+	return "0";
+}
+
+/* pointer expression of a node's storage; NULL when it has none */
+static const char *storage(const ir_node *n)
+{
+	char *b = sbuf();
+	const char *t = ctype(n->type.dt);
+	const char *blk = NULL;
+	switch (n->blk) {
+	case IR_BLK_ACT:
+		snprintf(b, 256, "((%s *)(a.acts + (%" PRId64 "LL + %" PRId64 "LL * a.Bmax)))", t, n->off_c, n->off_b);
+		return b;
+	case IR_BLK_INPUT:
+		snprintf(b, 256, "((%s *)a.inputs[%" PRId64 "])", t, n->ia[0]);
+		return b;
+	case IR_BLK_PARAM: blk = "params"; break;
+	case IR_BLK_GRAD: blk = "grads"; break;
+	case IR_BLK_OPT: blk = "opt"; break;
+	case IR_BLK_STATE: blk = "state"; break;
+	case IR_BLK_OUTPUT: blk = "outputs"; break;
+	case IR_BLK_RESULT: blk = "result"; break;
+	default: return NULL;
+	}
+	snprintf(b, 256, "((%s *)(a.%s + %" PRId64 "LL))", t, blk, n->off_c);
+	return b;
+}
+
+/* Declares node n's operand in the current kernel (once) and returns its
+ * name: v<ID>, a pointer or (CONST/NUMEL) an immediate. */
+static const char *use(cu *c, const ir_node *n)
+{
+	char *b = sbuf();
+	snprintf(b, 256, "v%d", n->id);
+	if (c->decl[n->id])
+		return b;
+	c->decl[n->id] = true;
+	if (is_imm(n)) {
+		fprintf(c->f, "\tconst %s v%d = %s;\n", n->op == IR_NUMEL ? "float" : ctype(n->type.dt), n->id, imm_val(n));
+		return b;
+	}
+	const char *s = storage(n);
+	if (!s) {
+		cu_err(c, n, "value has no storage (memory plan missing)");
+		fprintf(c->f, "\t%s *const v%d = 0;\n", ctype(n->type.dt), n->id);
+		return b;
+	}
+	fprintf(c->f, "\t%s *const __restrict__ v%d = %s;\n", ctype(n->type.dt), n->id, s);
+	return b;
+}
+
+/* read of n at index expression idx (printf-style) */
+static const char *R(cu *c, const ir_node *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static const char *R(cu *c, const ir_node *n, const char *fmt, ...)
+{
+	const char *nm = use(c, n);
+	char *b = sbuf();
+	if (is_imm(n)) {
+		snprintf(b, 256, "%s", nm);
+		return b;
+	}
+	char idx[200];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(idx, sizeof idx, fmt, ap);
+	va_end(ap);
+	snprintf(b, 256, "%s[%s]", nm, idx);
+	return b;
+}
+#define W R
+
+/* ---- kernels ---- */
+
+static void k_begin(cu *c, const ir_node *n, ir_dim units)
+{
+	c->kn = n;
+	c->units = units;
+	c->flops = dconst(0);
+	if (n)
+		snprintf(c->kname, sizeof c->kname, "nnd_p%d_%s_n%d", c->pi, c->gname, n->id);
+	else
+		snprintf(c->kname, sizeof c->kname, "nnd_p%d_%s_outputs", c->pi, c->gname);
+	memset(c->decl, 0, (size_t)c->g->nnodes * sizeof *c->decl);
+	fprintf(c->f, "\n/* %%%d %s%s%s */\n", n ? n->id : -1, n ? ir_ops[n->op].name : "outputs",
+	        n && n->path ? " @" : "", n && n->path ? n->path : "");
+	fprintf(c->f, "extern \"C\" __global__ void NND_BOUNDS %s(const nnd_dargs a)\n{\n", c->kname);
+	fprintf(c->f, "\tconst int64_t B = a.B;\n\t(void)B;\n");
+}
+
+static void k_loop(cu *c)
+{
+	fprintf(c->f, "\tconst int64_t units = %s;\n", DX(c->units));
+	fprintf(c->f, "\tfor (int64_t u = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; u < units;\n"
+	              "\t     u += (int64_t)gridDim.x * blockDim.x) {\n");
+}
+
+/* the value whose digest the runtime takes after node n */
+static void record(cu *c, const ir_node *n, const char *kname, ir_dim units, ir_dim flops)
+{
+	const ir_node *v = n && (ir_ops[n->op].flags & IR_F_UPDATE) ? in_node(c, n, 0) : n;
+	int blk = 0;
+	int64_t offc = 0, offb = 0;
+	ir_dim bytes = dconst(0);
+	if (v && v->blk != IR_BLK_NONE) {
+		blk = (int)v->blk;
+		offc = v->blk == IR_BLK_INPUT ? v->ia[0] : v->off_c;
+		offb = v->blk == IR_BLK_ACT ? v->off_b : 0;
+		bytes = dmul(ir_type_numel(&v->type), dconst(ir_dtype_size(v->type.dt)));
+	}
+	fprintf(c->rec, "//@node %d %d %d %s %" PRId64 " %d %d %" PRId64 " %" PRId64 " %" PRId64 " %d %" PRId64 " %d %s\n",
+	        c->pi, c->gi, n ? n->id : -1, kname, units.c, units.sym, blk, offc, offb, bytes.c, bytes.sym, flops.c,
+	        flops.sym, n ? ir_ops[n->op].name : "outputs");
+}
+
+static int k_end(cu *c)
+{
+	fprintf(c->f, "\t}\n}\n");
+	record(c, c->kn, c->kname, c->units, c->flops);
+	return c->failed ? -1 : 0;
+}
+
+/* ---- plans ---- */
+
+static int check_plan(cu *c, const ir_node *n)
+{
+	switch (n->plan.family) {
+	case IR_PLAN_SEQ: return 0;
+	case IR_PLAN_BLOCKED: return n->plan.block >= 1 ? 0 : cu_err(c, n, "malformed blocked plan");
+	case IR_PLAN_TREE: return n->plan.fanin >= 2 ? 0 : cu_err(c, n, "malformed tree plan");
+	case IR_PLAN_RACY: return cu_err(c, n, "the test-only racy plan has no CUDA kernel");
+	case IR_PLAN_NONE: break;
+	}
+	return cu_err(c, n, "reduction without a plan");
+}
+
+/* "const float VAR = nnd_reduce_<plan>(LEN, ..., [&](int64_t k) -> float {" */
+static void reduce_open(cu *c, const char *var, ir_plan p, const char *len)
+{
+	switch (p.family) {
+	case IR_PLAN_BLOCKED:
+		line(c, "const float %s = nnd_reduce_blocked(%s, %" PRId64 "LL, [&](int64_t k) -> float {", var, len, p.block);
+		break;
+	case IR_PLAN_TREE:
+		line(c, "const float %s = nnd_reduce_tree(%s, %dLL, [&](int64_t k) -> float {", var, len, p.fanin);
+		break;
+	default:
+		line(c, "const float %s = nnd_reduce_seq(%s, [&](int64_t k) -> float {", var, len);
+		break;
+	}
+}
+static void reduce_close(cu *c) { line(c, "});"); }
+
+/* racy (tests) falls back to seq for the inner sums of cross_entropy */
+static ir_plan row_plan(const ir_node *n)
+{
+	ir_plan p = n->plan;
+	if (p.family == IR_PLAN_RACY)
+		p.family = IR_PLAN_SEQ;
+	return p;
+}
+
+/* ---- shared pieces ---- */
+
+static int need_f32(cu *c, const ir_node *n)
+{
+	if (n->type.dt != IR_F32)
+		return cu_err(c, n, "result must be f32");
+	for (int i = 0; i < n->nin; i++)
+		if (in_node(c, n, i)->type.dt != IR_F32 && !(n->op == IR_WHERE && i == 0))
+			return cu_err(c, n, "input %d must be f32", i);
+	return 0;
+}
+
+/* decomposes u into indices i0..i{r-1} of type t (row-major) */
+static void decompose(cu *c, const ir_type *t, const char *u, const char *pre)
+{
+	if (t->rank == 0)
+		return;
+	line(c, "int64_t %st_ = %s;", pre, u);
+	for (int d = t->rank - 1; d > 0; d--) {
+		line(c, "const int64_t %si%d = %st_ %% %s;", pre, d, pre, DX(t->d[d]));
+		line(c, "%st_ /= %s;", pre, DX(t->d[d]));
+	}
+	line(c, "const int64_t %si0 = %st_;", pre, pre);
+}
+
+/* index expression sum_d i_d * s_d */
+static const char *index_of(const ir_dim *s, int rank, const char *pre)
+{
+	char *b = sbuf();
+	int o = snprintf(b, 256, "0");
+	for (int d = 0; d < rank && o < 230; d++)
+		if (s[d].c != 0)
+			o += snprintf(b + o, (size_t)(256 - o), " + %si%d*%s", pre, d, DX(s[d]));
+	return b;
+}
+
+/* the MAXIMUM rule, the argmax step, label loads are preamble helpers */
+static const char *label_of(cu *c, const ir_node *lab, const char *idx)
+{
+	char *b = sbuf();
+	snprintf(b, 256, "((int64_t)%s)", R(c, lab, "%s", idx));   /* u8: zero-extends; i32: sign-extends */
+	return b;
+}
+
+/* ------------------------------------------------------------------ */
+/* elementwise                                                         */
+
+static const char *scalar(cu *c, const ir_node *n, const char **x)
+{
+	char *b = sbuf();
+	bool f = n->type.dt == IR_F32;
+	const char *T = ctype(n->type.dt);
+	switch (n->op) {
+	case IR_NEG:
+		if (f)
+			snprintf(b, 256, "(-%s)", x[0]);
+		else   /* wrapping, as LLVM's neg */
+			snprintf(b, 256, "((%s)(0u - (uint32_t)%s))", T, x[0]);
+		return b;
+	case IR_EXP: snprintf(b, 256, "nnd_rt_expf(%s)", x[0]); return b;
+	case IR_LOG: snprintf(b, 256, "nnd_rt_logf(%s)", x[0]); return b;
+	case IR_SQRT: snprintf(b, 256, "__fsqrt_rn(%s)", x[0]); return b;
+	case IR_TANH: snprintf(b, 256, "nnd_rt_tanhf(%s)", x[0]); return b;
+	case IR_SIGMOID: snprintf(b, 256, "nnd_rt_sigmoidf(%s)", x[0]); return b;
+	case IR_GELU: snprintf(b, 256, "nnd_rt_geluf(%s)", x[0]); return b;
+	case IR_RELU: snprintf(b, 256, "nnd_relu(%s)", x[0]); return b;
+	case IR_POW: snprintf(b, 256, "nnd_rt_powf(%s, %s)", x[0], x[1]); return b;
+	case IR_ADD: case IR_SUB: case IR_MUL: case IR_DIV: {
+		const char *op = n->op == IR_ADD ? "+" : n->op == IR_SUB ? "-" : n->op == IR_MUL ? "*" : "/";
+		if (f)
+			snprintf(b, 256, "(%s %s %s)", x[0], op, x[1]);
+		else if (n->op == IR_DIV)
+			return NULL;
+		else   /* wrapping integer arithmetic, as LLVM's add/sub/mul */
+			snprintf(b, 256, "((%s)((uint32_t)%s %s (uint32_t)%s))", T, x[0], op, x[1]);
+		return b;
+	}
+	case IR_MAXIMUM: snprintf(b, 256, "nnd_maximum(%s, %s)", x[0], x[1]); return b;
+	case IR_MINIMUM: snprintf(b, 256, "nnd_minimum(%s, %s)", x[0], x[1]); return b;
+	case IR_GE: snprintf(b, 256, "(%s >= %s ? 1.0f : 0.0f)", x[0], x[1]); return b;
+	case IR_WHERE:
+		snprintf(b, 256, "(%s != %s ? %s : %s)", x[0], in_node(c, n, 0)->type.dt == IR_F32 ? "0.0f" : "0", x[1],
+		         x[2]);
+		return b;
+	case IR_RELU_BWD: snprintf(b, 256, "(%s > 0.0f ? %s : 0.0f)", x[1], x[0]); return b;
+	case IR_TANH_BWD: snprintf(b, 256, "(%s * (1.0f - %s * %s))", x[0], x[1], x[1]); return b;
+	case IR_SIGMOID_BWD: snprintf(b, 256, "(%s * (%s * (1.0f - %s)))", x[0], x[1], x[1]); return b;
+	case IR_GELU_BWD: snprintf(b, 256, "(%s * nnd_rt_gelu_gradf(%s))", x[0], x[1]); return b;
+	case IR_BROADCAST: snprintf(b, 256, "%s", x[0]); return b;
+	case IR_CAST: {
+		ir_dtype from = in_node(c, n, 0)->type.dt, to = n->type.dt;
+		if (from == to)
+			snprintf(b, 256, "%s", x[0]);
+		else if (from == IR_F32)   /* truncates toward 0 */
+			snprintf(b, 256, to == IR_I32 ? "((int32_t)%s)" : "((uint8_t)(uint32_t)%s)", x[0]);
+		else if (to == IR_F32)
+			snprintf(b, 256, "((float)%s)", x[0]);
+		else if (from == IR_U8)
+			snprintf(b, 256, "((int32_t)%s)", x[0]);
+		else
+			snprintf(b, 256, "((uint8_t)(uint32_t)%s)", x[0]);   /* modulo 256 */
+		return b;
+	}
+	default: return NULL;
+	}
+}
+
+static int emit_elementwise(cu *c, const ir_node *n)
+{
+	if (n->nin > 3)
+		return cu_err(c, n, "bad arity");
+	if (is_imm(n) || n->blk == IR_BLK_NONE)
+		return cu_err(c, n, "an elementwise result needs storage");
+	for (int i = 0; i < n->nin; i++)
+		if (in_node(c, n, i)->type.rank > n->type.rank)
+			return cu_err(c, n, "input %d has a higher rank than the result", i);
+	if ((n->op == IR_ADD || n->op == IR_SUB || n->op == IR_MUL || n->op == IR_DIV) &&
+	    (in_node(c, n, 0)->type.dt != n->type.dt || in_node(c, n, 1)->type.dt != n->type.dt))
+		return cu_err(c, n, "operand dtypes differ from the result's");
+	if (n->op == IR_BROADCAST && in_node(c, n, 0)->type.dt != n->type.dt)
+		return cu_err(c, n, "dtype changes");
+	k_begin(c, n, ir_type_numel(&n->type));
+	for (int i = 0; i < n->nin; i++)
+		use(c, in_node(c, n, i));
+	use(c, n);
+	k_loop(c);
+	decompose(c, &n->type, "u", "");
+	const char *x[3];
+	for (int i = 0; i < n->nin; i++) {
+		const ir_node *in = in_node(c, n, i);
+		ir_dim s[IR_MAX_RANK];
+		bcast_strides(&in->type, n->type.rank, s);
+		line(c, "const %s x%d = %s;", ctype(in->type.dt), i, R(c, in, "%s", index_of(s, n->type.rank, "")));
+		x[i] = i == 0 ? "x0" : i == 1 ? "x1" : "x2";
+	}
+	const char *y = scalar(c, n, x);
+	if (!y)
+		return cu_err(c, n, "no scalar rule (integer division?)");
+	line(c, "%s = %s;", W(c, n, "u"), y);
+	return k_end(c);
+}
+
+static int need_f32_elem(cu *c, const ir_node *n) { return need_f32(c, n) ? -1 : emit_elementwise(c, n); }
+
+static int cu_NEG(cu *c, const ir_node *n) { return emit_elementwise(c, n); }
+static int cu_EXP(cu *c, const ir_node *n) { return need_f32_elem(c, n); }
+static int cu_LOG(cu *c, const ir_node *n) { return need_f32_elem(c, n); }
+static int cu_SQRT(cu *c, const ir_node *n) { return need_f32_elem(c, n); }
+static int cu_TANH(cu *c, const ir_node *n) { return need_f32_elem(c, n); }
+static int cu_SIGMOID(cu *c, const ir_node *n) { return need_f32_elem(c, n); }
+static int cu_RELU(cu *c, const ir_node *n) { return need_f32_elem(c, n); }
+static int cu_GELU(cu *c, const ir_node *n) { return need_f32_elem(c, n); }
+static int cu_CAST(cu *c, const ir_node *n) { return emit_elementwise(c, n); }
+static int cu_ADD(cu *c, const ir_node *n) { return emit_elementwise(c, n); }
+static int cu_SUB(cu *c, const ir_node *n) { return emit_elementwise(c, n); }
+static int cu_MUL(cu *c, const ir_node *n) { return emit_elementwise(c, n); }
+static int cu_DIV(cu *c, const ir_node *n) { return emit_elementwise(c, n); }
+static int cu_POW(cu *c, const ir_node *n) { return need_f32_elem(c, n); }
+static int cu_MAXIMUM(cu *c, const ir_node *n) { return need_f32_elem(c, n); }
+static int cu_MINIMUM(cu *c, const ir_node *n) { return need_f32_elem(c, n); }
+static int cu_GE(cu *c, const ir_node *n) { return need_f32_elem(c, n); }
+static int cu_RELU_BWD(cu *c, const ir_node *n) { return need_f32_elem(c, n); }
+static int cu_TANH_BWD(cu *c, const ir_node *n) { return need_f32_elem(c, n); }
+static int cu_SIGMOID_BWD(cu *c, const ir_node *n) { return need_f32_elem(c, n); }
+static int cu_GELU_BWD(cu *c, const ir_node *n) { return need_f32_elem(c, n); }
+static int cu_BROADCAST(cu *c, const ir_node *n) { return emit_elementwise(c, n); }
+static int cu_WHERE(cu *c, const ir_node *n)
+{
+	if (in_node(c, n, 1)->type.dt != n->type.dt || in_node(c, n, 2)->type.dt != n->type.dt)
+		return cu_err(c, n, "branch dtypes differ from the result's");
+	return emit_elementwise(c, n);
+}
+
+/* ------------------------------------------------------------------ */
+/* leaves, constants, shapes                                           */
+
+static int no_kernel(cu *c, const ir_node *n)
+{
+	record(c, n, "-", dconst(0), dconst(0));
+	return 0;
+}
+static int cu_INPUT(cu *c, const ir_node *n) { return no_kernel(c, n); }
+static int cu_PARAM(cu *c, const ir_node *n) { return no_kernel(c, n); }
+static int cu_STATE(cu *c, const ir_node *n) { return no_kernel(c, n); }
+static int cu_OPT_SLOT(cu *c, const ir_node *n) { return no_kernel(c, n); }
+
+/* memory is filled only when the memory plan gave a CONST/NUMEL a slot;
+ * reads use the immediate */
+static int cu_CONST(cu *c, const ir_node *n)
+{
+	if (n->blk == IR_BLK_NONE)
+		return no_kernel(c, n);
+	k_begin(c, n, ir_type_numel(&n->type));
+	const char *s = storage(n);
+	fprintf(c->f, "\t%s *const __restrict__ y = %s;\n", ctype(n->type.dt), s ? s : "0");
+	k_loop(c);
+	line(c, "y[u] = %s;", imm_val(n));
+	return k_end(c);
+}
+
+static int cu_NUMEL(cu *c, const ir_node *n)
+{
+	if (n->type.dt != IR_F32 || n->type.rank != 0)
+		return cu_err(c, n, "numel is f32[]");
+	return cu_CONST(c, n);
+}
+
+static bool same_storage(const ir_node *a, const ir_node *b)
+{
+	return a->blk == b->blk && a->off_c == b->off_c && a->off_b == b->off_b &&
+	       (a->blk != IR_BLK_INPUT || a->ia[0] == b->ia[0]);
+}
+
+static int cu_RESHAPE(cu *c, const ir_node *n)
+{
+	const ir_node *x = in_node(c, n, 0);
+	if (x->type.dt != n->type.dt)
+		return cu_err(c, n, "dtype changes");
+	if (same_storage(n, x) && !is_imm(x))
+		return no_kernel(c, n);   /* aliased by the memory plan */
+	k_begin(c, n, ir_type_numel(&n->type));
+	use(c, x);
+	use(c, n);
+	k_loop(c);
+	line(c, "%s = %s;", W(c, n, "u"), R(c, x, "u"));
+	return k_end(c);
+}
+
+/* output axis d reads input axis perm[d] (ops.def): a copy per element */
+static int cu_TRANSPOSE(cu *c, const ir_node *n)
+{
+	const ir_node *x = in_node(c, n, 0);
+	int r = n->type.rank, perm[IR_MAX_RANK];
+	if (x->type.rank != r || !ir_perm_unpack(n->ia[0], r, perm))
+		return cu_err(c, n, "bad transpose permutation");
+	if (x->type.dt != n->type.dt)
+		return cu_err(c, n, "dtype changes");
+	ir_dim is[IR_MAX_RANK], s[IR_MAX_RANK];
+	strides_of(&x->type, is);
+	for (int d = 0; d < r; d++)
+		s[d] = is[perm[d]];
+	k_begin(c, n, ir_type_numel(&n->type));
+	use(c, x);
+	use(c, n);
+	k_loop(c);
+	decompose(c, &n->type, "u", "");
+	line(c, "%s = %s;", W(c, n, "u"), R(c, x, "%s", index_of(s, r, "")));
+	return k_end(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* reductions                                                          */
+
+static int axis_of(cu *c, const ir_node *n, const ir_type *t, int *axis)
+{
+	int64_t a = n->ia[0];
+	if (a < 0)
+		a += t->rank;
+	if (a < 0 || a >= t->rank)
+		return cu_err(c, n, "axis %" PRId64 " out of range", n->ia[0]);
+	*axis = (int)a;
+	return 0;
+}
+
+/* SUM, MEAN, MAX over one axis: x as [pre, len, post]; a unit is an
+ * output (p, q) */
+static int emit_axis_reduce(cu *c, const ir_node *n)
+{
+	const ir_node *x = in_node(c, n, 0);
+	int axis = 0;
+	if (need_f32(c, n) || axis_of(c, n, &x->type, &axis))
+		return -1;
+	if (n->op == IR_MAX ? n->plan.family == IR_PLAN_RACY && cu_err(c, n, "the test-only racy plan has no CUDA kernel")
+	                    : check_plan(c, n))
+		return -1;
+	ir_dim pre = dprod(&x->type, 0, axis), post = dprod(&x->type, axis + 1, x->type.rank);
+	ir_dim len = x->type.d[axis];
+	k_begin(c, n, dmul(pre, post));
+	use(c, x);
+	use(c, n);
+	k_loop(c);
+	line(c, "const int64_t post = %s, len = %s;", DX(post), DX(len));
+	line(c, "const int64_t p = u / post, q = u %% post;");
+	line(c, "const int64_t base = p * len * post + q;");
+	if (n->op == IR_MAX) {
+		line(c, "float acc = -NND_INF;");
+		line(c, "for (int64_t k = 0; k < len; k++)");
+		line(c, "\tacc = nnd_maximum(acc, %s);", R(c, x, "base + k * post"));
+		line(c, "%s = acc;", W(c, n, "u"));
+	} else {
+		reduce_open(c, "s", n->plan, "len");
+		line(c, "\treturn %s;", R(c, x, "base + k * post"));
+		reduce_close(c);
+		line(c, "%s = %s;", W(c, n, "u"), n->op == IR_MEAN ? "s / (float)len" : "s");
+	}
+	return k_end(c);
+}
+
+static int cu_SUM(cu *c, const ir_node *n) { return emit_axis_reduce(c, n); }
+static int cu_MEAN(cu *c, const ir_node *n) { return emit_axis_reduce(c, n); }
+static int cu_MAX(cu *c, const ir_node *n) { return emit_axis_reduce(c, n); }
+
+static int cu_ARGMAX(cu *c, const ir_node *n)
+{
+	const ir_node *x = in_node(c, n, 0);
+	int axis = 0;
+	if (n->plan.family == IR_PLAN_RACY || n->plan.family == IR_PLAN_NONE)
+		return check_plan(c, n);
+	if (axis_of(c, n, &x->type, &axis))
+		return -1;
+	if (x->type.dt != IR_F32 || n->type.dt != IR_I32)
+		return cu_err(c, n, "argmax maps f32 to i32");
+	ir_dim pre = dprod(&x->type, 0, axis), post = dprod(&x->type, axis + 1, x->type.rank);
+	k_begin(c, n, dmul(pre, post));
+	use(c, x);
+	use(c, n);
+	k_loop(c);
+	line(c, "const int64_t post = %s, len = %s;", DX(post), DX(x->type.d[axis]));
+	line(c, "const int64_t p = u / post, q = u %% post;");
+	line(c, "float best = -NND_INF;");
+	line(c, "int64_t bidx = 0;");
+	line(c, "for (int64_t k = 0; k < len; k++)");
+	line(c, "\tnnd_argmax_step(&best, &bidx, %s, k);", R(c, x, "(p * len + k) * post + q"));
+	line(c, "%s = (int32_t)bidx;", W(c, n, "u"));
+	return k_end(c);
+}
+
+/* a unit is an output element; its terms are the input elements mapped to
+ * it, in row-major order of the reduced dims (the CPU's order) */
+static int cu_SUM_TO(cu *c, const ir_node *n)
+{
+	const ir_node *x = in_node(c, n, 0);
+	const ir_type *xt = &x->type, *tt = &n->type;
+	if (check_plan(c, n) || need_f32(c, n))
+		return -1;
+	if (tt->rank > xt->rank)
+		return cu_err(c, n, "target has a higher rank than the input");
+	int rx = xt->rank, sh = rx - tt->rank;
+	bool kept[IR_MAX_RANK];
+	ir_dim xs[IR_MAX_RANK], ext[IR_MAX_RANK], str[IR_MAX_RANK];
+	int nred = 0;
+	ir_dim R_ = dconst(1);
+	strides_of(xt, xs);
+	for (int d = 0; d < rx; d++) {
+		kept[d] = d >= sh && !dim_is_one(tt->d[d - sh]);
+		if (!kept[d]) {
+			ext[nred] = xt->d[d];
+			str[nred++] = xs[d];
+			R_ = dmul(R_, xt->d[d]);
+		}
+	}
+	k_begin(c, n, ir_type_numel(tt));
+	use(c, x);
+	use(c, n);
+	k_loop(c);
+	line(c, "int64_t rem = u, base = 0;");
+	for (int d = rx - 1; d >= sh; d--) {
+		if (!kept[d])
+			continue;
+		const char *e = DX(tt->d[d - sh]);
+		line(c, "base += (rem %% %s) * %s;", e, DX(xs[d]));
+		line(c, "rem /= %s;", e);
+	}
+	reduce_open(c, "s", n->plan, DX(R_));
+	line(c, "\tint64_t off = base, r_ = k;");
+	for (int r = nred - 1; r >= 0; r--) {
+		if (r) {
+			line(c, "\toff += (r_ %% %s) * %s;", DX(ext[r]), DX(str[r]));
+			line(c, "\tr_ /= %s;", DX(ext[r]));
+		} else {
+			line(c, "\toff += r_ * %s;", DX(str[r]));
+		}
+	}
+	line(c, "\treturn %s;", R(c, x, "off"));
+	reduce_close(c);
+	line(c, "%s = s;", W(c, n, "u"));
+	return k_end(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* matmul: a unit is one output c[b, i, j]; its k terms a*b in plan order */
+
+static int cu_MATMUL(cu *c, const ir_node *n)
+{
+	const ir_node *an = in_node(c, n, 0), *bn = in_node(c, n, 1);
+	const ir_type *at = &an->type, *bt = &bn->type, *ct = &n->type;
+	bool ta = n->ia[0] != 0, tb = n->ia[1] != 0;
+	if (check_plan(c, n) || need_f32(c, n))
+		return -1;
+	if (at->rank < 2 || bt->rank < 2 || ct->rank < 2 || (at->rank != 2 && at->rank != ct->rank) ||
+	    (bt->rank != 2 && bt->rank != ct->rank))
+		return cu_err(c, n, "unsupported matmul ranks %d x %d -> %d", at->rank, bt->rank, ct->rank);
+	if (n->blk == IR_BLK_NONE)
+		return cu_err(c, n, "a matmul result needs storage");
+	int r = ct->rank;
+	ir_dim M = ct->d[r - 2], N = ct->d[r - 1], K = at->d[at->rank - (ta ? 2 : 1)];
+	k_begin(c, n, ir_type_numel(ct));
+	c->flops = dmul(dconst(2), K);
+	use(c, an);
+	use(c, bn);
+	use(c, n);
+	k_loop(c);
+	line(c, "const int64_t M = %s, N = %s, K = %s;", DX(M), DX(N), DX(K));
+	line(c, "const int64_t MN = M * N, bi = u / (MN > 0 ? MN : 1), rem = u - bi * MN;");
+	line(c, "const int64_t i = rem / N, j = rem %% N;");
+	line(c, "const int64_t abase = %s, bbase = %s;", at->rank == 2 ? "0" : "bi * M * K",
+	     bt->rank == 2 ? "0" : "bi * K * N");
+	if (n->plan.fused) {
+		/* seq+fma / blocked:N+fma (passes/plans.c): acc = fma(a, b, acc)
+		 * within a block from +0, the block sums added in order from +0 */
+		if (n->plan.family != IR_PLAN_SEQ && n->plan.family != IR_PLAN_BLOCKED)
+			return cu_err(c, n, "only seq and blocked plans can be fused");
+		line(c, "const int64_t nb = %" PRId64 "LL;", n->plan.family == IR_PLAN_BLOCKED ? n->plan.block : 0);
+		line(c, "float s = 0.0f;");
+		line(c, "for (int64_t k0 = 0; k0 < K; k0 += (nb > 0 ? nb : K)) {");
+		line(c, "\tconst int64_t e = nb > 0 && K - k0 > nb ? k0 + nb : K;");
+		line(c, "\tfloat p = 0.0f;");
+		line(c, "\tfor (int64_t k = k0; k < e; k++)");
+		line(c, "\t\tp = __fmaf_rn(%s, %s, p);", R(c, an, "abase + %s", ta ? "k * M + i" : "i * K + k"),
+		     R(c, bn, "bbase + %s", tb ? "j * K + k" : "k * N + j"));
+		line(c, "\ts = nb > 0 ? s + p : p;");
+		line(c, "}");
+	} else {
+		reduce_open(c, "s", n->plan, "K");
+		line(c, "\treturn %s * %s;", R(c, an, "abase + %s", ta ? "k * M + i" : "i * K + k"),
+		     R(c, bn, "bbase + %s", tb ? "j * K + k" : "k * N + j"));
+		reduce_close(c);
+	}
+	line(c, "%s = s;", W(c, n, "u"));
+	return k_end(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* softmax family, losses, metrics (rows over the last axis)           */
+
+static int rows_begin(cu *c, const ir_node *n, const ir_type *t)
+{
+	if (t->rank < 1)
+		return cu_err(c, n, "needs at least one axis");
+	k_begin(c, n, dprod(t, 0, t->rank - 1));
+	return 0;
+}
+
+/* m = max of the row x[base .. base + C) (every plan) */
+static void row_max(cu *c, const ir_node *x)
+{
+	line(c, "float m = -NND_INF;");
+	line(c, "for (int64_t k = 0; k < C; k++)");
+	line(c, "\tm = nnd_maximum(m, %s);", R(c, x, "base + k"));
+}
+
+static int cu_SOFTMAX(cu *c, const ir_node *n)
+{
+	const ir_node *x = in_node(c, n, 0);
+	if (check_plan(c, n) || need_f32(c, n) || rows_begin(c, n, &n->type))
+		return -1;
+	use(c, x);
+	use(c, n);
+	k_loop(c);
+	line(c, "const int64_t C = %s, base = u * C;", DX(n->type.d[n->type.rank - 1]));
+	row_max(c, x);
+	reduce_open(c, "s", n->plan, "C");
+	line(c, "\tconst float e = nnd_rt_expf(%s - m);", R(c, x, "base + k"));
+	line(c, "\t%s = e;", W(c, n, "base + k"));
+	line(c, "\treturn e;");
+	reduce_close(c);
+	line(c, "for (int64_t k = 0; k < C; k++)");
+	line(c, "\t%s = %s / s;", W(c, n, "base + k"), R(c, n, "base + k"));
+	return k_end(c);
+}
+
+static int cu_LOG_SOFTMAX(cu *c, const ir_node *n)
+{
+	const ir_node *x = in_node(c, n, 0);
+	if (check_plan(c, n) || need_f32(c, n) || rows_begin(c, n, &n->type))
+		return -1;
+	use(c, x);
+	use(c, n);
+	k_loop(c);
+	line(c, "const int64_t C = %s, base = u * C;", DX(n->type.d[n->type.rank - 1]));
+	row_max(c, x);
+	reduce_open(c, "s", n->plan, "C");
+	line(c, "\treturn nnd_rt_expf(%s - m);", R(c, x, "base + k"));
+	reduce_close(c);
+	line(c, "const float ls = nnd_rt_logf(s);");
+	line(c, "for (int64_t k = 0; k < C; k++)");
+	line(c, "\t%s = (%s - m) - ls;", W(c, n, "base + k"), R(c, x, "base + k"));
+	return k_end(c);
+}
+
+static int softmax_bwd(cu *c, const ir_node *n, bool logsm)
+{
+	const ir_node *dy = in_node(c, n, 0), *y = in_node(c, n, 1);
+	if (check_plan(c, n) || need_f32(c, n) || rows_begin(c, n, &n->type))
+		return -1;
+	use(c, dy);
+	use(c, y);
+	use(c, n);
+	k_loop(c);
+	line(c, "const int64_t C = %s, base = u * C;", DX(n->type.d[n->type.rank - 1]));
+	reduce_open(c, "sv", n->plan, "C");
+	if (logsm)
+		line(c, "\treturn %s;", R(c, dy, "base + k"));
+	else
+		line(c, "\treturn %s * %s;", R(c, dy, "base + k"), R(c, y, "base + k"));
+	reduce_close(c);
+	line(c, "for (int64_t k = 0; k < C; k++) {");
+	line(c, "\tconst float dyk = %s, yk = %s;", R(c, dy, "base + k"), R(c, y, "base + k"));
+	line(c, "\t%s = %s;", W(c, n, "base + k"), logsm ? "dyk - nnd_rt_expf(yk) * sv" : "yk * (dyk - sv)");
+	line(c, "}");
+	return k_end(c);
+}
+static int cu_SOFTMAX_BWD(cu *c, const ir_node *n) { return softmax_bwd(c, n, false); }
+static int cu_LOG_SOFTMAX_BWD(cu *c, const ir_node *n) { return softmax_bwd(c, n, true); }
+
+static int labels_ok(cu *c, const ir_node *n, const ir_node *lab)
+{
+	if (lab->type.dt == IR_F32)
+		return cu_err(c, n, "labels must be integers");
+	if (in_node(c, n, 0)->type.dt != IR_F32 || in_node(c, n, 0)->type.rank != 2)
+		return cu_err(c, n, "logits must be f32[B, C]");
+	return 0;
+}
+
+/* one thread: the batch sum is a reduction over the rows, each row's own
+ * sum of exponentials in the same plan.  A label outside [0, C) stops the
+ * kernel and is recorded in a.err (the first bad row: rows go in order);
+ * the runtime reports it after the step as nnd_rt_bad_label does. */
+static int cu_CROSS_ENTROPY(cu *c, const ir_node *n)
+{
+	const ir_node *x = in_node(c, n, 0), *lab = in_node(c, n, 1);
+	if (n->plan.family == IR_PLAN_NONE)
+		return check_plan(c, n);
+	if (n->plan.family == IR_PLAN_RACY)
+		return cu_err(c, n, "the test-only racy plan has no CUDA kernel");
+	if (labels_ok(c, n, lab))
+		return -1;
+	k_begin(c, n, dconst(1));
+	use(c, x);
+	use(c, lab);
+	use(c, n);
+	k_loop(c);
+	line(c, "const int64_t C = %s, rows = %s;", DX(x->type.d[1]), DX(x->type.d[0]));
+	line(c, "bool bad = false;");
+	reduce_open(c, "tot", n->plan, "rows");
+	line(c, "\tconst int64_t i = k, label = %s;", label_of(c, lab, "i"));
+	line(c, "\tif (bad || (uint64_t)label >= (uint64_t)C) {");
+	line(c, "\t\tif (!bad) { a.err[1] = i; a.err[2] = label; a.err[3] = C; a.err[0] = 1; }");
+	line(c, "\t\tbad = true;");
+	line(c, "\t\treturn 0.0f;");
+	line(c, "\t}");
+	line(c, "\tconst int64_t base = i * C;");
+	line(c, "\tfloat m = -NND_INF;");
+	line(c, "\tfor (int64_t q = 0; q < C; q++)");
+	line(c, "\t\tm = nnd_maximum(m, %s);", R(c, x, "base + q"));
+	ir_plan rp = row_plan(n);
+	reduce_open(c, "s", rp, "C");
+	line(c, "\t\treturn nnd_rt_expf(%s - m);", R(c, x, "base + k"));
+	line(c, "\t});");
+	line(c, "\treturn (m + nnd_rt_logf(s)) - %s;", R(c, x, "base + label"));
+	reduce_close(c);
+	line(c, "if (bad) return;");
+	line(c, "%s = tot / (float)rows;", W(c, n, "0"));
+	return k_end(c);
+}
+
+static int cu_CROSS_ENTROPY_BWD(cu *c, const ir_node *n)
+{
+	const ir_node *x = in_node(c, n, 0), *lab = in_node(c, n, 1), *dl = in_node(c, n, 2);
+	if (n->plan.family == IR_PLAN_NONE)
+		return check_plan(c, n);
+	if (labels_ok(c, n, lab))
+		return -1;
+	if (n->type.dt != IR_F32 || dl->type.dt != IR_F32)
+		return cu_err(c, n, "result and dloss must be f32");
+	if (rows_begin(c, n, &x->type))
+		return -1;
+	use(c, x);
+	use(c, lab);
+	use(c, dl);
+	use(c, n);
+	k_loop(c);
+	line(c, "const int64_t C = %s, rows = %s;", DX(x->type.d[1]), DX(x->type.d[0]));
+	line(c, "const float g = %s / (float)rows;", R(c, dl, "0"));
+	line(c, "const int64_t label = %s;", label_of(c, lab, "u"));
+	line(c, "if ((uint64_t)label >= (uint64_t)C) continue;   /* cross_entropy recorded it */");
+	line(c, "const int64_t base = u * C;");
+	row_max(c, x);
+	reduce_open(c, "s", row_plan(n), "C");
+	line(c, "\tconst float e = nnd_rt_expf(%s - m);", R(c, x, "base + k"));
+	line(c, "\t%s = e;", W(c, n, "base + k"));
+	line(c, "\treturn e;");
+	reduce_close(c);
+	line(c, "for (int64_t k = 0; k < C; k++)");
+	line(c, "\t%s = (%s / s - (k == label ? 1.0f : 0.0f)) * g;", W(c, n, "base + k"), R(c, n, "base + k"));
+	return k_end(c);
+}
+
+static int cu_MSE(cu *c, const ir_node *n)
+{
+	const ir_node *p = in_node(c, n, 0), *t = in_node(c, n, 1);
+	if (check_plan(c, n) || need_f32(c, n))
+		return -1;
+	if (!ir_type_eq(&p->type, &t->type))
+		return cu_err(c, n, "prediction and target types differ");
+	k_begin(c, n, dconst(1));
+	use(c, p);
+	use(c, t);
+	use(c, n);
+	k_loop(c);
+	line(c, "const int64_t cnt = %s;", DX(ir_type_numel(&p->type)));
+	reduce_open(c, "s", n->plan, "cnt");
+	line(c, "\tconst float d = %s - %s;", R(c, p, "k"), R(c, t, "k"));
+	line(c, "\treturn d * d;");
+	reduce_close(c);
+	line(c, "%s = s / (float)cnt;", W(c, n, "0"));
+	return k_end(c);
+}
+
+static int cu_ACCURACY(cu *c, const ir_node *n)
+{
+	const ir_node *x = in_node(c, n, 0), *lab = in_node(c, n, 1);
+	if (n->plan.family == IR_PLAN_RACY || n->plan.family == IR_PLAN_NONE)
+		return check_plan(c, n);
+	if (labels_ok(c, n, lab))
+		return -1;
+	if (n->type.dt != IR_F32)
+		return cu_err(c, n, "result must be f32");
+	k_begin(c, n, dconst(1));
+	use(c, x);
+	use(c, lab);
+	use(c, n);
+	k_loop(c);
+	line(c, "const int64_t C = %s, rows = %s;", DX(x->type.d[1]), DX(x->type.d[0]));
+	line(c, "int64_t cnt = 0;");
+	line(c, "for (int64_t i = 0; i < rows; i++) {");
+	line(c, "\tfloat best = -NND_INF;");
+	line(c, "\tint64_t bidx = 0;");
+	line(c, "\tfor (int64_t k = 0; k < C; k++)");
+	line(c, "\t\tnnd_argmax_step(&best, &bidx, %s, k);", R(c, x, "i * C + k"));
+	line(c, "\tcnt += bidx == %s;", label_of(c, lab, "i"));
+	line(c, "}");
+	line(c, "%s = (float)cnt / (float)rows;", W(c, n, "0"));
+	return k_end(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* random: the CPU's counters (ops.def), Philox from runtime/philox.c    */
+
+static int stream_ok(cu *c, const ir_node *n)
+{
+	if (n->stream < 0 || (c->prog && n->stream >= c->prog->nstreams))
+		return cu_err(c, n, "no random stream");
+	return 0;
+}
+
+/* a unit is an element (r, e) of the [rows, E] view */
+static int emit_dropout(cu *c, const ir_node *n)
+{
+	const ir_node *x = in_node(c, n, 0);
+	if (need_f32(c, n) || stream_ok(c, n))
+		return -1;
+	if (n->type.rank < 1 || !ir_type_eq(&n->type, &x->type))
+		return cu_err(c, n, "needs [rows, ...] input of the result's type");
+	k_begin(c, n, ir_type_numel(&n->type));
+	use(c, x);
+	use(c, n);
+	k_loop(c);
+	line(c, "const int64_t E = %s, r = u / E, e = u %% E;", DX(dprod(&n->type, 1, n->type.rank)));
+	line(c, "const uint32_t e32 = (uint32_t)e;");
+	line(c, "const uint32_t ctr[4] = { e32 >> 2, (uint32_t)a.sample_idx[r], (uint32_t)a.epoch, 0u };");
+	line(c, "uint32_t w[4];");
+	line(c, "nnd_philox4x32_10(ctr, a.keys + %d, w);", 2 * n->stream);
+	line(c, "const float uu = (float)(w[e32 & 3u] >> 8) * %s;", fbits(0x1p-24f));
+	line(c, "%s = uu >= %s ? %s * %s : 0.0f;", W(c, n, "u"), fbits(n->fa[0]), R(c, x, "u"), fbits(n->fa[1]));
+	return k_end(c);
+}
+static int cu_DROPOUT(cu *c, const ir_node *n) { return emit_dropout(c, n); }
+static int cu_DROPOUT_BWD(cu *c, const ir_node *n) { return emit_dropout(c, n); }
+
+static int cu_RANDOM_FLIP(cu *c, const ir_node *n)
+{
+	const ir_node *x = in_node(c, n, 0);
+	int ax = (int)n->ia[0];
+	if (need_f32(c, n) || stream_ok(c, n))
+		return -1;
+	if (n->type.rank < 2 || ax < 1 || ax >= n->type.rank || !ir_type_eq(&n->type, &x->type))
+		return cu_err(c, n, "needs [rows, ...] input of the result's type and an axis >= 1");
+	int64_t E = 1, post = 1, L = n->type.d[ax].c;
+	for (int i = 1; i < n->type.rank; i++)
+		E *= n->type.d[i].c;
+	for (int i = ax + 1; i < n->type.rank; i++)
+		post *= n->type.d[i].c;
+	k_begin(c, n, ir_type_numel(&n->type));
+	use(c, x);
+	use(c, n);
+	k_loop(c);
+	line(c, "const int64_t E = %" PRId64 "LL, post = %" PRId64 "LL, L = %" PRId64 "LL;", E, post, L);
+	line(c, "const int64_t r = u / E, e = u %% E;");
+	line(c, "const uint32_t ctr[4] = { 0u, (uint32_t)a.sample_idx[r], (uint32_t)a.epoch, 1u };");
+	line(c, "uint32_t w[4];");
+	line(c, "nnd_philox4x32_10(ctr, a.keys + %d, w);", 2 * n->stream);
+	line(c, "const float uu = (float)(w[0] >> 8) * %s;", fbits(0x1p-24f));
+	line(c, "const int64_t i = (e / post) %% L;");
+	line(c, "const int64_t src = e + (uu < 0.5f ? (L - 1 - (i + i)) * post : 0);");
+	line(c, "%s = %s;", W(c, n, "r * E + e"), R(c, x, "r * E + src"));
+	return k_end(c);
+}
+
+/* random_crop / crop and their gradients (ops.def): one thread per output
+ * element; the window (oy, ox) of its row from the stream (counter
+ * {0, sample, epoch, 2}) or from ia2/ia3 */
+static int emit_crop(cu *c, const ir_node *n, bool random, bool bwd)
+{
+	const ir_node *x = in_node(c, n, 0);
+	const ir_type *big = bwd ? &n->type : &x->type, *small = bwd ? &x->type : &n->type;
+	int r = n->type.rank;
+	int64_t S = n->ia[0], P = n->ia[1];
+	if (need_f32(c, n) || (random && stream_ok(c, n)))
+		return -1;
+	if (r < 3 || x->type.rank != r || S < 1 || P < 0)
+		return cu_err(c, n, "bad crop operands");
+	int64_t H = big->d[r - 2].c, Wd = big->d[r - 1].c;
+	if (S > H + 2 * P || S > Wd + 2 * P || small->d[r - 2].c != S || small->d[r - 1].c != S)
+		return cu_err(c, n, "bad crop window");
+	int64_t planes = 1;
+	for (int i = 1; i < r - 2; i++)
+		planes *= big->d[i].c;
+	int64_t Ro = bwd ? H : S, Co = bwd ? Wd : S, Rs = bwd ? S : H, Cs = bwd ? S : Wd;
+	k_begin(c, n, ir_type_numel(&n->type));
+	use(c, x);
+	use(c, n);
+	k_loop(c);
+	line(c, "const int64_t per = %" PRId64 "LL, row = u / per, e = u %% per;", planes * Ro * Co);
+	line(c, "const int64_t pl = e / %" PRId64 "LL, i = (e / %" PRId64 "LL) %% %" PRId64 "LL, j = e %% %" PRId64 "LL;",
+	     Ro * Co, Co, Ro, Co);
+	if (random) {
+		line(c, "const uint32_t ctr[4] = { 0u, (uint32_t)a.sample_idx[row], (uint32_t)a.epoch, 2u };");
+		line(c, "uint32_t w[4];");
+		line(c, "nnd_philox4x32_10(ctr, a.keys + %d, w);", 2 * n->stream);
+		line(c, "const int64_t oy = (int64_t)(((uint64_t)w[0] * %" PRId64 "ULL) >> 32);", H + 2 * P - S + 1);
+		line(c, "const int64_t ox = (int64_t)(((uint64_t)w[1] * %" PRId64 "ULL) >> 32);", Wd + 2 * P - S + 1);
+	} else {
+		line(c, "const int64_t oy = %" PRId64 "LL, ox = %" PRId64 "LL;", n->ia[2], n->ia[3]);
+	}
+	/* out[i, j] = src[i + dr, j + dc], +0 outside the source */
+	if (bwd)
+		line(c, "const int64_t si = i + (%" PRId64 "LL - oy), sj = j + (%" PRId64 "LL - ox);", P, P);
+	else
+		line(c, "const int64_t si = i + (oy - %" PRId64 "LL), sj = j + (ox - %" PRId64 "LL);", P, P);
+	line(c, "const bool in = si >= 0 && si < %" PRId64 "LL && sj >= 0 && sj < %" PRId64 "LL;", Rs, Cs);
+	line(c, "%s = in ? %s : 0.0f;", W(c, n, "u"),
+	     R(c, x, "row * %" PRId64 "LL + pl * %" PRId64 "LL + (in ? si * %" PRId64 "LL + sj : 0)",
+	       planes * Rs * Cs, Rs * Cs, Cs));
+	return k_end(c);
+}
+static int cu_RANDOM_CROP(cu *c, const ir_node *n) { return emit_crop(c, n, true, false); }
+static int cu_RANDOM_CROP_BWD(cu *c, const ir_node *n) { return emit_crop(c, n, true, true); }
+static int cu_CROP(cu *c, const ir_node *n) { return emit_crop(c, n, false, false); }
+static int cu_CROP_BWD(cu *c, const ir_node *n) { return emit_crop(c, n, false, true); }
+
+static int update_check(cu *c, const ir_node *n, int cnt)
+{
+	const ir_type *pt = &in_node(c, n, 0)->type;
+	for (int i = 0; i < cnt; i++) {
+		const ir_node *x = in_node(c, n, i);
+		if (x->type.dt != IR_F32 || !ir_type_eq(&x->type, pt))
+			return cu_err(c, n, "input %d must be f32 of the parameter's type", i);
+		if (is_imm(x) || x->blk == IR_BLK_NONE)
+			return cu_err(c, n, "input %d has no storage", i);
+	}
+	return 0;
+}
+
+static int cu_SGD_UPDATE(cu *c, const ir_node *n)
+{
+	float mom = n->fa[0], wd = n->fa[1];
+	bool nesterov = n->ia[0] != 0, has_mom = n->ia[1] != 0 && mom != 0.0f;
+	if (update_check(c, n, has_mom ? 3 : 2))
+		return -1;
+	const ir_node *p = in_node(c, n, 0), *g = in_node(c, n, 1);
+	k_begin(c, n, ir_type_numel(&p->type));
+	use(c, p);
+	use(c, g);
+	if (has_mom)
+		use(c, in_node(c, n, 2));
+	k_loop(c);
+	line(c, "const float p = %s;", R(c, p, "u"));
+	line(c, "float g = %s;", R(c, g, "u"));
+	if (wd != 0.0f)
+		line(c, "g = g + %s * p;", fbits(wd));
+	if (has_mom) {
+		const ir_node *m = in_node(c, n, 2);
+		line(c, "const float m = %s * %s + g;", fbits(mom), R(c, m, "u"));
+		line(c, "%s = m;", W(c, m, "u"));
+		if (nesterov)
+			line(c, "g = g + %s * m;", fbits(mom));
+		else
+			line(c, "g = m;");
+	}
+	line(c, "%s = p - a.lr * g;", W(c, p, "u"));
+	return k_end(c);
+}
+
+static int cu_ADAM_UPDATE(cu *c, const ir_node *n)
+{
+	float b1 = n->fa[0], b2 = n->fa[1], eps = n->fa[2], wd = n->fa[3];
+	bool decoupled = n->ia[0] != 0;
+	if (update_check(c, n, 4))
+		return -1;
+	const ir_node *p = in_node(c, n, 0), *g = in_node(c, n, 1), *m = in_node(c, n, 2), *v = in_node(c, n, 3);
+	k_begin(c, n, ir_type_numel(&p->type));
+	use(c, p);
+	use(c, g);
+	use(c, m);
+	use(c, v);
+	k_loop(c);
+	line(c, "const float lr = a.lr, c1 = a.bc1, c2 = a.bc2;");
+	line(c, "float p = %s, g = %s;", R(c, p, "u"), R(c, g, "u"));
+	if (decoupled && wd != 0.0f)
+		line(c, "p = p - (lr * %s) * p;", fbits(wd));
+	if (!decoupled && wd != 0.0f)
+		line(c, "g = g + %s * p;", fbits(wd));
+	line(c, "const float b1 = %s, b2 = %s;", fbits(b1), fbits(b2));
+	line(c, "const float m = b1 * %s + (1.0f - b1) * g;", R(c, m, "u"));
+	line(c, "const float vv = b2 * %s + (1.0f - b2) * (g * g);", R(c, v, "u"));
+	line(c, "%s = m;", W(c, m, "u"));
+	line(c, "%s = vv;", W(c, v, "u"));
+	line(c, "const float den = __fsqrt_rn(vv / c2) + %s;", fbits(eps));
+	line(c, "%s = p - lr * ((m / c1) / den);", W(c, p, "u"));
+	return k_end(c);
+}
+
+static int cu_STATE_EMA(cu *c, const ir_node *n)
+{
+	if (update_check(c, n, 2))
+		return -1;
+	const ir_node *s = in_node(c, n, 0), *v = in_node(c, n, 1);
+	k_begin(c, n, ir_type_numel(&s->type));
+	use(c, s);
+	use(c, v);
+	k_loop(c);
+	line(c, "%s = %s * %s + %s * %s;", W(c, s, "u"), fbits(n->fa[1]), R(c, s, "u"), fbits(n->fa[0]), R(c, v, "u"));
+	return k_end(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* slices, concat, one_hot, embedding                                  */
+
+static int slice_like(cu *c, const ir_node *n, bool bwd)
+{
+	const ir_node *x = in_node(c, n, 0);
+	const ir_type *big = bwd ? &n->type : &x->type;
+	int ax = (int)n->ia[0];
+	if (ax < 0 || ax >= big->rank || big->d[ax].sym)
+		return cu_err(c, n, "bad slice axis");
+	int64_t L = big->d[ax].c, st = n->ia[1], len = n->ia[2] - n->ia[1];
+	ir_dim post = dprod(big, ax + 1, big->rank);
+	k_begin(c, n, ir_type_numel(&n->type));
+	use(c, x);
+	use(c, n);
+	k_loop(c);
+	line(c, "const int64_t post = %s, L = %" PRId64 "LL, st = %" PRId64 "LL, len = %" PRId64 "LL;", DX(post), L,
+	     st, len);
+	if (!bwd) {
+		line(c, "const int64_t p = u / (len * post), j = u %% (len * post);");
+		line(c, "%s = %s;", W(c, n, "u"), R(c, x, "p * L * post + st * post + j"));
+	} else {
+		line(c, "const int64_t p = u / (L * post), j = u %% (L * post), r = j - st * post;");
+		line(c, "%s = (r >= 0 && r < len * post) ? %s : 0.0f;", W(c, n, "u"), R(c, x, "p * len * post + r"));
+	}
+	return k_end(c);
+}
+static int cu_SLICE(cu *c, const ir_node *n) { return slice_like(c, n, false); }
+static int cu_SLICE_BWD(cu *c, const ir_node *n) { return slice_like(c, n, true); }
+
+static int cu_CONCAT(cu *c, const ir_node *n)
+{
+	const ir_node *an = in_node(c, n, 0), *bn = in_node(c, n, 1);
+	int ax = (int)n->ia[0];
+	if (ax < 0 || ax >= n->type.rank || n->type.d[ax].sym)
+		return cu_err(c, n, "bad concat axis");
+	ir_dim post = dprod(&n->type, ax + 1, n->type.rank);
+	k_begin(c, n, ir_type_numel(&n->type));
+	use(c, an);
+	use(c, bn);
+	use(c, n);
+	k_loop(c);
+	line(c, "const int64_t na = %" PRId64 "LL * %s, nb = %" PRId64 "LL * %s;", an->type.d[ax].c, DX(post),
+	     bn->type.d[ax].c, DX(post));
+	line(c, "const int64_t p = u / (na + nb), j = u %% (na + nb);");
+	line(c, "%s = j < na ? %s : %s;", W(c, n, "u"), R(c, an, "p * na + j"), R(c, bn, "p * nb + (j - na)"));
+	return k_end(c);
+}
+
+static int cu_ONE_HOT(cu *c, const ir_node *n)
+{
+	const ir_node *x = in_node(c, n, 0);
+	int64_t C = n->ia[0];
+	if (n->type.dt != IR_F32 || x->type.dt == IR_F32 || C < 1)
+		return cu_err(c, n, "needs integer indices and an f32 result");
+	k_begin(c, n, dmul(ir_type_numel(&x->type), dconst(C)));
+	use(c, x);
+	use(c, n);
+	k_loop(c);
+	line(c, "const int64_t C = %" PRId64 "LL;", C);
+	line(c, "%s = ((int64_t)%s == u %% C) ? 1.0f : 0.0f;", W(c, n, "u"), R(c, x, "u / C"));
+	return k_end(c);
+}
+
+static int cu_EMBEDDING(cu *c, const ir_node *n)
+{
+	const ir_node *t = in_node(c, n, 0), *x = in_node(c, n, 1);
+	int64_t V = t->type.d[0].c, D = t->type.d[1].c;
+	if (n->type.dt != IR_F32 || x->type.dt == IR_F32)
+		return cu_err(c, n, "needs an f32 table and integer indices");
+	k_begin(c, n, dmul(ir_type_numel(&x->type), dconst(D)));
+	use(c, t);
+	use(c, x);
+	use(c, n);
+	k_loop(c);
+	line(c, "const int64_t V = %" PRId64 "LL, D = %" PRId64 "LL, p = u / D, j = u %% D;", V, D);
+	line(c, "const int64_t v = (int64_t)%s;", R(c, x, "p"));
+	line(c, "const int64_t vc = v < 0 ? 0 : v > V - 1 ? V - 1 : v;");
+	line(c, "%s = (v >= 0 && v < V) ? %s : 0.0f;", W(c, n, "u"), R(c, t, "vc * D + j"));
+	return k_end(c);
+}
+
+static int cu_EMBEDDING_BWD(cu *c, const ir_node *n)
+{
+	const ir_node *dy = in_node(c, n, 0), *x = in_node(c, n, 1);
+	int64_t V = n->type.d[0].c, D = n->type.d[1].c;
+	if (n->type.dt != IR_F32 || x->type.dt == IR_F32)
+		return cu_err(c, n, "needs f32 gradients and integer indices");
+	if (check_plan(c, n))
+		return -1;
+	k_begin(c, n, dconst(V * D));
+	use(c, dy);
+	use(c, x);
+	use(c, n);
+	k_loop(c);
+	line(c, "const int64_t D = %" PRId64 "LL, v = u / D, j = u %% D;", D);
+	reduce_open(c, "s", n->plan, DX(ir_type_numel(&x->type)));
+	line(c, "\treturn (int64_t)%s == v ? %s : 0.0f;", R(c, x, "k"), R(c, dy, "k * D + j"));
+	reduce_close(c);
+	line(c, "%s = s;", W(c, n, "u"));
+	return k_end(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* convolution and pooling (NCHW)                                      */
+
+typedef struct cgeo {
+	ir_dim N;
+	int64_t C, H, W, O, Cg, Og, KH, KW, OH, OW, s, p, d;
+} cgeo;
+
+static int conv_geo(cu *c, const ir_node *n, const ir_type *x, const ir_type *w, const ir_type *y, cgeo *g)
+{
+	if (x->rank != 4 || w->rank != 4 || y->rank != 4 || n->ia[3] < 1 || n->ia[0] < 1 || n->ia[2] < 1)
+		return cu_err(c, n, "malformed convolution");
+	g->N = x->d[0];
+	g->C = x->d[1].c; g->H = x->d[2].c; g->W = x->d[3].c;
+	g->O = w->d[0].c; g->Cg = w->d[1].c; g->KH = w->d[2].c; g->KW = w->d[3].c;
+	g->Og = g->O / n->ia[3];
+	g->OH = y->d[2].c; g->OW = y->d[3].c;
+	g->s = n->ia[0]; g->p = n->ia[1]; g->d = n->ia[2];
+	if (y->d[1].c != g->O || g->Cg * n->ia[3] != g->C)
+		return cu_err(c, n, "convolution shapes do not agree");
+	return 0;
+}
+
+static void conv_consts(cu *c, const cgeo *g)
+{
+	line(c, "const int64_t C = %" PRId64 "LL, H = %" PRId64 "LL, W = %" PRId64 "LL, O = %" PRId64 "LL;", g->C, g->H,
+	     g->W, g->O);
+	line(c, "const int64_t Cg = %" PRId64 "LL, Og = %" PRId64 "LL, KH = %" PRId64 "LL, KW = %" PRId64 "LL;", g->Cg,
+	     g->Og, g->KH, g->KW);
+	line(c, "const int64_t OH = %" PRId64 "LL, OW = %" PRId64 "LL, S = %" PRId64 "LL, P = %" PRId64
+	        "LL, Dl = %" PRId64 "LL;", g->OH, g->OW, g->s, g->p, g->d);
+	line(c, "(void)C; (void)H; (void)W; (void)O; (void)Cg; (void)Og; (void)KH; (void)KW; (void)OH; (void)OW;");
+}
+
+/* y[n,o,oh,ow]: terms k = (cl, kh, kw); padding: +0 */
+static int cu_CONV2D(cu *c, const ir_node *n)
+{
+	const ir_node *x = in_node(c, n, 0), *w = in_node(c, n, 1);
+	cgeo g = { 0 };
+	if (need_f32(c, n) || check_plan(c, n) || conv_geo(c, n, &x->type, &w->type, &n->type, &g))
+		return -1;
+	k_begin(c, n, ir_type_numel(&n->type));
+	c->flops = dconst(2 * g.Cg * g.KH * g.KW);
+	use(c, x);
+	use(c, w);
+	use(c, n);
+	k_loop(c);
+	conv_consts(c, &g);
+	line(c, "const int64_t ow = u %% OW, oh = (u / OW) %% OH, o = (u / (OW * OH)) %% O, nn = u / (OW * OH * O);");
+	line(c, "const int64_t xb = (nn * C + (o / Og) * Cg) * H * W, wb = o * Cg * KH * KW;");
+	reduce_open(c, "s", n->plan, "Cg * KH * KW");
+	line(c, "\tconst int64_t cl = k / (KH * KW), r = k %% (KH * KW), kh = r / KW, kw = r %% KW;");
+	line(c, "\tconst int64_t ih = oh * S + (kh * Dl - P), iw = ow * S + (kw * Dl - P);");
+	line(c, "\tif (ih < 0 || ih >= H || iw < 0 || iw >= W) return 0.0f;");
+	line(c, "\treturn %s * %s;", R(c, x, "xb + cl * H * W + ih * W + iw"), R(c, w, "wb + k"));
+	reduce_close(c);
+	line(c, "%s = s;", W(c, n, "u"));
+	return k_end(c);
+}
+
+/* dx[n,c,ih,iw]: terms k = (ol, kh, kw) */
+static int cu_CONV2D_BWD_X(cu *c, const ir_node *n)
+{
+	const ir_node *dy = in_node(c, n, 0), *w = in_node(c, n, 1);
+	cgeo g = { 0 };
+	if (need_f32(c, n) || check_plan(c, n) || conv_geo(c, n, &n->type, &w->type, &dy->type, &g))
+		return -1;
+	k_begin(c, n, ir_type_numel(&n->type));
+	c->flops = dconst(2 * g.Og * g.KH * g.KW);
+	use(c, dy);
+	use(c, w);
+	use(c, n);
+	k_loop(c);
+	conv_consts(c, &g);
+	line(c, "const int64_t iw = u %% W, ih = (u / W) %% H, ch = (u / (W * H)) %% C, nn = u / (W * H * C);");
+	reduce_open(c, "s", n->plan, "Og * KH * KW");
+	line(c, "\tconst int64_t ol = k / (KH * KW), r = k %% (KH * KW), kh = r / KW, kw = r %% KW;");
+	line(c, "\tconst int64_t o = (ch / Cg) * Og + ol;");
+	line(c, "\tconst int64_t th = ih + P - kh * Dl, tw = iw + P - kw * Dl;");
+	line(c, "\tif (th < 0 || tw < 0) return 0.0f;");
+	line(c, "\tconst int64_t oh = th / S, ow = tw / S;");
+	line(c, "\tif (oh * S != th || ow * S != tw || oh >= OH || ow >= OW) return 0.0f;");
+	line(c, "\treturn %s * %s;", R(c, dy, "(nn * O + o) * OH * OW + oh * OW + ow"),
+	     R(c, w, "(o * Cg + ch %% Cg) * KH * KW + r"));
+	reduce_close(c);
+	line(c, "%s = s;", W(c, n, "u"));
+	return k_end(c);
+}
+
+/* dw[o,cl,kh,kw]: terms k = (n, oh, ow) */
+static int cu_CONV2D_BWD_W(cu *c, const ir_node *n)
+{
+	const ir_node *x = in_node(c, n, 0), *dy = in_node(c, n, 1);
+	cgeo g = { 0 };
+	if (need_f32(c, n) || check_plan(c, n) || conv_geo(c, n, &x->type, &n->type, &dy->type, &g))
+		return -1;
+	k_begin(c, n, ir_type_numel(&n->type));
+	c->flops = dmul(dconst(2 * g.OH * g.OW), g.N);
+	use(c, x);
+	use(c, dy);
+	use(c, n);
+	k_loop(c);
+	conv_consts(c, &g);
+	line(c, "const int64_t kw = u %% KW, kh = (u / KW) %% KH, cl = (u / (KW * KH)) %% Cg, o = u / (KW * KH * Cg);");
+	line(c, "const int64_t ch = (o / Og) * Cg + cl;");
+	char len[128];
+	snprintf(len, sizeof len, "%s * OH * OW", DX(g.N));
+	reduce_open(c, "s", n->plan, len);
+	line(c, "\tconst int64_t nn = k / (OH * OW), r = k %% (OH * OW), oh = r / OW, ow = r %% OW;");
+	line(c, "\tconst int64_t ih = oh * S + (kh * Dl - P), iw = ow * S + (kw * Dl - P);");
+	line(c, "\tif (ih < 0 || ih >= H || iw < 0 || iw >= W) return 0.0f;");
+	line(c, "\treturn %s * %s;", R(c, dy, "(nn * O + o) * OH * OW + r"), R(c, x, "(nn * C + ch) * H * W + ih * W + iw"));
+	reduce_close(c);
+	line(c, "%s = s;", W(c, n, "u"));
+	return k_end(c);
+}
+
+typedef struct pgeo { int64_t H, W, OH, OW, k, s; } pgeo;
+static int pool_geo(cu *c, const ir_node *n, const ir_type *x, const ir_type *y, pgeo *g)
+{
+	if (x->rank != 4 || y->rank != 4 || n->ia[0] < 1 || n->ia[1] < 1)
+		return cu_err(c, n, "malformed pooling");
+	*g = (pgeo){ x->d[2].c, x->d[3].c, y->d[2].c, y->d[3].c, n->ia[0], n->ia[1] };
+	return 0;
+}
+
+static void pool_consts(cu *c, const pgeo *g)
+{
+	line(c, "const int64_t H = %" PRId64 "LL, W = %" PRId64 "LL, OH = %" PRId64 "LL, OW = %" PRId64
+	        "LL, Kp = %" PRId64 "LL, S = %" PRId64 "LL;", g->H, g->W, g->OH, g->OW, g->k, g->s);
+	line(c, "(void)H; (void)OH;");
+}
+
+/* a unit is an output element: the MAX rule over the window, rows then columns */
+static int cu_MAX_POOL2D(cu *c, const ir_node *n)
+{
+	const ir_node *x = in_node(c, n, 0);
+	pgeo g = { 0 };
+	if (need_f32(c, n) || pool_geo(c, n, &x->type, &n->type, &g))
+		return -1;
+	k_begin(c, n, ir_type_numel(&n->type));
+	use(c, x);
+	use(c, n);
+	k_loop(c);
+	pool_consts(c, &g);
+	line(c, "const int64_t ow = u %% OW, oh = (u / OW) %% OH, pl = u / (OW * OH);");
+	line(c, "const int64_t wb = pl * H * W + oh * S * W + ow * S;");
+	line(c, "float m = -NND_INF;");
+	line(c, "for (int64_t i = 0; i < Kp; i++)");
+	line(c, "\tfor (int64_t j = 0; j < Kp; j++)");
+	line(c, "\t\tm = nnd_maximum(m, %s);", R(c, x, "wb + i * W + j"));
+	line(c, "%s = m;", W(c, n, "u"));
+	return k_end(c);
+}
+
+/* a unit is an input position: dx = +0, then + dy of every window that
+ * contains it and chose it (first NaN, else first maximum), windows in
+ * row-major order -- the CPU's order of additions into that position */
+static int cu_MAX_POOL2D_BWD(cu *c, const ir_node *n)
+{
+	const ir_node *dy = in_node(c, n, 0), *x = in_node(c, n, 1);
+	pgeo g = { 0 };
+	if (need_f32(c, n) || pool_geo(c, n, &x->type, &dy->type, &g))
+		return -1;
+	k_begin(c, n, ir_type_numel(&n->type));
+	use(c, dy);
+	use(c, x);
+	use(c, n);
+	k_loop(c);
+	pool_consts(c, &g);
+	line(c, "const int64_t iw = u %% W, ih = (u / W) %% H, pl = u / (W * H);");
+	line(c, "const int64_t oh0 = ih >= Kp - 1 ? (ih - Kp + 1 + S - 1) / S : 0, oh1 = ih / S < OH - 1 ? ih / S : OH - 1;");
+	line(c, "const int64_t ow0 = iw >= Kp - 1 ? (iw - Kp + 1 + S - 1) / S : 0, ow1 = iw / S < OW - 1 ? iw / S : OW - 1;");
+	line(c, "float acc = 0.0f;");
+	line(c, "for (int64_t oh = oh0; oh <= oh1; oh++)");
+	line(c, "\tfor (int64_t ow = ow0; ow <= ow1; ow++) {");
+	line(c, "\t\tconst int64_t wb = pl * H * W + oh * S * W + ow * S;");
+	line(c, "\t\tfloat best = -NND_INF;");
+	line(c, "\t\tint64_t bq = 0;");
+	line(c, "\t\tfor (int64_t q = 0; q < Kp * Kp; q++)");
+	line(c, "\t\t\tnnd_argmax_step(&best, &bq, %s, q);", R(c, x, "wb + (q / Kp) * W + q %% Kp"));
+	line(c, "\t\tif (wb + (bq / Kp) * W + bq %% Kp == u)");
+	line(c, "\t\t\tacc = acc + %s;", R(c, dy, "(pl * OH + oh) * OW + ow"));
+	line(c, "\t}");
+	line(c, "%s = acc;", W(c, n, "u"));
+	return k_end(c);
+}
+
+static int cu_AVG_POOL2D(cu *c, const ir_node *n)
+{
+	const ir_node *x = in_node(c, n, 0);
+	pgeo g = { 0 };
+	if (need_f32(c, n) || check_plan(c, n) || pool_geo(c, n, &x->type, &n->type, &g))
+		return -1;
+	k_begin(c, n, ir_type_numel(&n->type));
+	use(c, x);
+	use(c, n);
+	k_loop(c);
+	pool_consts(c, &g);
+	line(c, "const int64_t ow = u %% OW, oh = (u / OW) %% OH, pl = u / (OW * OH);");
+	line(c, "const int64_t wb = pl * H * W + oh * S * W + ow * S;");
+	reduce_open(c, "s", n->plan, "Kp * Kp");
+	line(c, "\treturn %s;", R(c, x, "wb + (k / Kp) * W + k %% Kp"));
+	reduce_close(c);
+	line(c, "%s = s / %s;", W(c, n, "u"), fbits((float)(g.k * g.k)));
+	return k_end(c);
+}
+
+/* a unit is an input position: + dy/(k*k) of every window containing it,
+ * in row-major window order */
+static int cu_AVG_POOL2D_BWD(cu *c, const ir_node *n)
+{
+	const ir_node *dy = in_node(c, n, 0);
+	pgeo g = { 0 };
+	if (need_f32(c, n) || pool_geo(c, n, &n->type, &dy->type, &g))
+		return -1;
+	k_begin(c, n, ir_type_numel(&n->type));
+	use(c, dy);
+	use(c, n);
+	k_loop(c);
+	pool_consts(c, &g);
+	line(c, "const int64_t iw = u %% W, ih = (u / W) %% H, pl = u / (W * H);");
+	line(c, "const int64_t oh0 = ih >= Kp - 1 ? (ih - Kp + 1 + S - 1) / S : 0, oh1 = ih / S < OH - 1 ? ih / S : OH - 1;");
+	line(c, "const int64_t ow0 = iw >= Kp - 1 ? (iw - Kp + 1 + S - 1) / S : 0, ow1 = iw / S < OW - 1 ? iw / S : OW - 1;");
+	line(c, "float acc = 0.0f;");
+	line(c, "for (int64_t oh = oh0; oh <= oh1; oh++)");
+	line(c, "\tfor (int64_t ow = ow0; ow <= ow1; ow++)");
+	line(c, "\t\tacc = acc + %s / %s;", R(c, dy, "(pl * OH + oh) * OW + ow"), fbits((float)(g.k * g.k)));
+	line(c, "%s = acc;", W(c, n, "u"));
+	return k_end(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* dispatch: one emitter per row of ops.def (a missing one won't compile) */
+
+typedef int (*cu_emit_fn)(cu *c, const ir_node *n);
+static const cu_emit_fn cu_emitters[IR_NUM_OPS] = {
+#define OP(id, name, arity, flags) [IR_##id] = cu_##id,
+#include "../ir/ops.def"
+#undef OP
+};
+
+/* The graph's scalar outputs to a.outputs[k] (as the CPU step function
+ * does at its end): integers converted to float. */
+static int outputs_kernel(cu *c)
+{
+	const ir_graph *g = c->g;
+	k_begin(c, NULL, dconst(1));
+	for (int k = 0; k < g->noutputs; k++) {
+		const ir_node *o = g->nodes[g->outputs[k]];
+		if (o->type.rank != 0)
+			return cu_err(c, o, "graph output %d is not a scalar", k);
+		use(c, o);
+	}
+	k_loop(c);
+	for (int k = 0; k < g->noutputs; k++) {
+		const ir_node *o = g->nodes[g->outputs[k]];
+		line(c, "a.outputs[%d] = (float)%s;", k, R(c, o, "0"));
+	}
+	return k_end(c);
+}
+
+static int build_graph(cu *c, const ir_graph *g, int gi)
+{
+	static const char *const names[3] = { "train", "eval", "infer" };
+	c->g = g;
+	c->gi = gi;
+	c->gname = names[gi];
+	c->decl = xcalloc((size_t)g->nnodes + 1, sizeof *c->decl);
+	fprintf(c->rec, "//@graph %d %d %d\n", c->pi, gi, g->nnodes);
+	for (int i = 0; i < g->nnodes && !c->failed; i++) {
+		const ir_node *n = g->nodes[i];
+		if ((unsigned)n->op >= IR_NUM_OPS || n->nin < 0 || n->nin > 4) {
+			cu_err(c, n, "malformed node");
+			break;
+		}
+		if (cu_emitters[n->op](c, n) && !c->failed)
+			cu_err(c, n, "no CUDA kernel");
+	}
+	if (!c->failed)
+		outputs_kernel(c);
+	free(c->decl);
+	c->decl = NULL;
+	return c->failed ? -1 : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* the preamble                                                        */
+
+static const char preamble_top[] =
+	"/* nnd CUDA kernels, generated by nndc (codegen/cuda.c); compile with NVRTC:\n"
+	" * --fmad=false --ftz=false --prec-div=true --prec-sqrt=true -default-device\n"
+	" * One kernel per IR node, one thread per independent output; see docs/cuda.md. */\n"
+	"#ifndef NND_EMULATE\n"
+	"typedef signed char int8_t;\n"
+	"typedef unsigned char uint8_t;\n"
+	"typedef int int32_t;\n"
+	"typedef unsigned int uint32_t;\n"
+	"typedef long long int64_t;\n"
+	"typedef unsigned long long uint64_t;\n"
+	"#endif\n"
+	"#define NND_DEVICE 1\n";
+
+static const char preamble_helpers[] =
+	"\n/* ---- helpers of the generated kernels ---- */\n"
+	"#define NND_INF __uint_as_float(0x7f800000u)\n"
+	"/* every kernel is launched with 256 threads per block (runtime/cuda.c) */\n"
+	"#ifdef NND_EMULATE\n#define NND_BOUNDS\n#else\n#define NND_BOUNDS __launch_bounds__(256)\n#endif\n"
+	"/* maximum/minimum (ops.def): NaN if either is (a's first); max(-0,+0) = +0, min(-0,+0) = -0 */\n"
+	"static __device__ __forceinline__ float nnd_maximum(float a, float b)\n"
+	"{\n"
+	"\tfloat r = a == b ? __uint_as_float(__float_as_uint(a) & __float_as_uint(b)) : b;\n"
+	"\tr = a > b ? a : r;\n"
+	"\tr = b != b ? b : r;\n"
+	"\treturn a != a ? a : r;\n"
+	"}\n"
+	"static __device__ __forceinline__ float nnd_minimum(float a, float b)\n"
+	"{\n"
+	"\tfloat r = a == b ? __uint_as_float(__float_as_uint(a) | __float_as_uint(b)) : b;\n"
+	"\tr = a < b ? a : r;\n"
+	"\tr = b != b ? b : r;\n"
+	"\treturn a != a ? a : r;\n"
+	"}\n"
+	"/* relu: x > 0 ? x : (x != x ? x : +0) */\n"
+	"static __device__ __forceinline__ float nnd_relu(float x) { return x > 0.0f ? x : (x != x ? x : 0.0f); }\n"
+	"/* argmax step: keep the first NaN, else the lowest index of the maximum */\n"
+	"static __device__ __forceinline__ void nnd_argmax_step(float *best, int64_t *bidx, float x, int64_t k)\n"
+	"{\n"
+	"\tconst float bv = *best;\n"
+	"\tif (x > bv || (x != x && bv == bv)) { *best = x; *bidx = k; }\n"
+	"}\n"
+	"/* reduction plans (passes/plans.c): t(k) is called once per term, k ascending */\n"
+	"template <class F> static __device__ __forceinline__ float nnd_reduce_seq(int64_t n, F t)\n"
+	"{\n"
+	"\tfloat acc = 0.0f;\n"
+	"\tfor (int64_t k = 0; k < n; k++)\n"
+	"\t\tacc = acc + t(k);\n"
+	"\treturn acc;\n"
+	"}\n"
+	"template <class F> static __device__ __forceinline__ float nnd_reduce_blocked(int64_t n, int64_t nb, F t)\n"
+	"{\n"
+	"\tfloat tot = 0.0f;\n"
+	"\tfor (int64_t k0 = 0; k0 < n; k0 += nb) {\n"
+	"\t\tconst int64_t e = n - k0 < nb ? n : k0 + nb;\n"
+	"\t\tfloat p = 0.0f;\n"
+	"\t\tfor (int64_t k = k0; k < e; k++)\n"
+	"\t\t\tp = p + t(k);\n"
+	"\t\ttot = tot + p;\n"
+	"\t}\n"
+	"\treturn tot;\n"
+	"}\n"
+	"/* tree:F streamed: acc[j] is the open group of level j (level 0: the\n"
+	" * terms), seq from its first child; a group of F children closes into\n"
+	" * level j+1 below the top level L; at the end the open groups close\n"
+	" * bottom-up.  The same sums as the CPU's level-by-level buffer. */\n"
+	"static __device__ __forceinline__ void nnd_tree_push(float *acc, int64_t *cnt, int L, int64_t f, float v, int j)\n"
+	"{\n"
+	"\tfor (;;) {\n"
+	"\t\tacc[j] = cnt[j] == 0 ? v : acc[j] + v;\n"
+	"\t\tcnt[j]++;\n"
+	"\t\tif (cnt[j] == f && j < L) { v = acc[j]; cnt[j] = 0; j++; }\n"
+	"\t\telse break;\n"
+	"\t}\n"
+	"}\n"
+	"template <class F> static __device__ float nnd_reduce_tree(int64_t n, int64_t f, F t)\n"
+	"{\n"
+	"\tif (n <= 0) return 0.0f;\n"
+	"\tint L = 0;\n"
+	"\tfor (int64_t m = n; m > 1; m = (m + f - 1) / f) L++;\n"
+	"\tif (L == 0) return t(0);\n"
+	"\tfloat acc[48];   /* L <= 41: n < 2^41, f >= 2 */\n"
+	"\tint64_t cnt[48];\n"
+	"\tfor (int j = 0; j <= L; j++) cnt[j] = 0;\n"
+	"\tfor (int64_t k = 0; k < n; k++) nnd_tree_push(acc, cnt, L, f, t(k), 1);\n"
+	"\tfor (int j = 1; j < L; j++)\n"
+	"\t\tif (cnt[j] > 0) { const float v = acc[j]; cnt[j] = 0; nnd_tree_push(acc, cnt, L, f, v, j + 1); }\n"
+	"\treturn acc[L];\n"
+	"}\n";
+
+char *cg_cuda_source(const ir_module *m, char *err, size_t errlen)
+{
+	char *kt = NULL, *rt = NULL, *out = NULL;
+	size_t kl = 0, rl = 0, ol = 0;
+	cu c;
+	memset(&c, 0, sizeof c);
+	c.err = err;
+	c.errlen = errlen;
+	c.f = open_memstream(&kt, &kl);
+	c.rec = open_memstream(&rt, &rl);
+	if (!c.f || !c.rec) {
+		snprintf(err, errlen, "cuda: cannot allocate the source text");
+		if (c.f) fclose(c.f);
+		if (c.rec) fclose(c.rec);
+		free(kt);
+		free(rt);
+		return NULL;
+	}
+	for (int i = 0; i < m->nprogs && !c.failed; i++) {
+		const ir_program *p = m->progs[i];
+		c.prog = p;
+		c.pi = i;
+		ir_graph *gs[3] = { p->train, p->eval_g, p->infer_g };
+		for (int gi = 0; gi < 3 && !c.failed; gi++)
+			if (gs[gi])
+				build_graph(&c, gs[gi], gi);
+	}
+	fclose(c.f);
+	fclose(c.rec);
+	if (!c.failed) {
+		FILE *o = open_memstream(&out, &ol);
+		if (o) {
+			fputs(preamble_top, o);
+			fputs("\n/* ---- runtime/nnd_dev.h ---- */\n", o);
+			fputs(cg_cuda_embed_dev_h, o);
+			fputs("\n/* ---- runtime/math.c ---- */\n", o);
+			fputs(cg_cuda_embed_math_c, o);
+			fputs("\n/* ---- runtime/philox.c ---- */\n", o);
+			fputs(cg_cuda_embed_philox_c, o);
+			fputs(preamble_helpers, o);
+			fputs(kt, o);
+			fputs("\n/* ---- launch records (runtime/cuda.c) ---- */\n", o);
+			fputs(rt, o);
+			fclose(o);
+		} else {
+			snprintf(err, errlen, "cuda: cannot allocate the source text");
+		}
+	}
+	free(kt);
+	free(rt);
+	return c.failed ? (free(out), NULL) : out;
+}

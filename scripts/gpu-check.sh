@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# gpu-check.sh - the CUDA backend on a machine with an NVIDIA GPU, in one
+# run of at most ~8 minutes (docs/cuda.md):
+#   1. builds nnd (Release, build-gpu/) with what the machine has (no network)
+#   2. runs the CUDA tests (ctest -L cuda: NVRTC/PTX checks, host emulation,
+#      CPU == GPU, run to run, kernel cache, out of memory)
+#   3. trains mlp_fashion and cnn_fashion for a bounded number of steps on
+#      the CPU and twice on the GPU and compares their sha256
+#   4. throughput: samples/s on CPU and GPU, PyTorch on the same GPU when
+#      python3 has torch with CUDA; nnd's matmul kernels (NND_CUDA_PROFILE)
+#      against cuBLAS SGEMM at the same shapes
+# Everything goes to stdout and, when $OUT is set, to $OUT/gpu-check.txt.
+# Exit 0 when every check passed, 1 otherwise (the summary says which).
+#   scripts/gpu-check.sh [--steps N]
+set -u
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
+ROOT=$(pwd)
+STEPS=50
+[ "${1:-}" = --steps ] && STEPS=$2
+if [ -n "${OUT:-}" ]; then
+	mkdir -p "$OUT"
+	exec > >(tee "$OUT/gpu-check.txt") 2>&1
+fi
+T0=$(date +%s)
+FAILS=()
+section() { echo; echo "=== $* [$(( $(date +%s) - T0 )) s]"; }
+bad() { echo "FAIL: $*"; FAILS+=("$*"); }
+sha() { sed -n 's/^sha256 \([0-9a-f]\{64\}\)$/\1/p' "$1" | tail -n 1; }
+sps() { sed -n 's/^samples_per_s \([0-9]*\).*/\1/p' "$1" | tail -n 1; }
+finish() {
+	section "summary"
+	if [ ${#FAILS[@]} -eq 0 ]; then echo "gpu-check: all checks passed"; exit 0; fi
+	echo "gpu-check: ${#FAILS[@]} check(s) failed:"
+	printf '  - %s\n' "${FAILS[@]}"
+	exit 1
+}
+
+section "machine"
+uname -a
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo "(no nvidia-smi)"
+ls /usr/local/cuda/lib64/libnvrtc.so* 2>/dev/null | head -n 2 || echo "(no NVRTC under /usr/local/cuda)"
+ldconfig -p 2>/dev/null | grep -m1 'libcuda\.so\.1' || echo "(libcuda.so.1 not in the linker cache)"
+nproc
+
+section "build"
+need=()
+for t in cmake flex bison cc c++; do command -v $t >/dev/null 2>&1 || need+=("$t"); done
+ls /usr/bin/llvm-config* /usr/lib/llvm-*/bin/llvm-config >/dev/null 2>&1 || need+=(llvm-config)
+if [ ${#need[@]} -gt 0 ]; then
+	echo "missing build tools: ${need[*]}; trying scripts/deps.sh (needs the network)"
+	bash scripts/deps.sh || { bad "build dependencies missing (${need[*]}) and scripts/deps.sh could not install them"; finish; }
+fi
+B=$ROOT/build-gpu
+mkdir -p "$B"
+if ! { cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release >"$B/cmake.log" 2>&1 &&
+       cmake --build "$B" -j"$(nproc)" --target nndc nnd_cuda_compile_test >"$B/build.log" 2>&1; }; then
+	tail -n 40 "$B/cmake.log" "$B/build.log" 2>/dev/null
+	bad "build failed"
+	finish
+fi
+NNDC=$B/nndc
+"$NNDC" --version
+export NND_CACHE_DIR=$B/kernel-cache
+rm -rf "$NND_CACHE_DIR"
+
+section "ctest -L cuda"
+ctest --test-dir "$B" -L cuda -j 4 --output-on-failure --timeout 300 >"$B/ctest.log" 2>&1
+rc=$?
+tail -n 40 "$B/ctest.log"
+[ $rc = 0 ] || bad "ctest -L cuda: $(grep -E '^\s+[0-9]+ - cuda' "$B/ctest.log" | grep -v Skipped | tr -s ' \n' ' ')"
+grep -e '^skipped:' "$B/Testing/Temporary/LastTest.log" 2>/dev/null | sort | uniq -c | head -n 8
+
+FM=/usr/share/datasets/fashion-mnist
+if [ ! -f $FM/train-images-idx3-ubyte.gz ]; then
+	bad "Fashion-MNIST not at $FM: the training comparisons cannot run"
+	finish
+fi
+W=$B/gpu-check
+rm -rf "$W" && mkdir -p "$W" && cd "$W" || exit 1
+
+train_pair() {   # train_pair NAME MODEL ARGS...: CPU once, GPU twice, same sha256
+	local name=$1 model=$2; shift 2
+	section "$name: $* (CPU, GPU, GPU)"
+	"$NNDC" build "$ROOT/examples/$model.nnd" -o "$name" >build.$name.log 2>&1 || { cat build.$name.log; bad "$name: build"; return; }
+	./"$name" train "$@" >$name.cpu 2>$name.cpu.err || { cat $name.cpu.err; bad "$name: CPU run"; return; }
+	./"$name" train "$@" --device cuda >$name.gpu1 2>$name.gpu1.err || { cat $name.gpu1.err; bad "$name: GPU run"; return; }
+	./"$name" train "$@" --device cuda >$name.gpu2 2>$name.gpu2.err || { cat $name.gpu2.err; bad "$name: second GPU run"; return; }
+	grep -h '^cuda:' $name.gpu1.err $name.gpu2.err
+	echo "cpu   sha256 $(sha $name.cpu)   samples_per_s $(sps $name.cpu.err)"
+	echo "gpu 1 sha256 $(sha $name.gpu1)   samples_per_s $(sps $name.gpu1.err)"
+	echo "gpu 2 sha256 $(sha $name.gpu2)   samples_per_s $(sps $name.gpu2.err)"
+	[ -n "$(sha $name.cpu)" ] || bad "$name: no sha256 from the CPU run"
+	if [ "$(sha $name.gpu1)" != "$(sha $name.gpu2)" ]; then bad "$name: GPU not the same bits run to run"; fi
+	if [ "$(sha $name.cpu)" = "$(sha $name.gpu1)" ]; then
+		echo "$name: CPU == GPU == GPU (same bits)"
+	else
+		bad "$name: CPU and GPU differ"
+		echo "first differing node (2 steps, node digests):"
+		./"$name" train --steps 2 --limit 256 --log c.jsonl --debug-digests >/dev/null 2>&1
+		./"$name" train --steps 2 --limit 256 --log g.jsonl --debug-digests --device cuda >/dev/null 2>&1
+		./"$name" logdiff c.jsonl g.jsonl
+	fi
+}
+
+train_pair mlp mlp_fashion --steps "$STEPS" --limit 20000
+train_pair cnn cnn_fashion --steps "$STEPS" --limit 20000
+
+section "throughput: a whole epoch of mlp_fashion on the GPU (60000 samples)"
+./mlp train --epochs 1 --device cuda >mlp.epoch 2>mlp.epoch.err || { cat mlp.epoch.err; bad "mlp epoch on the GPU"; }
+cat mlp.epoch; grep samples_per_s mlp.epoch.err
+section "throughput: 300 steps of cnn_fashion on the GPU"
+./cnn train --steps 300 --device cuda >cnn.long 2>cnn.long.err || { cat cnn.long.err; bad "cnn 300 steps on the GPU"; }
+grep samples_per_s cnn.long.err
+echo "CPU reference (--threads $(nproc)): mlp $(sps mlp.cpu.err) samples/s, cnn $(sps cnn.cpu.err) samples/s"
+
+section "matmul: nnd's kernels (NND_CUDA_PROFILE) vs cuBLAS SGEMM"
+if "$NNDC" build "$ROOT/bench/cuda_mm.nnd" -o wide >build.wide.log 2>&1; then
+	NND_CUDA_PROFILE=1 ./wide train --steps 5 --device cuda >wide.out 2>wide.err || { cat wide.err; bad "cuda_mm profile run"; }
+	grep '^cuda profile' wide.err | head -n 14
+else
+	cat build.wide.log; bad "build of bench/cuda_mm.nnd"
+fi
+if cc -O2 "$ROOT/bench/cublas_sgemm.c" -ldl -o cublas_sgemm 2>cublas.err; then
+	./cublas_sgemm 1024 4096 784 1024 4096 4096 4096 4096 4096 || echo "(cuBLAS benchmark did not run)"
+else
+	cat cublas.err
+fi
+
+section "PyTorch on the same GPU"
+if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+	timeout 180 python3 "$ROOT/bench/torch_cuda.py" 300 || echo "(torch benchmark failed)"
+else
+	echo "python3 has no torch with CUDA: skipped"
+fi
+
+finish

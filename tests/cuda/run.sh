@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# run.sh NNDC WORKDIR CASE - the CUDA backend's tests (docs/cuda.md).
+#   ptx_*       every kernel of a model compiles with NVRTC (no GPU needed);
+#               the PTX holds no float atomics, no float mad, and fma.rn
+#               exactly where the IR asks for fma: the CUDA source has one
+#               __fmaf_rn per node with a fused plan (+fma), and the PTX
+#               kernels with an fma.rn are exactly those nodes' kernels (NVRTC
+#               unrolls the loop, so the static count is not one); no
+#               function of runtime/math.c is defined with an fma
+#   emulate_*   NND_CUDA_EMULATE=1: the generated kernels and the device
+#               layer, run on the host, give the CPU's bits
+#   errors      clear messages without a GPU (no driver / no device)
+#   gpu_*       with a GPU: CPU == GPU sha256, GPU run to run, the kernel
+#               cache; out of device memory
+# Exit 0 pass, 1 fail, 77 skipped (NVRTC, c++, data or GPU missing).
+set -u
+NNDC=$1; W=$2; CASE=$3
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+EX=$SRC/../examples
+FM=/usr/share/datasets/fashion-mnist
+rm -rf "$W" && mkdir -p "$W" && cd "$W" || exit 1
+export NND_CACHE_DIR=$W/cache
+fail() { echo "FAIL [$CASE]: $*" >&2; exit 1; }
+skip() { echo "skipped: $*"; exit 77; }
+run() {   # run EXPECTED_RC OUT CMD...: stdout to OUT, stderr to OUT.err
+	local want=$1 out=$2; shift 2
+	"$@" >"$out" 2>"$out.err"
+	local rc=$?
+	[ "$rc" = "$want" ] || { cat "$out" "$out.err" >&2; fail "'$*' exited $rc, expected $want"; }
+}
+sha() { tail -n 1 "$1" | sed -n 's/^sha256 \([0-9a-f]\{64\}\)$/\1/p'; }
+need_fashion() { [ -f $FM/train-images-idx3-ubyte.gz ] || skip "dataset-fashion-mnist not installed"; }
+need_cxx() { command -v "${NND_CXX:-c++}" >/dev/null 2>&1 || skip "no C++ compiler for the host emulation"; }
+# a built program's --device cuda start: skip when this machine has no GPU
+need_gpu() {   # need_gpu PROGRAM [ARGS]
+	NND_CACHE_DIR=$W/probe-cache "$@" train --device cuda --steps 0 --limit 64 >probe.out 2>probe.err
+	if grep -q -e 'no CUDA driver' -e 'no CUDA device' -e 'driver does not start' probe.err; then
+		skip "$(head -n 1 probe.err)"
+	fi
+	[ -s probe.err ] && cat probe.err
+	return 0
+}
+
+ptx_case() {   # ptx_case MODEL.nnd
+	"$NNDC" emit "$1" --stage cuda >k.cu 2>k.cu.err || { cat k.cu.err >&2; fail "emit --stage cuda failed"; }
+	"$NNDC" emit "$1" --stage ptx >k.ptx 2>k.ptx.err
+	local rc=$?
+	if [ $rc != 0 ]; then
+		grep -q '^nndc: error: --stage ptx: no NVRTC' k.ptx.err && skip "$(cat k.ptx.err)"
+		cat k.ptx.err >&2
+		fail "emit --stage ptx exited $rc"
+	fi
+	grep -o '__global__ void NND_BOUNDS [A-Za-z0-9_]*' k.cu | sed 's/.* //' | sort >kernels.cu
+	grep -o '^\.visible \.entry [A-Za-z0-9_]*' k.ptx | sed 's/.* //' | sort >kernels.ptx
+	[ -s kernels.cu ] || fail "no kernels in the CUDA source"
+	cmp -s kernels.cu kernels.ptx || { diff kernels.cu kernels.ptx | head >&2; fail "PTX entries differ from the kernels"; }
+	echo "$(wc -l <kernels.ptx) kernels compiled by NVRTC"
+	if grep -nE '\b(atom|red)(\.[a-z0-9]+)*\.f(16|32|64)\b' k.ptx | head -3 | grep .; then
+		fail "floating-point atomics in the PTX"
+	fi
+	if grep -nE '\bmad(\.[a-z0-9]+)*\.f(16|32|64)\b' k.ptx | head -3 | grep .; then
+		fail "floating-point mad in the PTX"
+	fi
+	# the fmas the IR asks for: the nodes with a fused plan (matmul's
+	# default seq+fma), and none in math.c (device code too)
+	grep -n '\bfma *(' "$SRC/../runtime/math.c" && fail "math.c calls fma(): update the expected fma count"
+	"$NNDC" emit "$1" --stage plans >plans.txt 2>plans.err || { cat plans.err >&2; fail "emit --stage plans failed"; }
+	# fused nodes as kernel names nnd_p<prog>_<graph>_n<id> (the plans dump
+	# numbers programs by their "# program" headers)
+	awk '/^# program/ { p++ } $4 ~ /\+fma$/ || $5 ~ /\+fma$/ { id = $2; sub(/^%/, "", id); printf "nnd_p%d_%s_n%s\n", p - 1, $1, id }' \
+		plans.txt | sort >fused.want
+	local nsrc nwant
+	nsrc=$(grep -o '__fmaf_rn(' k.cu | wc -l)
+	nwant=$(wc -l <fused.want)
+	[ "$nsrc" = "$nwant" ] || fail "$nsrc __fmaf_rn in the CUDA source, $nwant nodes with a fused plan"
+	awk '/^\.visible \.entry/ { k = $3; sub(/\(.*/, "", k) } /[ \t]fma(\.[a-z0-9]+)*\.f(16|32|64)[ \t]/ { if (k != "") print k }' k.ptx |
+		sort -u >fused.ptx
+	cmp -s fused.want fused.ptx || { diff fused.want fused.ptx | head >&2; fail "the kernels with fma.rn are not exactly the fused nodes' kernels"; }
+	local fmas
+	fmas=$(grep -cE '\bfma(\.[a-z0-9]+)*\.f(16|32|64)\b' k.ptx)
+	echo "PTX: no float atomics, no mad; fma.rn ($fmas, unrolled) in exactly the $nwant kernels of fused nodes"
+}
+
+case $CASE in
+ptx_mlp) need_fashion; ptx_case "$EX/mlp_fashion.nnd" ;;
+ptx_cnn) need_fashion; ptx_case "$EX/cnn_fashion.nnd" ;;
+ptx_every_op) ptx_case "$SRC/e2e/every_op.nnd" ;;
+
+emulate_every_op)
+	# every op, both train blocks, three plans: emulated device == CPU
+	need_cxx
+	for plan in seq tree:3 blocked:4; do
+		run 0 build.out "$NNDC" build "$SRC/e2e/every_op.nnd" --plan $plan -o every
+		for t in every every_sgd; do
+			run 0 cpu ./every train --train $t
+			NND_CUDA_EMULATE=1 run 0 dev ./every train --train $t --device cuda
+			[ -n "$(sha cpu)" ] || fail "no sha256"
+			cmp -s cpu dev || { diff cpu dev >&2; fail "$t plan $plan: device $(sha dev), cpu $(sha cpu)"; }
+			echo "$t $plan: same bits $(sha cpu)"
+		done
+	done
+	;;
+
+emulate_ops|gpu_ops)
+	# the op tests of tests/grad (conv with groups, pooling, batchnorm,
+	# layernorm, embedding, slice/concat, random_flip, ...): device == CPU
+	if [ $CASE = emulate_ops ]; then need_cxx; export NND_CUDA_EMULATE=1; fi
+	cp -r "$SRC/grad" "$SRC/data" . && cd grad || fail "cannot copy the models"
+	first=1
+	for m in g_*.nnd; do
+		run 0 ../b.out "$NNDC" build $m -o prog
+		if [ $first = 1 ] && [ $CASE = gpu_ops ]; then need_gpu ./prog; first=0; fi
+		run 0 ../cpu env -u NND_CUDA_EMULATE ./prog train --epochs 2
+		run 0 ../dev ./prog train --epochs 2 --device cuda
+		[ -n "$(sha ../cpu)" ] || fail "$m: no sha256"
+		[ "$(sha ../cpu)" = "$(sha ../dev)" ] || fail "$m: device $(sha ../dev), cpu $(sha ../cpu)"
+		echo "$m: same bits $(sha ../cpu)"
+	done
+	;;
+
+emulate_mlp)
+	# the built program (AOT): train node by node, eval, infer
+	need_fashion
+	need_cxx
+	run 0 build.out "$NNDC" build "$EX/mlp_fashion.nnd" -o mlp
+	run 0 cpu ./mlp train --steps 12 --limit 2000 --log cpu.jsonl --debug-digests --save ck
+	NND_CUDA_EMULATE=1 run 0 dev ./mlp train --steps 12 --limit 2000 --log dev.jsonl --debug-digests --device cuda
+	run 0 ld ./mlp logdiff cpu.jsonl dev.jsonl
+	[ "$(sha cpu)" = "$(sha dev)" ] || fail "device $(sha dev), cpu $(sha cpu)"
+	echo "train, every node of 12 steps: same bits $(sha cpu)"
+	python3 - <<'PY' || fail "cannot write the test images"
+import gzip, struct
+d = gzip.open("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz").read()
+n = 300
+open("some-images-idx3-ubyte", "wb").write(struct.pack(">IIII", 0x803, n, 28, 28) + d[16:16 + n * 784])
+PY
+	run 0 icpu ./mlp infer --weights ck/params.safetensors --input some-images-idx3-ubyte --batch 64
+	NND_CUDA_EMULATE=1 run 0 idev ./mlp infer --weights ck/params.safetensors --input some-images-idx3-ubyte --batch 64 --device cuda
+	cmp -s icpu idev || fail "infer: device $(sha idev), cpu $(sha icpu)"
+	echo "infer: same bits $(sha icpu)"
+	;;
+
+errors)
+	# without a GPU: a clear message; never a crash
+	run 1 bad "$NNDC" run "$SRC/e2e/every_op.nnd" -- train --device tpu
+	grep -q "expected cpu or cuda, found 'tpu'" bad.err || fail "unclear message for --device tpu: $(cat bad.err)"
+	run 1 arch "$NNDC" emit "$SRC/e2e/every_op.nnd" --stage ptx --arch sm_90
+	grep -q 'virtual architecture' arch.err || fail "unclear message for --arch sm_90: $(cat arch.err)"
+	if [ -e /dev/nvidia0 ] || ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1'; then
+		echo "a CUDA driver is installed: the no-driver message is not testable here"
+		exit 0
+	fi
+	run 1 nodrv "$NNDC" run "$SRC/e2e/every_op.nnd" -- train --device cuda
+	grep -q '^every_op.nnd: error: --device cuda: no CUDA driver: libcuda.so.1 not found (dlopen: ' nodrv.err ||
+		fail "unclear no-driver message: $(cat nodrv.err)"
+	cat nodrv.err
+	;;
+
+gpu_mlp|gpu_cnn)
+	need_fashion
+	if [ $CASE = gpu_mlp ]; then model=mlp_fashion; args="--steps 50 --limit 10000"
+	else model=cnn_fashion; args="--steps 30 --limit 4000"; fi
+	run 0 build.out "$NNDC" build "$EX/$model.nnd" -o prog
+	need_gpu ./prog
+	run 0 cpu ./prog train $args
+	run 0 gpu1 ./prog train $args --device cuda
+	grep -q 'kernels compiled by NVRTC' gpu1.err || { cat gpu1.err; fail "first run: no NVRTC compile reported"; }
+	run 0 gpu2 ./prog train $args --device cuda
+	grep -q 'kernels from the cache' gpu2.err || { cat gpu2.err; fail "second run did not use the kernel cache"; }
+	cat gpu1.err gpu2.err | grep -e '^cuda:' -e samples_per_s
+	[ "$(sha gpu1)" = "$(sha gpu2)" ] || fail "GPU run to run: $(sha gpu1) then $(sha gpu2)"
+	if [ "$(sha cpu)" != "$(sha gpu1)" ]; then
+		# name the first node that differs
+		./prog train --steps 2 --limit 256 --log c.jsonl --debug-digests >/dev/null 2>&1
+		./prog train --steps 2 --limit 256 --log g.jsonl --debug-digests --device cuda >/dev/null 2>&1
+		./prog logdiff c.jsonl g.jsonl >&2
+		fail "$model: cpu $(sha cpu), gpu $(sha gpu1)"
+	fi
+	echo "$model $args: cpu == gpu == gpu: $(sha cpu)"
+	;;
+
+gpu_every_op)
+	run 0 build.out "$NNDC" build "$SRC/e2e/every_op.nnd" -o every
+	need_gpu ./every
+	for plan in seq tree:3 blocked:4; do
+		[ $plan = seq ] || run 0 build.out "$NNDC" build "$SRC/e2e/every_op.nnd" --plan $plan -o every
+		for t in every every_sgd; do
+			run 0 cpu ./every train --train $t
+			run 0 gpu ./every train --train $t --device cuda
+			if ! cmp -s cpu gpu; then
+				./every train --train $t --log c.jsonl --debug-digests >/dev/null 2>&1
+				./every train --train $t --log g.jsonl --debug-digests --device cuda >/dev/null 2>&1
+				./every logdiff c.jsonl g.jsonl >&2
+				diff cpu gpu >&2
+				fail "$t plan $plan: cpu $(sha cpu), gpu $(sha gpu)"
+			fi
+			echo "$t $plan: cpu == gpu: $(sha cpu)"
+		done
+	done
+	;;
+
+gpu_errors)
+	run 0 build.out "$NNDC" build "$SRC/e2e/every_op.nnd" -o every
+	need_gpu ./every
+	NND_TEST_CUDA_EXTRA_BYTES=400000000000 run 1 oom ./every train --device cuda
+	grep -q -e '--device cuda: out of device memory: cannot allocate [0-9]* bytes' oom.err ||
+		fail "unclear out-of-memory message: $(cat oom.err)"
+	cat oom.err
+	;;
+
+*) fail "unknown case" ;;
+esac
+exit 0
