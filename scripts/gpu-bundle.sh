@@ -15,7 +15,7 @@ FM=/usr/share/datasets/fashion-mnist
 out=gpu-bundle
 rm -rf "$out"
 mkdir -p "$out/lib" "$out/data"
-for m in examples/mlp_fashion.nnd examples/cnn_fashion.nnd; do
+for m in examples/mlp_fashion.nnd examples/cnn_fashion.nnd bench/cuda_mm.nnd; do
   NND_CPU=${NND_CPU:-x86-64-v3} "$NNDC" build "$m" -o "$out/$(basename "$m" .nnd)"
 done
 # libraries outside the C library and the CUDA driver: copied so the

@@ -46,29 +46,56 @@ section "build"
 need=()
 for t in cmake flex bison cc c++; do command -v $t >/dev/null 2>&1 || need+=("$t"); done
 ls /usr/bin/llvm-config* /usr/lib/llvm-*/bin/llvm-config >/dev/null 2>&1 || need+=(llvm-config)
-if [ ${#need[@]} -gt 0 ]; then
-	echo "missing build tools: ${need[*]}; trying scripts/deps.sh (needs the network)"
-	bash scripts/deps.sh || { bad "build dependencies missing (${need[*]}) and scripts/deps.sh could not install them"; finish; }
-fi
 B=$ROOT/build-gpu
 mkdir -p "$B"
-if ! { cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release >"$B/cmake.log" 2>&1 &&
-       cmake --build "$B" -j"$(nproc)" --target nndc nnd_cuda_compile_test >"$B/build.log" 2>&1; }; then
-	tail -n 40 "$B/cmake.log" "$B/build.log" 2>/dev/null
-	bad "build failed"
-	finish
+BUNDLE=
+NNDC=
+if [ ${#need[@]} -gt 0 ] && [ -x "$ROOT/gpu-bundle/mlp_fashion" ]; then
+	# a machine that cannot build nnd (no LLVM/flex/bison, no network): the
+	# programs scripts/gpu-bundle.sh built elsewhere, their libraries and data
+	BUNDLE=$ROOT/gpu-bundle
+	echo "missing build tools: ${need[*]}; using the prebuilt programs of gpu-bundle/ (revision $(cat "$BUNDLE/REVISION" 2>/dev/null))"
+	export LD_LIBRARY_PATH=$BUNDLE/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+	if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+		mkdir -p /usr/share/datasets 2>/dev/null && ln -sfn "$BUNDLE/data" /usr/share/datasets/fashion-mnist ||
+			echo "(cannot link the bundle's data to /usr/share/datasets/fashion-mnist)"
+	fi
+else
+	if [ ${#need[@]} -gt 0 ]; then
+		echo "missing build tools: ${need[*]}; trying scripts/deps.sh (needs the network)"
+		bash scripts/deps.sh || { bad "build dependencies missing (${need[*]}), scripts/deps.sh could not install them and there is no gpu-bundle/ (scripts/gpu-bundle.sh)"; finish; }
+	fi
+	if ! { cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release >"$B/cmake.log" 2>&1 &&
+	       cmake --build "$B" -j"$(nproc)" --target nndc nnd_cuda_compile_test >"$B/build.log" 2>&1; }; then
+		tail -n 40 "$B/cmake.log" "$B/build.log" 2>/dev/null
+		bad "build failed"
+		finish
+	fi
+	NNDC=$B/nndc
+	"$NNDC" --version
 fi
-NNDC=$B/nndc
-"$NNDC" --version
 export NND_CACHE_DIR=$B/kernel-cache
 rm -rf "$NND_CACHE_DIR"
 
-section "ctest -L cuda"
-ctest --test-dir "$B" -L cuda -j 4 --output-on-failure --timeout 300 >"$B/ctest.log" 2>&1
-rc=$?
-tail -n 40 "$B/ctest.log"
-[ $rc = 0 ] || bad "ctest -L cuda: $(grep -E '^\s+[0-9]+ - cuda' "$B/ctest.log" | grep -v Skipped | tr -s ' \n' ' ')"
-grep -e '^skipped:' "$B/Testing/Temporary/LastTest.log" 2>/dev/null | sort | uniq -c | head -n 8
+# program NAME MODEL: ./NAME built from MODEL (bench/ or examples/), or the bundle's copy
+program() {
+	if [ -n "$BUNDLE" ]; then
+		cp "$BUNDLE/$(basename "$2" .nnd)" "$1"
+	else
+		"$NNDC" build "$2" -o "$1" >build.$1.log 2>&1 || { cat build.$1.log; return 1; }
+	fi
+}
+
+if [ -n "$BUNDLE" ]; then
+	section "ctest -L cuda: skipped (no build on this machine); the checks below run the bundle's programs"
+else
+	section "ctest -L cuda"
+	ctest --test-dir "$B" -L cuda -j 4 --output-on-failure --timeout 300 >"$B/ctest.log" 2>&1
+	rc=$?
+	tail -n 40 "$B/ctest.log"
+	[ $rc = 0 ] || bad "ctest -L cuda: $(grep -E '^\s+[0-9]+ - cuda' "$B/ctest.log" | grep -v Skipped | tr -s ' \n' ' ')"
+	grep -e '^skipped:' "$B/Testing/Temporary/LastTest.log" 2>/dev/null | sort | uniq -c | head -n 8
+fi
 
 FM=/usr/share/datasets/fashion-mnist
 if [ ! -f $FM/train-images-idx3-ubyte.gz ]; then
@@ -81,7 +108,7 @@ rm -rf "$W" && mkdir -p "$W" && cd "$W" || exit 1
 train_pair() {   # train_pair NAME MODEL ARGS...: CPU once, GPU twice, same sha256
 	local name=$1 model=$2; shift 2
 	section "$name: $* (CPU, GPU, GPU)"
-	"$NNDC" build "$ROOT/examples/$model.nnd" -o "$name" >build.$name.log 2>&1 || { cat build.$name.log; bad "$name: build"; return; }
+	program "$name" "$ROOT/examples/$model.nnd" || { bad "$name: build"; return; }
 	./"$name" train "$@" >$name.cpu 2>$name.cpu.err || { cat $name.cpu.err; bad "$name: CPU run"; return; }
 	./"$name" train "$@" --device cuda >$name.gpu1 2>$name.gpu1.err || { cat $name.gpu1.err; bad "$name: GPU run"; return; }
 	./"$name" train "$@" --device cuda >$name.gpu2 2>$name.gpu2.err || { cat $name.gpu2.err; bad "$name: second GPU run"; return; }
@@ -114,11 +141,11 @@ grep samples_per_s cnn.long.err
 echo "CPU reference (--threads $(nproc)): mlp $(sps mlp.cpu.err) samples/s, cnn $(sps cnn.cpu.err) samples/s"
 
 section "matmul: nnd's kernels (NND_CUDA_PROFILE) vs cuBLAS SGEMM"
-if "$NNDC" build "$ROOT/bench/cuda_mm.nnd" -o wide >build.wide.log 2>&1; then
+if program wide "$ROOT/bench/cuda_mm.nnd"; then
 	NND_CUDA_PROFILE=1 ./wide train --steps 5 --device cuda >wide.out 2>wide.err || { cat wide.err; bad "cuda_mm profile run"; }
 	grep '^cuda profile' wide.err | head -n 14
 else
-	cat build.wide.log; bad "build of bench/cuda_mm.nnd"
+	bad "build of bench/cuda_mm.nnd"
 fi
 if cc -O2 "$ROOT/bench/cublas_sgemm.c" -ldl -o cublas_sgemm 2>cublas.err; then
 	./cublas_sgemm 1024 4096 784 1024 4096 4096 4096 4096 4096 || echo "(cuBLAS benchmark did not run)"
