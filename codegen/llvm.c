@@ -1606,6 +1606,22 @@ static void mm_rows(cg *c, mm_ctx *m, LLVMValueRef j0, LLVMValueRef *mask, const
 	if_end(c, rest);
 }
 
+/* llvm.prefetch (read, keep in all cache levels) of base[idx]: a hint
+ * that never faults, so idx may lie past the end (a plain GEP, not
+ * inbounds) */
+static void prefetch(cg *c, LLVMValueRef base, LLVMValueRef idx)
+{
+	static const char nm[] = "llvm.prefetch";
+	unsigned id = LLVMLookupIntrinsicID(nm, sizeof nm - 1);
+	LLVMTypeRef ov[1] = { c->ptr };
+	size_t nov = LLVMIntrinsicIsOverloaded(id) ? 1 : 0;
+	LLVMValueRef f = LLVMGetIntrinsicDeclaration(c->mod, id, ov, nov);
+	LLVMTypeRef fty = LLVMIntrinsicGetType(c->ctx, id, ov, nov);
+	LLVMValueRef p = LLVMBuildGEP2(c->b, c->f32, ptr_to(c, base, c->f32), &idx, 1, "");
+	LLVMValueRef a[4] = { LLVMBuildPointerCast(c->b, p, c->ptr, ""), ci32(c, 0), ci32(c, 3), ci32(c, 1) };
+	LLVMBuildCall2(c->b, fty, f, a, 4, "");
+}
+
 /* one column block (its row blocks [rb0, rb1)): b read in place over all
  * of K, or copied into the panel chunk by chunk (m->kc values of k),
  * columns past N repeating column N-1 (their lanes are never stored) */
@@ -1642,6 +1658,10 @@ static void mm_column_block(cg *c, mm_ctx *m, LLVMValueRef j0, LLVMValueRef *mas
 		for (int v = 0; v < MM_NV; v++)
 			mm_vstore(c, m, m->panel, add(c, mul(c, kk, nr), ci64(c, v * m->vw)),
 			          mm_vload(c, m, m->Bv.base, add(c, src, ci64(c, v * m->vw)), mask ? mask[v] : NULL), NULL);
+		/* the rows of a wide b lie far apart: ask for the next column
+		 * block's lines now, so that its packing finds them in cache */
+		for (int v = 0; v < MM_NV; v++)
+			prefetch(c, m->Bv.base, add(c, src, ci64(c, (MM_NV + v) * m->vw)));
 		loop_end(c, &lk);
 	}
 	mm_rows(c, m, j0, mask, &kr, rb0, rb1);
