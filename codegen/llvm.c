@@ -2443,8 +2443,15 @@ static int emit_ONE_HOT(cg *c, const ir_node *n)
 	return 0;
 }
 
-static LLVMValueRef in_range(cg *c, LLVMValueRef v, int64_t lim);
-static LLVMValueRef clamp_idx(cg *c, LLVMValueRef v, int64_t lim);
+static LLVMValueRef in_range(cg *c, LLVMValueRef v, int64_t lim)
+{
+	return LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, v, ci64(c, 0), ""),
+	                    LLVMBuildICmp(c->b, LLVMIntSLT, v, ci64(c, lim), ""), "");
+}
+static LLVMValueRef clamp_idx(cg *c, LLVMValueRef v, int64_t lim)
+{
+	return smin(c, smax(c, v, ci64(c, 0)), ci64(c, lim - 1));
+}
 static void zero_plane(cg *c, const cg_val *v, LLVMValueRef base, int64_t len);
 
 static LLVMValueRef load_index(cg *c, const cg_val *v, LLVMValueRef i)
@@ -2524,150 +2531,107 @@ static int emit_EMBEDDING_BWD(cg *c, const ir_node *n)
 	return 0;
 }
 
-/* conv geometry (all constant but N) */
+/* im2col / col2im geometry: the image [N, C, H, W] and the columns
+ * [C, KH, KW, N, OH, OW] (all constant but N) */
 typedef struct cgeo {
 	ir_dim N;
-	int64_t C, H, W, O, Cg, Og, KH, KW, OH, OW, s, p, d;
+	int64_t C, H, W, KH, KW, OH, OW, s, p, d;
 } cgeo;
 
-static int conv_geo(cg *c, const ir_node *n, const ir_type *x, const ir_type *w, const ir_type *y, cgeo *g)
+static int col_geo(cg *c, const ir_node *n, const ir_type *x, const ir_type *col, cgeo *g)
 {
-	if (x->rank != 4 || w->rank != 4 || y->rank != 4 || n->ia[3] < 1 || n->ia[0] < 1 || n->ia[2] < 1)
-		return cg_err(c, n, "malformed convolution");
+	if (x->rank != 4 || col->rank != 6 || n->ia[0] < 1 || n->ia[1] < 0 || n->ia[2] < 1)
+		return cg_err(c, n, "malformed im2col/col2im");
 	g->N = x->d[0];
 	g->C = x->d[1].c; g->H = x->d[2].c; g->W = x->d[3].c;
-	g->O = w->d[0].c; g->Cg = w->d[1].c; g->KH = w->d[2].c; g->KW = w->d[3].c;
-	g->Og = g->O / n->ia[3];
-	g->OH = y->d[2].c; g->OW = y->d[3].c;
+	g->KH = col->d[1].c; g->KW = col->d[2].c; g->OH = col->d[4].c; g->OW = col->d[5].c;
 	g->s = n->ia[0]; g->p = n->ia[1]; g->d = n->ia[2];
-	if (y->d[1].c != g->O || g->Cg * n->ia[3] != g->C)
-		return cg_err(c, n, "convolution shapes do not agree");
+	if (col->d[0].c != g->C || col->d[3].c != g->N.c || col->d[3].sym != g->N.sym)
+		return cg_err(c, n, "image and columns do not agree");
 	return 0;
 }
 
-/* outputs o in [lo, hi) whose input position o*s + off lies in [0, lim) */
-static void conv_range(int64_t off, int64_t s, int64_t lim, int64_t nout, int64_t *lo, int64_t *hi)
+/* the outputs o in [0, nout) whose input position o*s + off lies in
+ * [0, lim): [*lo, *hi) with *lo <= *hi (run time values) */
+static void conv_range(cg *c, LLVMValueRef off, int64_t s, int64_t lim, int64_t nout,
+                       LLVMValueRef *lo, LLVMValueRef *hi)
 {
-	*lo = off >= 0 ? 0 : (-off + s - 1) / s;
-	*hi = lim - 1 - off < 0 ? 0 : (lim - 1 - off) / s + 1;
-	if (*hi > nout)
-		*hi = nout;
+	LLVMValueRef S = ci64(c, s), zero = ci64(c, 0), NO = ci64(c, nout);
+	LLVMValueRef neg = LLVMBuildICmp(c->b, LLVMIntSLT, off, zero, "");
+	LLVMValueRef l = sel(c, neg, sdiv(c, add(c, sub(c, zero, off), ci64(c, s - 1)), S), zero);
+	LLVMValueRef top = sub(c, ci64(c, lim - 1), off);   /* o*s <= top */
+	LLVMValueRef h = sel(c, LLVMBuildICmp(c->b, LLVMIntSLT, top, zero, ""), zero, add(c, sdiv(c, top, S), ci64(c, 1)));
+	h = smin(c, h, NO);
+	l = smin(c, l, NO);
+	*lo = l;
+	*hi = smax(c, h, l);
 }
 
-static LLVMValueRef in_range(cg *c, LLVMValueRef v, int64_t lim)
-{
-	return LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, v, ci64(c, 0), ""),
-	                    LLVMBuildICmp(c->b, LLVMIntSLT, v, ci64(c, lim), ""), "");
-}
-static LLVMValueRef clamp_idx(cg *c, LLVMValueRef v, int64_t lim)
-{
-	return smin(c, smax(c, v, ci64(c, 0)), ci64(c, lim - 1));
-}
+static LLVMValueRef srem(cg *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildSRem(c->b, a, b, ""); }
 
-/* x[xb + ih*W + iw] for ih = oh*s - p + kh*d, iw likewise; +0 in the padding */
-static LLVMValueRef conv_x(cg *c, const cgeo *g, const cg_val *x, LLVMValueRef xb, LLVMValueRef oh,
-                           LLVMValueRef ow, LLVMValueRef kh, LLVMValueRef kw, LLVMValueRef *inb)
+/* Units: the rows (c, kh, kw, n) of the columns, each one OH x OW plane:
+ * for each oh, the run of ow whose input lies inside the image is copied
+ * (unit stride when s = 1), the rest of the row is +0. */
+static int emit_IM2COL(cg *c, const ir_node *n)
 {
-	LLVMValueRef ih = add(c, mul(c, oh, ci64(c, g->s)), sub(c, mul(c, kh, ci64(c, g->d)), ci64(c, g->p)));
-	LLVMValueRef iw = add(c, mul(c, ow, ci64(c, g->s)), sub(c, mul(c, kw, ci64(c, g->d)), ci64(c, g->p)));
-	*inb = LLVMBuildAnd(c->b, in_range(c, ih, g->H), in_range(c, iw, g->W), "");
-	LLVMValueRef xi = add(c, xb, add(c, mul(c, clamp_idx(c, ih, g->H), ci64(c, g->W)), clamp_idx(c, iw, g->W)));
-	return vload(c, x, xi);
-}
-
-typedef struct conv_terms {
-	const cgeo *g;
-	const cg_val *x, *w, *dy;
-	LLVMValueRef xb, wb, oh, ow;      /* forward / bwd_w */
-	LLVMValueRef n, o, c_, ih, iw;    /* bwd */
-} conv_terms;
-
-/* forward term k = (cl, kh, kw) */
-static LLVMValueRef term_conv(cg *c, void *ctx, LLVMValueRef k)
-{
-	conv_terms *t = ctx;
-	const cgeo *g = t->g;
-	LLVMValueRef khw = ci64(c, g->KH * g->KW);
-	LLVMValueRef cl = sdiv(c, k, khw), r = LLVMBuildSRem(c->b, k, khw, "");
-	LLVMValueRef kh = sdiv(c, r, ci64(c, g->KW)), kw = LLVMBuildSRem(c->b, r, ci64(c, g->KW), "");
-	LLVMValueRef inb;
-	LLVMValueRef xv = conv_x(c, g, t->x, add(c, t->xb, mul(c, cl, ci64(c, g->H * g->W))), t->oh, t->ow, kh, kw, &inb);
-	return sel(c, inb, fmul(c, xv, vload(c, t->w, add(c, t->wb, k))), cf32(c, 0.0f));
-}
-
-static int emit_CONV2D(cg *c, const ir_node *n)
-{
-	const ir_node *xn = in_node(c, n, 0), *wn = in_node(c, n, 1);
+	const ir_node *xn = in_node(c, n, 0);
 	cgeo g = { 0 };
-	cg_val x, w, y;
+	cg_val x, col;
 	kern k;
-	if (need_f32(c, n) || check_plan(c, n, false) || conv_geo(c, n, &xn->type, &wn->type, &n->type, &g))
+	if (need_f32(c, n) || col_geo(c, n, &xn->type, &n->type, &g))
 		return -1;
-	int64_t plane = g.OH * g.OW, khw = g.KH * g.KW;
-	kern_begin(c, n, &k, mul(c, dim_val(c, g.N), ci64(c, g.O)),
-	           grain_of(c, GRAIN_MAC, ci64(c, g.Cg * khw * plane)), false);
-	if (val_of(c, xn, &x) || val_of(c, wn, &w) || val_of(c, n, &y))
+	int64_t plane = g.OH * g.OW;
+	kern_begin(c, n, &k, mul(c, dim_val(c, g.N), ci64(c, g.C * g.KH * g.KW)),
+	           grain_of(c, GRAIN_CHEAP, ci64(c, plane)), false);
+	if (val_of(c, xn, &x) || val_of(c, n, &col))
 		return -1;
-	cg_loop lu, l1, l2, l3;
+	LLVMValueRef N = dim_val(c, g.N);
+	cg_loop lu, l1, l2;
 	LLVMValueRef u = range_begin(c, &lu, k.lo, k.hi);
-	LLVMValueRef nn = sdiv(c, u, ci64(c, g.O)), o = LLVMBuildSRem(c->b, u, ci64(c, g.O), "");
-	LLVMValueRef gi = sdiv(c, o, ci64(c, g.Og));
-	LLVMValueRef pb = mul(c, u, ci64(c, plane));
-	LLVMValueRef xb0 = mul(c, add(c, mul(c, nn, ci64(c, g.C)), mul(c, gi, ci64(c, g.Cg))), ci64(c, g.H * g.W));
-	LLVMValueRef wb0 = mul(c, o, ci64(c, g.Cg * khw));
-	if (n->plan.family != IR_PLAN_SEQ) {
-		LLVMValueRef oh = loop_begin(c, &l1, ci64(c, g.OH));
-		LLVMValueRef ow = loop_begin(c, &l2, ci64(c, g.OW));
-		conv_terms t = { .g = &g, .x = &x, .w = &w, .xb = xb0, .wb = wb0, .oh = oh, .ow = ow };
-		LLVMValueRef v = emit_reduce(c, n->plan, ci64(c, g.Cg * khw), term_conv, &t);
-		vstore(c, &y, add(c, pb, add(c, mul(c, oh, ci64(c, g.OW)), ow)), v);
-		loop_end(c, &l2);
-		loop_end(c, &l1);
-		loop_end(c, &lu);
-		kern_end(c, &k);
-		return 0;
-	}
-	/* seq: the output plane accumulates in memory, terms (cl, kh, kw) in
-	 * order; padded terms (+0) are skipped, which is exact (acc is never -0) */
-	LLVMValueRef i = loop_begin(c, &l1, ci64(c, plane));
-	vstore(c, &y, add(c, pb, i), cf32(c, 0.0f));
-	loop_end(c, &l1);
-	LLVMValueRef cl = loop_begin(c, &l1, ci64(c, g.Cg));
-	LLVMValueRef xb = add(c, xb0, mul(c, cl, ci64(c, g.H * g.W)));
-	LLVMValueRef wb = add(c, wb0, mul(c, cl, ci64(c, khw)));
-	for (int64_t kh = 0; kh < g.KH; kh++)
-		for (int64_t kw = 0; kw < g.KW; kw++) {
-			int64_t hl, hh, wl, wh, offh = kh * g.d - g.p, offw = kw * g.d - g.p;
-			conv_range(offh, g.s, g.H, g.OH, &hl, &hh);
-			conv_range(offw, g.s, g.W, g.OW, &wl, &wh);
-			if (hh <= hl || wh <= wl)
-				continue;
-			LLVMValueRef wv = vload(c, &w, add(c, wb, ci64(c, kh * g.KW + kw)));
-			LLVMValueRef oh = add(c, loop_begin(c, &l2, ci64(c, hh - hl)), ci64(c, hl));
-			LLVMValueRef yrow = add(c, pb, mul(c, oh, ci64(c, g.OW)));
-			LLVMValueRef xrow = add(c, xb, add(c, mul(c, add(c, mul(c, oh, ci64(c, g.s)), ci64(c, offh)), ci64(c, g.W)), ci64(c, offw)));
-			LLVMValueRef ow = add(c, loop_begin(c, &l3, ci64(c, wh - wl)), ci64(c, wl));
-			LLVMValueRef yi = add(c, yrow, ow);
-			LLVMValueRef xv = vload(c, &x, add(c, xrow, mul(c, ow, ci64(c, g.s))));
-			vstore(c, &y, yi, fadd(c, vload(c, &y, yi), fmul(c, xv, wv)));
-			loop_end(c, &l3);
-			loop_end(c, &l2);
-		}
+	LLVMValueRef nn = srem(c, u, N), r = sdiv(c, u, N);
+	LLVMValueRef kw = srem(c, r, ci64(c, g.KW));
+	r = sdiv(c, r, ci64(c, g.KW));
+	LLVMValueRef kh = srem(c, r, ci64(c, g.KH)), ch = sdiv(c, r, ci64(c, g.KH));
+	LLVMValueRef xb = mul(c, add(c, mul(c, nn, ci64(c, g.C)), ch), ci64(c, g.H * g.W));
+	LLVMValueRef cb = mul(c, u, ci64(c, plane));
+	LLVMValueRef offh = sub(c, mul(c, kh, ci64(c, g.d)), ci64(c, g.p));
+	LLVMValueRef offw = sub(c, mul(c, kw, ci64(c, g.d)), ci64(c, g.p));
+	LLVMValueRef wl, wh;
+	conv_range(c, offw, g.s, g.W, g.OW, &wl, &wh);
+	LLVMValueRef oh = loop_begin(c, &l1, ci64(c, g.OH));
+	LLVMValueRef ih = add(c, mul(c, oh, ci64(c, g.s)), offh);
+	LLVMValueRef ok = LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, ih, ci64(c, 0), ""),
+	                               LLVMBuildICmp(c->b, LLVMIntSLT, ih, ci64(c, g.H), ""), "");
+	LLVMValueRef OWv = ci64(c, g.OW);
+	LLVMValueRef lo = sel(c, ok, wl, OWv), hi = sel(c, ok, wh, OWv);
+	LLVMValueRef row = add(c, cb, mul(c, oh, OWv));
+	LLVMValueRef xrow = add(c, xb, add(c, mul(c, sel(c, ok, ih, ci64(c, 0)), ci64(c, g.W)), offw));
+	LLVMValueRef ow = loop_begin(c, &l2, lo);
+	vstore(c, &col, add(c, row, ow), cf32(c, 0.0f));
+	loop_end(c, &l2);
+	ow = range_begin(c, &l2, lo, hi);
+	vstore(c, &col, add(c, row, ow), vload(c, &x, add(c, xrow, mul(c, ow, ci64(c, g.s)))));
+	loop_end(c, &l2);
+	ow = range_begin(c, &l2, hi, OWv);
+	vstore(c, &col, add(c, row, ow), cf32(c, 0.0f));
+	loop_end(c, &l2);
 	loop_end(c, &l1);
 	loop_end(c, &lu);
 	kern_end(c, &k);
 	return 0;
 }
 
-/* bwd_x term k = (ol, kh, kw) for dx[n, c, ih, iw] */
-static LLVMValueRef term_conv_bx(cg *c, void *ctx, LLVMValueRef k)
+/* col2im term (kh, kw) for dx[n, c, ih, iw] */
+typedef struct col_terms {
+	const cgeo *g;
+	const cg_val *col;
+	LLVMValueRef N, nn, ch, ih, iw;
+} col_terms;
+static LLVMValueRef term_col2im(cg *c, void *ctx, LLVMValueRef k)
 {
-	conv_terms *t = ctx;
+	col_terms *t = ctx;
 	const cgeo *g = t->g;
-	LLVMValueRef khw = ci64(c, g->KH * g->KW);
-	LLVMValueRef ol = sdiv(c, k, khw), r = LLVMBuildSRem(c->b, k, khw, "");
-	LLVMValueRef kh = sdiv(c, r, ci64(c, g->KW)), kw = LLVMBuildSRem(c->b, r, ci64(c, g->KW), "");
-	LLVMValueRef o = add(c, mul(c, sdiv(c, t->c_, ci64(c, g->Cg)), ci64(c, g->Og)), ol);
+	LLVMValueRef kh = sdiv(c, k, ci64(c, g->KW)), kw = srem(c, k, ci64(c, g->KW));
 	LLVMValueRef th = sub(c, add(c, t->ih, ci64(c, g->p)), mul(c, kh, ci64(c, g->d)));
 	LLVMValueRef tw = sub(c, add(c, t->iw, ci64(c, g->p)), mul(c, kw, ci64(c, g->d)));
 	LLVMValueRef thc = smax(c, th, ci64(c, 0)), twc = smax(c, tw, ci64(c, 0));
@@ -2678,35 +2642,43 @@ static LLVMValueRef term_conv_bx(cg *c, void *ctx, LLVMValueRef k)
 	ok = LLVMBuildAnd(c->b, ok, LLVMBuildICmp(c->b, LLVMIntEQ, mul(c, ow, ci64(c, g->s)), twc, ""), "");
 	ok = LLVMBuildAnd(c->b, ok, LLVMBuildICmp(c->b, LLVMIntSLT, oh, ci64(c, g->OH), ""), "");
 	ok = LLVMBuildAnd(c->b, ok, LLVMBuildICmp(c->b, LLVMIntSLT, ow, ci64(c, g->OW), ""), "");
-	LLVMValueRef dyi = add(c, mul(c, add(c, mul(c, t->n, ci64(c, g->O)), o), ci64(c, g->OH * g->OW)),
-	                       add(c, mul(c, clamp_idx(c, oh, g->OH), ci64(c, g->OW)), clamp_idx(c, ow, g->OW)));
-	LLVMValueRef wi = add(c, mul(c, add(c, mul(c, o, ci64(c, g->Cg)), LLVMBuildSRem(c->b, t->c_, ci64(c, g->Cg), "")), khw), r);
-	return sel(c, ok, fmul(c, vload(c, t->dy, dyi), vload(c, t->w, wi)), cf32(c, 0.0f));
+	/* col[c, kh, kw, n, oh, ow] */
+	LLVMValueRef row = add(c, mul(c, t->ch, ci64(c, g->KH * g->KW)), k);
+	LLVMValueRef ci = add(c, mul(c, add(c, mul(c, row, t->N), t->nn), ci64(c, g->OH * g->OW)),
+	                      add(c, mul(c, smin(c, oh, ci64(c, g->OH - 1)), ci64(c, g->OW)),
+	                          smin(c, ow, ci64(c, g->OW - 1))));
+	return sel(c, ok, vload(c, t->col, ci), cf32(c, 0.0f));
 }
 
-static int emit_CONV2D_BWD_X(cg *c, const ir_node *n)
+/* Units: the (n, c) planes of dx.  seq: the plane starts at +0 and, for
+ * (kh, kw) in order, the columns' entries that map onto it are added
+ * (each (kh, kw) reaches an input position at most once, so every
+ * element sees its terms in (kh, kw) order; the +0 terms of the other
+ * positions are skipped, which is exact: the sum is never -0).  Other
+ * plans: emit_reduce per element over its KH*KW terms. */
+static int emit_COL2IM(cg *c, const ir_node *n)
 {
-	const ir_node *dn = in_node(c, n, 0), *wn = in_node(c, n, 1);
+	const ir_node *cn = in_node(c, n, 0);
 	cgeo g = { 0 };
-	cg_val dy, w, dx;
+	cg_val col, dx;
 	kern k;
-	if (need_f32(c, n) || check_plan(c, n, false) || conv_geo(c, n, &n->type, &wn->type, &dn->type, &g))
+	if (need_f32(c, n) || check_plan(c, n, false) || col_geo(c, n, &n->type, &cn->type, &g))
 		return -1;
 	int64_t plane = g.H * g.W, khw = g.KH * g.KW;
 	kern_begin(c, n, &k, mul(c, dim_val(c, g.N), ci64(c, g.C)),
-	           grain_of(c, GRAIN_MAC, ci64(c, g.Og * khw * g.OH * g.OW)), false);
-	if (val_of(c, dn, &dy) || val_of(c, wn, &w) || val_of(c, n, &dx))
+	           grain_of(c, GRAIN_CHEAP, ci64(c, khw * g.OH * g.OW)), false);
+	if (val_of(c, cn, &col) || val_of(c, n, &dx))
 		return -1;
-	cg_loop lu, l1, l2, l3;
+	LLVMValueRef N = dim_val(c, g.N);
+	cg_loop lu, l1, l2, l3, l4;
 	LLVMValueRef u = range_begin(c, &lu, k.lo, k.hi);
-	LLVMValueRef nn = sdiv(c, u, ci64(c, g.C)), ch = LLVMBuildSRem(c->b, u, ci64(c, g.C), "");
-	LLVMValueRef gi = sdiv(c, ch, ci64(c, g.Cg)), cl = LLVMBuildSRem(c->b, ch, ci64(c, g.Cg), "");
+	LLVMValueRef nn = sdiv(c, u, ci64(c, g.C)), ch = srem(c, u, ci64(c, g.C));
 	LLVMValueRef pb = mul(c, u, ci64(c, plane));
 	if (n->plan.family != IR_PLAN_SEQ) {
 		LLVMValueRef ih = loop_begin(c, &l1, ci64(c, g.H));
 		LLVMValueRef iw = loop_begin(c, &l2, ci64(c, g.W));
-		conv_terms t = { .g = &g, .dy = &dy, .w = &w, .n = nn, .c_ = ch, .ih = ih, .iw = iw };
-		LLVMValueRef v = emit_reduce(c, n->plan, ci64(c, g.Og * khw), term_conv_bx, &t);
+		col_terms t = { .g = &g, .col = &col, .N = N, .nn = nn, .ch = ch, .ih = ih, .iw = iw };
+		LLVMValueRef v = emit_reduce(c, n->plan, ci64(c, khw), term_col2im, &t);
 		vstore(c, &dx, add(c, pb, add(c, mul(c, ih, ci64(c, g.W)), iw)), v);
 		loop_end(c, &l2);
 		loop_end(c, &l1);
@@ -2717,100 +2689,25 @@ static int emit_CONV2D_BWD_X(cg *c, const ir_node *n)
 	LLVMValueRef i = loop_begin(c, &l1, ci64(c, plane));
 	vstore(c, &dx, add(c, pb, i), cf32(c, 0.0f));
 	loop_end(c, &l1);
-	LLVMValueRef ol = loop_begin(c, &l1, ci64(c, g.Og));
-	LLVMValueRef o = add(c, mul(c, gi, ci64(c, g.Og)), ol);
-	LLVMValueRef db = mul(c, add(c, mul(c, nn, ci64(c, g.O)), o), ci64(c, g.OH * g.OW));
-	LLVMValueRef wb = mul(c, add(c, mul(c, o, ci64(c, g.Cg)), cl), ci64(c, khw));
-	for (int64_t kh = 0; kh < g.KH; kh++)
-		for (int64_t kw = 0; kw < g.KW; kw++) {
-			int64_t hl, hh, wl, wh, offh = kh * g.d - g.p, offw = kw * g.d - g.p;
-			conv_range(offh, g.s, g.H, g.OH, &hl, &hh);
-			conv_range(offw, g.s, g.W, g.OW, &wl, &wh);
-			if (hh <= hl || wh <= wl)
-				continue;
-			LLVMValueRef wv = vload(c, &w, add(c, wb, ci64(c, kh * g.KW + kw)));
-			LLVMValueRef oh = add(c, loop_begin(c, &l2, ci64(c, hh - hl)), ci64(c, hl));
-			LLVMValueRef drow = add(c, db, mul(c, oh, ci64(c, g.OW)));
-			LLVMValueRef xrow = add(c, pb, add(c, mul(c, add(c, mul(c, oh, ci64(c, g.s)), ci64(c, offh)), ci64(c, g.W)), ci64(c, offw)));
-			LLVMValueRef ow = add(c, loop_begin(c, &l3, ci64(c, wh - wl)), ci64(c, wl));
-			LLVMValueRef xi = add(c, xrow, mul(c, ow, ci64(c, g.s)));
-			vstore(c, &dx, xi, fadd(c, vload(c, &dx, xi), fmul(c, vload(c, &dy, add(c, drow, ow)), wv)));
-			loop_end(c, &l3);
-			loop_end(c, &l2);
-		}
-	loop_end(c, &l1);
-	loop_end(c, &lu);
-	kern_end(c, &k);
-	return 0;
-}
-
-/* bwd_w term k = (n, oh, ow) for dw[o, cl, kh, kw] */
-static LLVMValueRef term_conv_bw(cg *c, void *ctx, LLVMValueRef k)
-{
-	conv_terms *t = ctx;
-	const cgeo *g = t->g;
-	LLVMValueRef pl = ci64(c, g->OH * g->OW);
-	LLVMValueRef nn = sdiv(c, k, pl), r = LLVMBuildSRem(c->b, k, pl, "");
-	LLVMValueRef oh = sdiv(c, r, ci64(c, g->OW)), ow = LLVMBuildSRem(c->b, r, ci64(c, g->OW), "");
-	LLVMValueRef xb = mul(c, add(c, mul(c, nn, ci64(c, g->C)), t->c_), ci64(c, g->H * g->W));
-	LLVMValueRef dyi = add(c, mul(c, add(c, mul(c, nn, ci64(c, g->O)), t->o), pl), r);
-	LLVMValueRef inb;
-	LLVMValueRef xv = conv_x(c, g, t->x, xb, oh, ow, t->ih, t->iw, &inb);   /* ih/iw: kh, kw */
-	return sel(c, inb, fmul(c, vload(c, t->dy, dyi), xv), cf32(c, 0.0f));
-}
-
-static int emit_CONV2D_BWD_W(cg *c, const ir_node *n)
-{
-	const ir_node *xn = in_node(c, n, 0), *dn = in_node(c, n, 1);
-	cgeo g = { 0 };
-	cg_val x, dy, dw;
-	kern k;
-	if (need_f32(c, n) || check_plan(c, n, false) || conv_geo(c, n, &xn->type, &n->type, &dn->type, &g))
-		return -1;
-	int64_t khw = g.KH * g.KW;
-	kern_begin(c, n, &k, ci64(c, g.O * g.Cg),
-	           grain_of(c, GRAIN_MAC / 64, ci64(c, khw * g.OH * g.OW)), false);
-	if (val_of(c, xn, &x) || val_of(c, dn, &dy) || val_of(c, n, &dw))
-		return -1;
-	cg_loop lu, l1, l2, l3;
-	LLVMValueRef u = range_begin(c, &lu, k.lo, k.hi);
-	LLVMValueRef o = sdiv(c, u, ci64(c, g.Cg)), cl = LLVMBuildSRem(c->b, u, ci64(c, g.Cg), "");
-	LLVMValueRef ch = add(c, mul(c, sdiv(c, o, ci64(c, g.Og)), ci64(c, g.Cg)), cl);
-	LLVMValueRef ob = mul(c, u, ci64(c, khw));
-	if (n->plan.family != IR_PLAN_SEQ || khw > 64) {
-		LLVMValueRef j = loop_begin(c, &l1, ci64(c, khw));
-		conv_terms t = { .g = &g, .x = &x, .dy = &dy, .o = o, .c_ = ch,
-		                 .ih = sdiv(c, j, ci64(c, g.KW)), .iw = LLVMBuildSRem(c->b, j, ci64(c, g.KW), "") };
-		LLVMValueRef len = mul(c, dim_val(c, g.N), ci64(c, g.OH * g.OW));
-		vstore(c, &dw, add(c, ob, j), emit_reduce(c, n->plan, len, term_conv_bw, &t));
-		loop_end(c, &l1);
-		loop_end(c, &lu);
-		kern_end(c, &k);
-		return 0;
-	}
-	/* seq: KH*KW accumulators side by side over (n, oh, ow) in order; a
-	 * padded term is +0 */
-	LLVMValueRef accs[64];
-	for (int64_t j = 0; j < khw; j++)
-		accs[j] = new_var(c, c->f32, cf32(c, 0.0f));
-	LLVMValueRef nn = loop_begin(c, &l1, dim_val(c, g.N));
-	LLVMValueRef xb = mul(c, add(c, mul(c, nn, ci64(c, g.C)), ch), ci64(c, g.H * g.W));
-	LLVMValueRef db = mul(c, add(c, mul(c, nn, ci64(c, g.O)), o), ci64(c, g.OH * g.OW));
-	LLVMValueRef oh = loop_begin(c, &l2, ci64(c, g.OH));
-	LLVMValueRef ow = loop_begin(c, &l3, ci64(c, g.OW));
-	LLVMValueRef dv = vload(c, &dy, add(c, db, add(c, mul(c, oh, ci64(c, g.OW)), ow)));
-	for (int64_t kh = 0; kh < g.KH; kh++)
-		for (int64_t kw = 0; kw < g.KW; kw++) {
-			LLVMValueRef inb;
-			LLVMValueRef xv = conv_x(c, &g, &x, xb, oh, ow, ci64(c, kh), ci64(c, kw), &inb);
-			LLVMValueRef a = accs[kh * g.KW + kw];
-			set_var(c, a, fadd(c, get_var(c, c->f32, a), sel(c, inb, fmul(c, dv, xv), cf32(c, 0.0f))));
-		}
+	LLVMValueRef kh = loop_begin(c, &l1, ci64(c, g.KH));
+	LLVMValueRef kw = loop_begin(c, &l2, ci64(c, g.KW));
+	LLVMValueRef offh = sub(c, mul(c, kh, ci64(c, g.d)), ci64(c, g.p));
+	LLVMValueRef offw = sub(c, mul(c, kw, ci64(c, g.d)), ci64(c, g.p));
+	LLVMValueRef hl, hh, wl, wh;
+	conv_range(c, offh, g.s, g.H, g.OH, &hl, &hh);
+	conv_range(c, offw, g.s, g.W, g.OW, &wl, &wh);
+	LLVMValueRef row = add(c, mul(c, ch, ci64(c, khw)), add(c, mul(c, kh, ci64(c, g.KW)), kw));
+	LLVMValueRef cb = mul(c, add(c, mul(c, row, N), nn), ci64(c, g.OH * g.OW));
+	LLVMValueRef oh = range_begin(c, &l3, hl, hh);
+	LLVMValueRef crow = add(c, cb, mul(c, oh, ci64(c, g.OW)));
+	LLVMValueRef xrow = add(c, pb, add(c, mul(c, add(c, mul(c, oh, ci64(c, g.s)), offh), ci64(c, g.W)), offw));
+	LLVMValueRef ow = range_begin(c, &l4, wl, wh);
+	LLVMValueRef xi = add(c, xrow, mul(c, ow, ci64(c, g.s)));
+	vstore(c, &dx, xi, fadd(c, vload(c, &dx, xi), vload(c, &col, add(c, crow, ow))));
+	loop_end(c, &l4);
 	loop_end(c, &l3);
 	loop_end(c, &l2);
 	loop_end(c, &l1);
-	for (int64_t j = 0; j < khw; j++)
-		vstore(c, &dw, add(c, ob, ci64(c, j)), get_var(c, c->f32, accs[j]));
 	loop_end(c, &lu);
 	kern_end(c, &k);
 	return 0;
