@@ -1127,6 +1127,46 @@ static LLVMValueRef term_strided(cg *c, void *ctx, LLVMValueRef k)
 	return vload(c, t->x, add(c, t->base, mul(c, k, t->stride)));
 }
 
+/* Sequential folds of many outputs, R at a time: out[k] for k in [lo, hi)
+ * is init, then step(acc, x[(a*K + k)*Z + z]) for a = 0..A-1, z = 0..Z-1
+ * in that order (then / div, if div).  Each of R consecutive outputs has
+ * its own register accumulator and the R chains are interleaved, so the
+ * loop runs at the adder's throughput instead of its latency; every
+ * output still sees its terms in order (only which outputs run together
+ * changes).  step: fadd, or max_step when is_max. */
+#define FOLD_R 8
+static void emit_fold(cg *c, const cg_val *in, const cg_val *out, LLVMValueRef lo, LLVMValueRef hi,
+                      LLVMValueRef A, LLVMValueRef K, LLVMValueRef Z, LLVMValueRef init, bool is_max,
+                      LLVMValueRef div)
+{
+	LLVMValueRef ng = sdiv(c, sub(c, hi, lo), ci64(c, FOLD_R));
+	for (int pass = 0; pass < 2; pass++) {
+		int R = pass ? 1 : FOLD_R;
+		cg_loop lg, la, lz;
+		LLVMValueRef k0 = pass ? range_begin(c, &lg, add(c, lo, mul(c, ng, ci64(c, FOLD_R))), hi)
+		                       : add(c, lo, mul(c, loop_begin(c, &lg, ng), ci64(c, FOLD_R)));
+		LLVMValueRef acc[FOLD_R];
+		for (int r = 0; r < R; r++)
+			acc[r] = new_var(c, c->f32, init);
+		LLVMValueRef a = loop_begin(c, &la, A);
+		LLVMValueRef base = mul(c, add(c, mul(c, a, K), k0), Z);
+		LLVMValueRef z = loop_begin(c, &lz, Z);
+		LLVMValueRef xi = add(c, base, z);
+		for (int r = 0; r < R; r++) {
+			LLVMValueRef v = vload(c, in, add(c, xi, mul(c, ci64(c, r), Z)));
+			LLVMValueRef cur = get_var(c, c->f32, acc[r]);
+			set_var(c, acc[r], is_max ? max_step(c, cur, v) : fadd(c, cur, v));
+		}
+		loop_end(c, &lz);
+		loop_end(c, &la);
+		for (int r = 0; r < R; r++) {
+			LLVMValueRef v = get_var(c, c->f32, acc[r]);
+			vstore(c, out, add(c, k0, ci64(c, r)), div ? fdiv(c, v, div) : v);
+		}
+		loop_end(c, &lg);
+	}
+}
+
 /* SUM, MEAN, MAX over one axis: x viewed as [pre, len, post]; units are
  * the outputs (p, q), flattened.  seq (and any plan of MAX): loop order p,
  * k, q: out[p,q] is carried through k in ascending order; the q loop
@@ -1168,6 +1208,13 @@ static int emit_axis_reduce(cg *c, const ir_node *n)
 		return 0;
 	}
 	LLVMValueRef init = n->op == IR_MAX ? cf32(c, -__builtin_inff()) : cf32(c, 0.0f);
+	if (contiguous) {
+		/* post == 1: out[p] = fold of the row x[p*len ..], rows interleaved */
+		emit_fold(c, &in, &out, k.lo, k.hi, ci64(c, 1), ci64(c, 0), len, init, n->op == IR_MAX,
+		          n->op == IR_MEAN ? i2f(c, len) : NULL);
+		kern_end(c, &k);
+		return 0;
+	}
 	cg_span sp;
 	cg_loop lk, lq;
 	span_begin(c, &sp, k.lo, k.hi, post);
@@ -1309,6 +1356,27 @@ static int emit_SUM_TO(cg *c, const ir_node *n)
 		t.base = base;
 		vstore(c, &out, o, emit_reduce(c, n->plan, R, term_sumto, &t));
 		loop_end(c, &lo);
+		kern_end(c, &k);
+		return 0;
+	}
+	/* the kept dims one block [split, end) with reduced dims after it: x is
+	 * [A, K, Z] and output k folds x[a, k, z] in (a, z) order, outputs
+	 * interleaved (emit_fold) */
+	int end = split;
+	while (end >= 0 && end < rx && kept[end])
+		end++;
+	bool block = split >= 0 && end < rx;
+	for (int d = end; block && d < rx; d++)
+		block = !kept[d];
+	if (block) {
+		LLVMValueRef K = dims_prod(c, xt, split, end), Z = dims_prod(c, xt, end, rx);
+		kern_begin(c, n, &k, K, grain_of(c, GRAIN_CHEAP, mul(c, dims_prod(c, xt, 0, split), Z)), false);
+		if (val_of(c, x, &in) || val_of(c, n, &out))
+			return -1;
+		/* in the kernel: its own B */
+		K = dims_prod(c, xt, split, end);
+		Z = dims_prod(c, xt, end, rx);
+		emit_fold(c, &in, &out, k.lo, k.hi, dims_prod(c, xt, 0, split), K, Z, cf32(c, 0.0f), false, NULL);
 		kern_end(c, &k);
 		return 0;
 	}
@@ -2724,6 +2792,156 @@ static int pool_geo(cg *c, const ir_node *n, const ir_type *x, const ir_type *y,
 }
 static LLVMValueRef planes(cg *c, const ir_type *x) { return dims_prod(c, x, 0, 2); }
 
+/* y = -inf, then for every window position (i, j) in row-major order,
+ * y = max_step(y, x): the loop over ow (independent outputs, x at stride
+ * s) is innermost, so it may vectorise; each output still sees its
+ * window in order. */
+/* 2x2 windows at stride 2, vectorised over ow (c->vw lanes, the last
+ * chunk masked): a window row's two columns come from two contiguous
+ * vectors split into even and odd lanes.  The float operations per
+ * output are the scalar kernel's, in the same order (max_step /
+ * argmax_step lane by lane, dx = +0 + dy at the argmax). */
+typedef struct pool2v {
+	cg *c;
+	mm_ctx m;                  /* vty, vw (for mm_vload/mm_vstore) */
+	LLVMTypeRef ity;           /* <vw x i32> */
+	LLVMValueRef lane;         /* <0, 1, ..., vw-1> as i64 */
+	LLVMValueRef even, odd, lo2, hi2;   /* shuffle masks */
+} pool2v;
+
+static LLVMValueRef const_lanes(cg *c, int n, int start, int step)
+{
+	LLVMValueRef v[2 * MM_MAXVW];
+	for (int l = 0; l < n; l++)
+		v[l] = ci32(c, start + l * step);
+	return LLVMConstVector(v, (unsigned)n);
+}
+
+static void pool2v_init(cg *c, pool2v *p)
+{
+	memset(p, 0, sizeof *p);
+	p->c = c;
+	p->m.vw = c->vw;
+	p->m.vty = LLVMVectorType(c->f32, (unsigned)c->vw);
+	p->ity = LLVMVectorType(c->i32, (unsigned)c->vw);
+	LLVMValueRef v[MM_MAXVW];
+	for (int l = 0; l < c->vw; l++)
+		v[l] = ci64(c, l);
+	p->lane = LLVMConstVector(v, (unsigned)c->vw);
+	p->even = const_lanes(c, c->vw, 0, 2);
+	p->odd = const_lanes(c, c->vw, 1, 2);
+	/* interleave a (lanes 0..vw-1) and b (vw..2vw-1): low and high halves */
+	LLVMValueRef lo[MM_MAXVW], hi[MM_MAXVW];
+	for (int l = 0; l < c->vw; l++) {
+		lo[l] = ci32(c, (l % 2 ? c->vw : 0) + l / 2);
+		hi[l] = ci32(c, (l % 2 ? c->vw : 0) + c->vw / 2 + l / 2);
+	}
+	p->lo2 = LLVMConstVector(lo, (unsigned)c->vw);
+	p->hi2 = LLVMConstVector(hi, (unsigned)c->vw);
+}
+
+/* lanes l with l + off < n (n, off: i64 scalars) */
+static LLVMValueRef lanes_below(pool2v *p, LLVMValueRef n, int64_t off)
+{
+	cg *c = p->c;
+	LLVMTypeRef lt = LLVMVectorType(c->i64, (unsigned)c->vw);
+	return LLVMBuildICmp(c->b, LLVMIntSLT, add(c, p->lane, splat(c, lt, ci64(c, off))), splat(c, lt, n), "");
+}
+
+/* columns 0 and 1 of the windows whose row starts at base (x[base + 2l],
+ * x[base + 2l + 1] for lane l < rem) */
+static void pool2v_row(pool2v *p, const cg_val *x, LLVMValueRef base, LLVMValueRef rem, LLVMValueRef *c0,
+                       LLVMValueRef *c1)
+{
+	cg *c = p->c;
+	LLVMValueRef n2 = mul(c, rem, ci64(c, 2)), vw = ci64(c, c->vw);
+	LLVMValueRef v0 = mm_vload(c, &p->m, x->base, base, lanes_below(p, n2, 0));
+	/* the second vector only where it has lanes (its address stays inside) */
+	LLVMValueRef off = sel(c, LLVMBuildICmp(c->b, LLVMIntSGT, n2, vw, ""), vw, ci64(c, 0));
+	LLVMValueRef v1 = mm_vload(c, &p->m, x->base, add(c, base, off), lanes_below(p, n2, c->vw));
+	*c0 = LLVMBuildShuffleVector(c->b, v0, v1, p->even, "");
+	*c1 = LLVMBuildShuffleVector(c->b, v0, v1, p->odd, "");
+}
+
+static LLVMValueRef vmax_step(pool2v *p, LLVMValueRef a, LLVMValueRef b)
+{
+	cg *c = p->c;
+	LLVMValueRef ai = LLVMBuildBitCast(c->b, a, p->ity, ""), bi = LLVMBuildBitCast(c->b, b, p->ity, "");
+	LLVMValueRef eq = LLVMBuildBitCast(c->b, LLVMBuildAnd(c->b, ai, bi, ""), p->m.vty, "");
+	LLVMValueRef r = sel(c, fcmp(c, LLVMRealOEQ, a, b), eq, b);
+	r = sel(c, fcmp(c, LLVMRealOGT, a, b), a, r);
+	r = sel(c, isnan_(c, b), b, r);
+	return sel(c, isnan_(c, a), a, r);
+}
+
+/* k = s = 2: one (n, c) plane from xb to yb */
+static void maxpool2_fwd(cg *c, const pgeo *g, const cg_val *x, const cg_val *y, LLVMValueRef xb, LLVMValueRef yb)
+{
+	pool2v p;
+	pool2v_init(c, &p);
+	cg_loop l1, l2;
+	LLVMValueRef oh = loop_begin(c, &l1, ci64(c, g->OH));
+	LLVMValueRef ow0 = mul(c, loop_begin(c, &l2, ci64(c, (g->OW + c->vw - 1) / c->vw)), ci64(c, c->vw));
+	LLVMValueRef rem = sub(c, ci64(c, g->OW), ow0);
+	LLVMValueRef m = splat(c, p.m.vty, cf32(c, -__builtin_inff()));
+	for (int i = 0; i < 2; i++) {
+		LLVMValueRef c0, c1;
+		LLVMValueRef base = add(c, xb, add(c, mul(c, add(c, mul(c, oh, ci64(c, 2)), ci64(c, i)), ci64(c, g->W)),
+		                                   mul(c, ow0, ci64(c, 2))));
+		pool2v_row(&p, x, base, rem, &c0, &c1);
+		m = vmax_step(&p, m, c0);
+		m = vmax_step(&p, m, c1);
+	}
+	mm_vstore(c, &p.m, y->base, add(c, yb, add(c, mul(c, oh, ci64(c, g->OW)), ow0)), m, lanes_below(&p, rem, 0));
+	loop_end(c, &l2);
+	loop_end(c, &l1);
+}
+
+/* k = s = 2: dx of one plane (dx at xb, x at xb, dy at yb); every
+ * position of a window is written (+0, or +0 + dy at the argmax) */
+static void maxpool2_bwd(cg *c, const pgeo *g, const cg_val *dy, const cg_val *x, const cg_val *dx,
+                         LLVMValueRef xb, LLVMValueRef yb)
+{
+	pool2v p;
+	pool2v_init(c, &p);
+	cg_loop l1, l2;
+	LLVMValueRef oh = loop_begin(c, &l1, ci64(c, g->OH));
+	LLVMValueRef ow0 = mul(c, loop_begin(c, &l2, ci64(c, (g->OW + c->vw - 1) / c->vw)), ci64(c, c->vw));
+	LLVMValueRef rem = sub(c, ci64(c, g->OW), ow0);
+	LLVMValueRef best = splat(c, p.m.vty, cf32(c, -__builtin_inff()));
+	LLVMValueRef bidx = LLVMConstNull(p.ity);
+	LLVMValueRef base[2];
+	for (int i = 0; i < 2; i++) {
+		LLVMValueRef cv[2];
+		base[i] = add(c, xb, add(c, mul(c, add(c, mul(c, oh, ci64(c, 2)), ci64(c, i)), ci64(c, g->W)),
+		                        mul(c, ow0, ci64(c, 2))));
+		pool2v_row(&p, x, base[i], rem, &cv[0], &cv[1]);
+		for (int j = 0; j < 2; j++) {
+			LLVMValueRef v = cv[j];
+			LLVMValueRef take = LLVMBuildOr(c->b, fcmp(c, LLVMRealOGT, v, best),
+			                                LLVMBuildAnd(c->b, isnan_(c, v), LLVMBuildNot(c->b, isnan_(c, best), ""), ""), "");
+			best = sel(c, take, v, best);
+			bidx = sel(c, take, splat(c, p.ity, ci32(c, 2 * i + j)), bidx);
+		}
+	}
+	LLVMValueRef gv = mm_vload(c, &p.m, dy->base, add(c, yb, add(c, mul(c, oh, ci64(c, g->OW)), ow0)),
+	                           lanes_below(&p, rem, 0));
+	gv = fadd(c, splat(c, p.m.vty, cf32(c, 0.0f)), gv);
+	LLVMValueRef zero = LLVMConstNull(p.m.vty), n2 = mul(c, rem, ci64(c, 2)), vw = ci64(c, c->vw);
+	LLVMValueRef off = sel(c, LLVMBuildICmp(c->b, LLVMIntSGT, n2, vw, ""), vw, ci64(c, 0));
+	for (int i = 0; i < 2; i++) {
+		LLVMValueRef d[2];
+		for (int j = 0; j < 2; j++)
+			d[j] = sel(c, LLVMBuildICmp(c->b, LLVMIntEQ, bidx, splat(c, p.ity, ci32(c, 2 * i + j)), ""), gv, zero);
+		mm_vstore(c, &p.m, dx->base, base[i], LLVMBuildShuffleVector(c->b, d[0], d[1], p.lo2, ""),
+		          lanes_below(&p, n2, 0));
+		mm_vstore(c, &p.m, dx->base, add(c, base[i], off), LLVMBuildShuffleVector(c->b, d[0], d[1], p.hi2, ""),
+		          lanes_below(&p, n2, c->vw));
+	}
+	loop_end(c, &l2);
+	loop_end(c, &l1);
+}
+
 static int emit_MAX_POOL2D(cg *c, const ir_node *n)
 {
 	const ir_node *xn = in_node(c, n, 0);
@@ -2738,18 +2956,26 @@ static int emit_MAX_POOL2D(cg *c, const ir_node *n)
 	cg_loop lu, l1, l2, l3, l4;
 	LLVMValueRef u = range_begin(c, &lu, k.lo, k.hi);
 	LLVMValueRef xb = mul(c, u, ci64(c, g.H * g.W)), yb = mul(c, u, ci64(c, g.OH * g.OW));
+	if (g.k == 2 && g.s == 2) {
+		maxpool2_fwd(c, &g, &x, &y, xb, yb);
+		loop_end(c, &lu);
+		kern_end(c, &k);
+		return 0;
+	}
 	LLVMValueRef oh = loop_begin(c, &l1, ci64(c, g.OH));
+	LLVMValueRef yrow = add(c, yb, mul(c, oh, ci64(c, g.OW)));
 	LLVMValueRef ow = loop_begin(c, &l2, ci64(c, g.OW));
-	LLVMValueRef m = new_var(c, c->f32, cf32(c, -__builtin_inff()));
+	vstore(c, &y, add(c, yrow, ow), cf32(c, -__builtin_inff()));
+	loop_end(c, &l2);
 	LLVMValueRef i = loop_begin(c, &l3, ci64(c, g.k));
 	LLVMValueRef j = loop_begin(c, &l4, ci64(c, g.k));
-	LLVMValueRef xi = add(c, xb, add(c, mul(c, add(c, mul(c, oh, ci64(c, g.s)), i), ci64(c, g.W)),
-	                                 add(c, mul(c, ow, ci64(c, g.s)), j)));
-	set_var(c, m, max_step(c, get_var(c, c->f32, m), vload(c, &x, xi)));
+	LLVMValueRef xrow = add(c, xb, add(c, mul(c, add(c, mul(c, oh, ci64(c, g.s)), i), ci64(c, g.W)), j));
+	ow = loop_begin(c, &l2, ci64(c, g.OW));
+	LLVMValueRef yi = add(c, yrow, ow);
+	vstore(c, &y, yi, max_step(c, vload(c, &y, yi), vload(c, &x, add(c, xrow, mul(c, ow, ci64(c, g.s))))));
+	loop_end(c, &l2);
 	loop_end(c, &l4);
 	loop_end(c, &l3);
-	vstore(c, &y, add(c, yb, add(c, mul(c, oh, ci64(c, g.OW)), ow)), get_var(c, c->f32, m));
-	loop_end(c, &l2);
 	loop_end(c, &l1);
 	loop_end(c, &lu);
 	kern_end(c, &k);
@@ -2779,6 +3005,34 @@ static int emit_MAX_POOL2D_BWD(cg *c, const ir_node *n)
 	LLVMValueRef u = range_begin(c, &lu, k.lo, k.hi);
 	LLVMValueRef xb = mul(c, u, ci64(c, g.H * g.W)), yb = mul(c, u, ci64(c, g.OH * g.OW));
 	zero_plane(c, &dx, xb, g.H * g.W);
+	if (g.k == 2 && g.s == 2) {
+		maxpool2_bwd(c, &g, &dy, &x, &dx, xb, yb);
+		loop_end(c, &lu);
+		kern_end(c, &k);
+		return 0;
+	}
+	if (g.s >= g.k && g.k * g.k <= 16) {
+		/* windows that do not overlap: a position gets at most one
+		 * gradient, dx = +0 + dy at the window's argmax and +0 at its other
+		 * positions; the window unrolled, the ow loop free to vectorise */
+		LLVMValueRef oh = loop_begin(c, &l1, ci64(c, g.OH));
+		LLVMValueRef ow = loop_begin(c, &l2, ci64(c, g.OW));
+		LLVMValueRef wb = add(c, xb, add(c, mul(c, mul(c, oh, ci64(c, g.s)), ci64(c, g.W)), mul(c, ow, ci64(c, g.s))));
+		LLVMValueRef best = new_var(c, c->f32, cf32(c, -__builtin_inff()));
+		LLVMValueRef bidx = new_var(c, c->i64, ci64(c, 0));
+		for (int64_t q = 0; q < g.k * g.k; q++)
+			argmax_step(c, best, bidx, vload(c, &x, add(c, wb, ci64(c, (q / g.k) * g.W + q % g.k))), ci64(c, q));
+		LLVMValueRef bq = get_var(c, c->i64, bidx);
+		LLVMValueRef gv = fadd(c, cf32(c, 0.0f), vload(c, &dy, add(c, yb, add(c, mul(c, oh, ci64(c, g.OW)), ow))));
+		for (int64_t q = 0; q < g.k * g.k; q++)
+			vstore(c, &dx, add(c, wb, ci64(c, (q / g.k) * g.W + q % g.k)),
+			       sel(c, LLVMBuildICmp(c->b, LLVMIntEQ, bq, ci64(c, q), ""), gv, cf32(c, 0.0f)));
+		loop_end(c, &l2);
+		loop_end(c, &l1);
+		loop_end(c, &lu);
+		kern_end(c, &k);
+		return 0;
+	}
 	LLVMValueRef oh = loop_begin(c, &l1, ci64(c, g.OH));
 	LLVMValueRef ow = loop_begin(c, &l2, ci64(c, g.OW));
 	LLVMValueRef wb = add(c, xb, add(c, mul(c, mul(c, oh, ci64(c, g.s)), ci64(c, g.W)), mul(c, ow, ci64(c, g.s))));

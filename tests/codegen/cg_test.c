@@ -2172,6 +2172,7 @@ static void test_pool(int H, int W, int k, int s, ir_plan p, bool specials)
 	float *x = fill(nx, specials), *dy = fill(ny, false);
 	for (int64_t i = 8; i < nx; i += 5)
 		x[i] = x[i - 1];    /* ties */
+	dy[0] = -0.0f;          /* dx = +0 + dy: +0 */
 	ir_type tx = ty(IR_F32, 4, -1, C, H, W), tyy = ty(IR_F32, 4, -1, C, OH, OW);
 	int ix = tb_input(&t, tx, x), idy = tb_input(&t, tyy, dy);
 	cur_plan = p;
@@ -2489,6 +2490,14 @@ int main(int argc, char **argv)
 			test_pool(7, 7, 3, 2, test_plans[i], false);
 		}
 		test_pool(5, 6, 2, 1, mkplan(IR_PLAN_SEQ, 0), true);
+		/* 2x2 at stride 2 (vectorised over ow): more outputs per row than
+		 * lanes, odd sizes (a row and a column outside every window) */
+		test_pool(9, 40, 2, 2, mkplan(IR_PLAN_SEQ, 0), true);
+		test_pool(7, 9, 2, 2, mkplan(IR_PLAN_SEQ, 0), true);
+		test_pool(28, 28, 2, 2, mkplan(IR_PLAN_SEQ, 0), false);
+		/* windows that do not overlap, with and without gaps */
+		test_pool(8, 9, 2, 3, mkplan(IR_PLAN_SEQ, 0), true);
+		test_pool(9, 10, 3, 3, mkplan(IR_PLAN_SEQ, 0), true);
 		for (int a = 1; a < 4; a++)
 			test_random_flip(a);
 		test_state_ema();
