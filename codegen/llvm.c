@@ -1460,6 +1460,8 @@ typedef struct mm_ctx {
 	LLVMValueRef panel;                 /* float[MM_KC * NR] or NULL (b read in place) */
 	int64_t kc;                         /* k values per panel chunk (<= MM_KC) */
 	int64_t nbk;                        /* plan blocked:nbk, or 0 (seq) */
+	bool plain_gep;                     /* vector addresses may lie outside the
+	                                       value (masked lanes only): no inbounds */
 } mm_ctx;
 
 /* the k range one block runs, and where its accumulators start */
@@ -1477,7 +1479,9 @@ static LLVMValueRef splat(cg *c, LLVMTypeRef vty, LLVMValueRef x)
 
 static LLVMValueRef vec_ptr(cg *c, mm_ctx *m, LLVMValueRef base, LLVMValueRef idx)
 {
-	return LLVMBuildPointerCast(c->b, gep(c, c->f32, base, idx), LLVMPointerType(m->vty, 0), "");
+	LLVMValueRef p = m->plain_gep ? LLVMBuildGEP2(c->b, c->f32, ptr_to(c, base, c->f32), &idx, 1, "")
+	                              : gep(c, c->f32, base, idx);
+	return LLVMBuildPointerCast(c->b, p, LLVMPointerType(m->vty, 0), "");
 }
 
 /* llvm.masked.load / llvm.masked.store, overloaded on (vector, pointer) */
@@ -1690,6 +1694,27 @@ static void prefetch(cg *c, LLVMValueRef base, LLVMValueRef idx)
 	LLVMBuildCall2(c->b, fty, f, a, 4, "");
 }
 
+/* rows[0..vw) (vectors of vw lanes) transposed in place: log2(vw)
+ * rounds of interleaving row i with row i + vw/2 (low halves to 2i, high
+ * halves to 2i+1).  Data movement only. */
+static void mm_transpose(cg *c, mm_ctx *m, LLVMValueRef *rows)
+{
+	int n = m->vw;
+	LLVMValueRef lo[MM_MAXVW], hi[MM_MAXVW], t[MM_MAXVW];
+	for (int l = 0; l < n; l++) {
+		lo[l] = ci32(c, (l % 2 ? n : 0) + l / 2);
+		hi[l] = ci32(c, (l % 2 ? n : 0) + n / 2 + l / 2);
+	}
+	LLVMValueRef mlo = LLVMConstVector(lo, (unsigned)n), mhi = LLVMConstVector(hi, (unsigned)n);
+	for (int round = 1; round < n; round *= 2) {
+		for (int i = 0; i < n / 2; i++) {
+			t[2 * i] = LLVMBuildShuffleVector(c->b, rows[i], rows[i + n / 2], mlo, "");
+			t[2 * i + 1] = LLVMBuildShuffleVector(c->b, rows[i], rows[i + n / 2], mhi, "");
+		}
+		memcpy(rows, t, (size_t)n * sizeof *rows);
+	}
+}
+
 /* one column block (its row blocks [rb0, rb1)): b read in place over all
  * of K, or copied into the panel chunk by chunk (m->kc values of k),
  * columns past N repeating column N-1 (their lanes are never stored) */
@@ -1712,11 +1737,34 @@ static void mm_column_block(cg *c, mm_ctx *m, LLVMValueRef j0, LLVMValueRef *mas
 	kr.len = sel(c, LLVMBuildICmp(c->b, LLVMIntSLT, left, KC, ""), left, KC);
 	kr.resume = LLVMBuildICmp(c->b, LLVMIntNE, ch, ci64(c, 0), "");
 	if (m->tb) {
+		LLVMValueRef kdone = ci64(c, 0);
+		if (!mask) {
+			/* a full column block: vw x vw tiles of b (vw rows j, vw
+			 * consecutive k each: vector loads) transposed in registers
+			 * into vw rows of the panel; k left over below */
+			cg_loop lb;
+			LLVMValueRef vwv = ci64(c, m->vw), nkb = sdiv(c, kr.len, vwv);
+			LLVMValueRef kb = loop_begin(c, &lb, nkb);
+			for (int v = 0; v < MM_NV; v++) {
+				LLVMValueRef rows[MM_MAXVW];
+				for (int r = 0; r < m->vw; r++) {
+					LLVMValueRef j = add(c, j0, ci64(c, v * m->vw + r));
+					rows[r] = mm_vload(c, m, m->Bv.base, add(c, m->bbase, add(c, mul(c, j, m->K),
+					                                                        add(c, kr.k0, mul(c, kb, vwv)))), NULL);
+				}
+				mm_transpose(c, m, rows);
+				for (int r = 0; r < m->vw; r++)
+					mm_vstore(c, m, m->panel, add(c, mul(c, add(c, mul(c, kb, vwv), ci64(c, r)), nr), ci64(c, v * m->vw)),
+					          rows[r], NULL);
+			}
+			loop_end(c, &lb);
+			kdone = mul(c, nkb, vwv);
+		}
 		LLVMValueRef jj = loop_begin(c, &lj, nr);
 		LLVMValueRef j = add(c, j0, jj), last = LLVMBuildSub(c->b, m->N, ci64(c, 1), "");
 		j = sel(c, LLVMBuildICmp(c->b, LLVMIntSLT, j, m->N, ""), j, last);
 		LLVMValueRef src = add(c, m->bbase, add(c, mul(c, j, m->K), kr.k0));
-		LLVMValueRef kk = loop_begin(c, &lk, kr.len);
+		LLVMValueRef kk = range_begin(c, &lk, kdone, kr.len);
 		store_at(c, c->f32, m->panel, add(c, mul(c, kk, nr), jj), load_at(c, c->f32, m->Bv.base, add(c, src, kk)));
 		loop_end(c, &lk);
 		loop_end(c, &lj);
@@ -2599,6 +2647,55 @@ static int emit_EMBEDDING_BWD(cg *c, const ir_node *n)
 	return 0;
 }
 
+/* Explicit vectors of c->vw lanes for the image kernels (im2col, col2im,
+ * 2x2 pooling): runs of a row in chunks, the last chunk masked. */
+typedef struct pool2v {
+	cg *c;
+	mm_ctx m;                  /* vty, vw (for mm_vload/mm_vstore) */
+	LLVMTypeRef ity;           /* <vw x i32> */
+	LLVMValueRef lane;         /* <0, 1, ..., vw-1> as i64 */
+	LLVMValueRef even, odd, lo2, hi2;   /* shuffle masks */
+} pool2v;
+
+static LLVMValueRef const_lanes(cg *c, int n, int start, int step)
+{
+	LLVMValueRef v[2 * MM_MAXVW];
+	for (int l = 0; l < n; l++)
+		v[l] = ci32(c, start + l * step);
+	return LLVMConstVector(v, (unsigned)n);
+}
+
+static void pool2v_init(cg *c, pool2v *p)
+{
+	memset(p, 0, sizeof *p);
+	p->c = c;
+	p->m.vw = c->vw;
+	p->m.vty = LLVMVectorType(c->f32, (unsigned)c->vw);
+	p->ity = LLVMVectorType(c->i32, (unsigned)c->vw);
+	LLVMValueRef v[MM_MAXVW];
+	for (int l = 0; l < c->vw; l++)
+		v[l] = ci64(c, l);
+	p->lane = LLVMConstVector(v, (unsigned)c->vw);
+	p->even = const_lanes(c, c->vw, 0, 2);
+	p->odd = const_lanes(c, c->vw, 1, 2);
+	/* interleave a (lanes 0..vw-1) and b (vw..2vw-1): low and high halves */
+	LLVMValueRef lo[MM_MAXVW], hi[MM_MAXVW];
+	for (int l = 0; l < c->vw; l++) {
+		lo[l] = ci32(c, (l % 2 ? c->vw : 0) + l / 2);
+		hi[l] = ci32(c, (l % 2 ? c->vw : 0) + c->vw / 2 + l / 2);
+	}
+	p->lo2 = LLVMConstVector(lo, (unsigned)c->vw);
+	p->hi2 = LLVMConstVector(hi, (unsigned)c->vw);
+}
+
+/* lanes l with l + off < n (n, off: i64 scalars) */
+static LLVMValueRef lanes_below(pool2v *p, LLVMValueRef n, int64_t off)
+{
+	cg *c = p->c;
+	LLVMTypeRef lt = LLVMVectorType(c->i64, (unsigned)c->vw);
+	return LLVMBuildICmp(c->b, LLVMIntSLT, add(c, p->lane, splat(c, lt, ci64(c, off))), splat(c, lt, n), "");
+}
+
 /* im2col / col2im geometry: the image [N, C, H, W] and the columns
  * [C, KH, KW, N, OH, OW] (all constant but N) */
 typedef struct cgeo {
@@ -2674,6 +2771,24 @@ static int emit_IM2COL(cg *c, const ir_node *n)
 	LLVMValueRef lo = sel(c, ok, wl, OWv), hi = sel(c, ok, wh, OWv);
 	LLVMValueRef row = add(c, cb, mul(c, oh, OWv));
 	LLVMValueRef xrow = add(c, xb, add(c, mul(c, sel(c, ok, ih, ci64(c, 0)), ci64(c, g.W)), offw));
+	if (g.s == 1) {
+		/* the row in vectors: lanes in [lo, hi) loaded (masked: the others
+		 * are neither read nor addressed in bounds), the rest +0 */
+		pool2v p;
+		pool2v_init(c, &p);
+		p.m.plain_gep = true;
+		cg_loop lv;
+		LLVMValueRef ow0 = mul(c, loop_begin(c, &lv, ci64(c, (g.OW + c->vw - 1) / c->vw)), ci64(c, c->vw));
+		LLVMValueRef in = LLVMBuildAnd(c->b, LLVMBuildNot(c->b, lanes_below(&p, sub(c, lo, ow0), 0), ""),
+		                               lanes_below(&p, sub(c, hi, ow0), 0), "");
+		LLVMValueRef v = mm_vload(c, &p.m, x.base, add(c, xrow, ow0), in);
+		mm_vstore(c, &p.m, col.base, add(c, row, ow0), v, lanes_below(&p, sub(c, OWv, ow0), 0));
+		loop_end(c, &lv);
+		loop_end(c, &l1);
+		loop_end(c, &lu);
+		kern_end(c, &k);
+		return 0;
+	}
 	LLVMValueRef ow = loop_begin(c, &l2, lo);
 	vstore(c, &col, add(c, row, ow), cf32(c, 0.0f));
 	loop_end(c, &l2);
@@ -2718,7 +2833,7 @@ static LLVMValueRef term_col2im(cg *c, void *ctx, LLVMValueRef k)
 	return sel(c, ok, vload(c, t->col, ci), cf32(c, 0.0f));
 }
 
-/* Units: the (n, c) planes of dx.  seq: the plane starts at +0 and, for
+/* Units: the (c, n) planes of dx.  seq: the plane starts at +0 and, for
  * (kh, kw) in order, the columns' entries that map onto it are added
  * (each (kh, kw) reaches an input position at most once, so every
  * element sees its terms in (kh, kw) order; the +0 terms of the other
@@ -2739,9 +2854,11 @@ static int emit_COL2IM(cg *c, const ir_node *n)
 		return -1;
 	LLVMValueRef N = dim_val(c, g.N);
 	cg_loop lu, l1, l2, l3, l4;
+	/* units (c, n): consecutive units read consecutive rows of every
+	 * (c, kh, kw) block of the columns */
 	LLVMValueRef u = range_begin(c, &lu, k.lo, k.hi);
-	LLVMValueRef nn = sdiv(c, u, ci64(c, g.C)), ch = srem(c, u, ci64(c, g.C));
-	LLVMValueRef pb = mul(c, u, ci64(c, plane));
+	LLVMValueRef ch = sdiv(c, u, N), nn = srem(c, u, N);
+	LLVMValueRef pb = mul(c, add(c, mul(c, nn, ci64(c, g.C)), ch), ci64(c, plane));
 	if (n->plan.family != IR_PLAN_SEQ) {
 		LLVMValueRef ih = loop_begin(c, &l1, ci64(c, g.H));
 		LLVMValueRef iw = loop_begin(c, &l2, ci64(c, g.W));
@@ -2769,10 +2886,26 @@ static int emit_COL2IM(cg *c, const ir_node *n)
 	LLVMValueRef oh = range_begin(c, &l3, hl, hh);
 	LLVMValueRef crow = add(c, cb, mul(c, oh, ci64(c, g.OW)));
 	LLVMValueRef xrow = add(c, pb, add(c, mul(c, add(c, mul(c, oh, ci64(c, g.s)), offh), ci64(c, g.W)), offw));
+	if (g.s == 1) {
+		/* dx[ih, ow + offw] += col[oh, ow] for ow in [wl, wh), in vectors
+		 * (lanes outside masked: neither read nor written) */
+		pool2v p;
+		pool2v_init(c, &p);
+		p.m.plain_gep = true;
+		cg_loop lv;
+		LLVMValueRef ow0 = mul(c, loop_begin(c, &lv, ci64(c, (g.OW + c->vw - 1) / c->vw)), ci64(c, c->vw));
+		LLVMValueRef in = LLVMBuildAnd(c->b, LLVMBuildNot(c->b, lanes_below(&p, sub(c, wl, ow0), 0), ""),
+		                               lanes_below(&p, sub(c, wh, ow0), 0), "");
+		LLVMValueRef xi = add(c, xrow, ow0);
+		LLVMValueRef v = fadd(c, mm_vload(c, &p.m, dx.base, xi, in), mm_vload(c, &p.m, col.base, add(c, crow, ow0), in));
+		mm_vstore(c, &p.m, dx.base, xi, v, in);
+		loop_end(c, &lv);
+	} else {
 	LLVMValueRef ow = range_begin(c, &l4, wl, wh);
 	LLVMValueRef xi = add(c, xrow, mul(c, ow, ci64(c, g.s)));
 	vstore(c, &dx, xi, fadd(c, vload(c, &dx, xi), vload(c, &col, add(c, crow, ow))));
 	loop_end(c, &l4);
+	}
 	loop_end(c, &l3);
 	loop_end(c, &l2);
 	loop_end(c, &l1);
@@ -2796,59 +2929,12 @@ static LLVMValueRef planes(cg *c, const ir_type *x) { return dims_prod(c, x, 0, 
  * y = max_step(y, x): the loop over ow (independent outputs, x at stride
  * s) is innermost, so it may vectorise; each output still sees its
  * window in order. */
-/* 2x2 windows at stride 2, vectorised over ow (c->vw lanes, the last
- * chunk masked): a window row's two columns come from two contiguous
- * vectors split into even and odd lanes.  The float operations per
- * output are the scalar kernel's, in the same order (max_step /
- * argmax_step lane by lane, dx = +0 + dy at the argmax). */
-typedef struct pool2v {
-	cg *c;
-	mm_ctx m;                  /* vty, vw (for mm_vload/mm_vstore) */
-	LLVMTypeRef ity;           /* <vw x i32> */
-	LLVMValueRef lane;         /* <0, 1, ..., vw-1> as i64 */
-	LLVMValueRef even, odd, lo2, hi2;   /* shuffle masks */
-} pool2v;
-
-static LLVMValueRef const_lanes(cg *c, int n, int start, int step)
-{
-	LLVMValueRef v[2 * MM_MAXVW];
-	for (int l = 0; l < n; l++)
-		v[l] = ci32(c, start + l * step);
-	return LLVMConstVector(v, (unsigned)n);
-}
-
-static void pool2v_init(cg *c, pool2v *p)
-{
-	memset(p, 0, sizeof *p);
-	p->c = c;
-	p->m.vw = c->vw;
-	p->m.vty = LLVMVectorType(c->f32, (unsigned)c->vw);
-	p->ity = LLVMVectorType(c->i32, (unsigned)c->vw);
-	LLVMValueRef v[MM_MAXVW];
-	for (int l = 0; l < c->vw; l++)
-		v[l] = ci64(c, l);
-	p->lane = LLVMConstVector(v, (unsigned)c->vw);
-	p->even = const_lanes(c, c->vw, 0, 2);
-	p->odd = const_lanes(c, c->vw, 1, 2);
-	/* interleave a (lanes 0..vw-1) and b (vw..2vw-1): low and high halves */
-	LLVMValueRef lo[MM_MAXVW], hi[MM_MAXVW];
-	for (int l = 0; l < c->vw; l++) {
-		lo[l] = ci32(c, (l % 2 ? c->vw : 0) + l / 2);
-		hi[l] = ci32(c, (l % 2 ? c->vw : 0) + c->vw / 2 + l / 2);
-	}
-	p->lo2 = LLVMConstVector(lo, (unsigned)c->vw);
-	p->hi2 = LLVMConstVector(hi, (unsigned)c->vw);
-}
-
-/* lanes l with l + off < n (n, off: i64 scalars) */
-static LLVMValueRef lanes_below(pool2v *p, LLVMValueRef n, int64_t off)
-{
-	cg *c = p->c;
-	LLVMTypeRef lt = LLVMVectorType(c->i64, (unsigned)c->vw);
-	return LLVMBuildICmp(c->b, LLVMIntSLT, add(c, p->lane, splat(c, lt, ci64(c, off))), splat(c, lt, n), "");
-}
-
-/* columns 0 and 1 of the windows whose row starts at base (x[base + 2l],
+/* 2x2 windows at stride 2, vectorised over ow: a window row's two
+ * columns come from two contiguous vectors split into even and odd lanes.
+ * The float operations per output are the scalar kernel's, in the same
+ * order (max_step / argmax_step lane by lane, dx = +0 + dy at the argmax).
+ *
+ * Columns 0 and 1 of the windows whose row starts at base (x[base + 2l],
  * x[base + 2l + 1] for lane l < rem) */
 static void pool2v_row(pool2v *p, const cg_val *x, LLVMValueRef base, LLVMValueRef rem, LLVMValueRef *c0,
                        LLVMValueRef *c1)
