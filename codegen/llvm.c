@@ -1737,18 +1737,22 @@ static void mm_column_block(cg *c, mm_ctx *m, LLVMValueRef j0, LLVMValueRef *mas
 	kr.len = sel(c, LLVMBuildICmp(c->b, LLVMIntSLT, left, KC, ""), left, KC);
 	kr.resume = LLVMBuildICmp(c->b, LLVMIntNE, ch, ci64(c, 0), "");
 	if (m->tb) {
-		LLVMValueRef kdone = ci64(c, 0);
-		if (!mask) {
-			/* a full column block: vw x vw tiles of b (vw rows j, vw
-			 * consecutive k each: vector loads) transposed in registers
-			 * into vw rows of the panel; k left over below */
+		LLVMValueRef kdone;
+		{
+			/* vw x vw tiles of b (vw rows j, vw consecutive k each: vector
+			 * loads) transposed in registers into vw rows of the panel; k
+			 * left over below.  Columns past N (the last, partial block)
+			 * repeat column N-1: their lanes are never stored. */
 			cg_loop lb;
 			LLVMValueRef vwv = ci64(c, m->vw), nkb = sdiv(c, kr.len, vwv);
+			LLVMValueRef last = LLVMBuildSub(c->b, m->N, ci64(c, 1), "");
 			LLVMValueRef kb = loop_begin(c, &lb, nkb);
 			for (int v = 0; v < MM_NV; v++) {
 				LLVMValueRef rows[MM_MAXVW];
 				for (int r = 0; r < m->vw; r++) {
 					LLVMValueRef j = add(c, j0, ci64(c, v * m->vw + r));
+					if (mask)
+						j = smin(c, j, last);
 					rows[r] = mm_vload(c, m, m->Bv.base, add(c, m->bbase, add(c, mul(c, j, m->K),
 					                                                        add(c, kr.k0, mul(c, kb, vwv)))), NULL);
 				}
