@@ -1290,117 +1290,64 @@ static int cu_EMBEDDING_BWD(cu *c, const ir_node *n)
 /* ------------------------------------------------------------------ */
 /* convolution and pooling (NCHW)                                      */
 
-typedef struct cgeo {
-	ir_dim N;
-	int64_t C, H, W, O, Cg, Og, KH, KW, OH, OW, s, p, d;
-} cgeo;
-
-static int conv_geo(cu *c, const ir_node *n, const ir_type *x, const ir_type *w, const ir_type *y, cgeo *g)
+/* im2col (ops.def): one thread per col element, a copy, +0 in the padding */
+static int cu_IM2COL(cu *c, const ir_node *n)
 {
-	if (x->rank != 4 || w->rank != 4 || y->rank != 4 || n->ia[3] < 1 || n->ia[0] < 1 || n->ia[2] < 1)
-		return cu_err(c, n, "malformed convolution");
-	g->N = x->d[0];
-	g->C = x->d[1].c; g->H = x->d[2].c; g->W = x->d[3].c;
-	g->O = w->d[0].c; g->Cg = w->d[1].c; g->KH = w->d[2].c; g->KW = w->d[3].c;
-	g->Og = g->O / n->ia[3];
-	g->OH = y->d[2].c; g->OW = y->d[3].c;
-	g->s = n->ia[0]; g->p = n->ia[1]; g->d = n->ia[2];
-	if (y->d[1].c != g->O || g->Cg * n->ia[3] != g->C)
-		return cu_err(c, n, "convolution shapes do not agree");
-	return 0;
-}
-
-static void conv_consts(cu *c, const cgeo *g)
-{
-	line(c, "const int64_t C = %" PRId64 "LL, H = %" PRId64 "LL, W = %" PRId64 "LL, O = %" PRId64 "LL;", g->C, g->H,
-	     g->W, g->O);
-	line(c, "const int64_t Cg = %" PRId64 "LL, Og = %" PRId64 "LL, KH = %" PRId64 "LL, KW = %" PRId64 "LL;", g->Cg,
-	     g->Og, g->KH, g->KW);
-	line(c, "const int64_t OH = %" PRId64 "LL, OW = %" PRId64 "LL, S = %" PRId64 "LL, P = %" PRId64
-	        "LL, Dl = %" PRId64 "LL;", g->OH, g->OW, g->s, g->p, g->d);
-	line(c, "(void)C; (void)H; (void)W; (void)O; (void)Cg; (void)Og; (void)KH; (void)KW; (void)OH; (void)OW;");
-}
-
-/* y[n,o,oh,ow]: terms k = (cl, kh, kw); padding: +0 */
-static int cu_CONV2D(cu *c, const ir_node *n)
-{
-	const ir_node *x = in_node(c, n, 0), *w = in_node(c, n, 1);
-	cgeo g = { 0 };
-	if (need_f32(c, n) || check_plan(c, n) || conv_geo(c, n, &x->type, &w->type, &n->type, &g))
+	const ir_node *x = in_node(c, n, 0);
+	if (need_f32(c, n))
 		return -1;
+	if (x->type.rank != 4 || n->type.rank != 6 || n->ia[0] < 1 || n->ia[2] < 1)
+		return cu_err(c, n, "malformed im2col");
 	k_begin(c, n, ir_type_numel(&n->type));
-	c->flops = dconst(2 * g.Cg * g.KH * g.KW);
 	use(c, x);
-	use(c, w);
 	use(c, n);
 	k_loop(c);
-	conv_consts(c, &g);
-	line(c, "const int64_t ow = u %% OW, oh = (u / OW) %% OH, o = (u / (OW * OH)) %% O, nn = u / (OW * OH * O);");
-	line(c, "const int64_t xb = (nn * C + (o / Og) * Cg) * H * W, wb = o * Cg * KH * KW;");
-	reduce_open(c, "s", n->plan, "Cg * KH * KW");
-	line(c, "\tconst int64_t cl = k / (KH * KW), r = k %% (KH * KW), kh = r / KW, kw = r %% KW;");
-	line(c, "\tconst int64_t ih = oh * S + (kh * Dl - P), iw = ow * S + (kw * Dl - P);");
-	line(c, "\tif (ih < 0 || ih >= H || iw < 0 || iw >= W) return 0.0f;");
-	line(c, "\treturn %s * %s;", R(c, x, "xb + cl * H * W + ih * W + iw"), R(c, w, "wb + k"));
-	reduce_close(c);
-	line(c, "%s = s;", W(c, n, "u"));
+	line(c, "const int64_t N = %s, C = %" PRId64 "LL, H = %" PRId64 "LL, Wd = %" PRId64 "LL;", DX(x->type.d[0]),
+	     x->type.d[1].c, x->type.d[2].c, x->type.d[3].c);
+	line(c, "const int64_t KH = %" PRId64 "LL, KW = %" PRId64 "LL, OH = %" PRId64 "LL, OW = %" PRId64 "LL;",
+	     n->type.d[1].c, n->type.d[2].c, n->type.d[4].c, n->type.d[5].c);
+	line(c, "const int64_t s = %" PRId64 "LL, p = %" PRId64 "LL, d = %" PRId64 "LL;", n->ia[0], n->ia[1], n->ia[2]);
+	line(c, "int64_t t = u;");
+	line(c, "const int64_t ow = t %% OW; t /= OW;");
+	line(c, "const int64_t oh = t %% OH; t /= OH;");
+	line(c, "const int64_t nn = t %% N; t /= N;");
+	line(c, "const int64_t kw = t %% KW; t /= KW;");
+	line(c, "const int64_t kh = t %% KH, ch = t / KH;");
+	line(c, "const int64_t ih = oh * s - p + kh * d, iw = ow * s - p + kw * d;");
+	line(c, "const bool in = ih >= 0 && ih < H && iw >= 0 && iw < Wd;");
+	line(c, "(void)C;");
+	line(c, "%s = in ? %s : 0.0f;", W(c, n, "u"), R(c, x, "in ? ((nn * C + ch) * H + ih) * Wd + iw : 0"));
 	return k_end(c);
 }
 
-/* dx[n,c,ih,iw]: terms k = (ol, kh, kw) */
-static int cu_CONV2D_BWD_X(cu *c, const ir_node *n)
+/* col2im (ops.def): one thread per dx element, its KH*KW taps (+0 where
+ * none lands) summed in plan order */
+static int cu_COL2IM(cu *c, const ir_node *n)
 {
-	const ir_node *dy = in_node(c, n, 0), *w = in_node(c, n, 1);
-	cgeo g = { 0 };
-	if (need_f32(c, n) || check_plan(c, n) || conv_geo(c, n, &n->type, &w->type, &dy->type, &g))
+	const ir_node *col = in_node(c, n, 0);
+	if (need_f32(c, n) || check_plan(c, n))
 		return -1;
+	if (col->type.rank != 6 || n->type.rank != 4 || n->ia[0] < 1 || n->ia[2] < 1)
+		return cu_err(c, n, "malformed col2im");
 	k_begin(c, n, ir_type_numel(&n->type));
-	c->flops = dconst(2 * g.Og * g.KH * g.KW);
-	use(c, dy);
-	use(c, w);
+	use(c, col);
 	use(c, n);
 	k_loop(c);
-	conv_consts(c, &g);
-	line(c, "const int64_t iw = u %% W, ih = (u / W) %% H, ch = (u / (W * H)) %% C, nn = u / (W * H * C);");
-	reduce_open(c, "s", n->plan, "Og * KH * KW");
-	line(c, "\tconst int64_t ol = k / (KH * KW), r = k %% (KH * KW), kh = r / KW, kw = r %% KW;");
-	line(c, "\tconst int64_t o = (ch / Cg) * Og + ol;");
-	line(c, "\tconst int64_t th = ih + P - kh * Dl, tw = iw + P - kw * Dl;");
-	line(c, "\tif (th < 0 || tw < 0) return 0.0f;");
-	line(c, "\tconst int64_t oh = th / S, ow = tw / S;");
-	line(c, "\tif (oh * S != th || ow * S != tw || oh >= OH || ow >= OW) return 0.0f;");
-	line(c, "\treturn %s * %s;", R(c, dy, "(nn * O + o) * OH * OW + oh * OW + ow"),
-	     R(c, w, "(o * Cg + ch %% Cg) * KH * KW + r"));
+	line(c, "const int64_t N = %s, H = %" PRId64 "LL, Wd = %" PRId64 "LL;", DX(n->type.d[0]), n->type.d[2].c,
+	     n->type.d[3].c);
+	line(c, "const int64_t KH = %" PRId64 "LL, KW = %" PRId64 "LL, OH = %" PRId64 "LL, OW = %" PRId64 "LL;",
+	     col->type.d[1].c, col->type.d[2].c, col->type.d[4].c, col->type.d[5].c);
+	line(c, "const int64_t s = %" PRId64 "LL, p = %" PRId64 "LL, d = %" PRId64 "LL;", n->ia[0], n->ia[1], n->ia[2]);
+	line(c, "const int64_t iw = u %% Wd, ih = (u / Wd) %% H, ch = (u / (Wd * H)) %% %" PRId64 "LL, nn = u / (Wd * H * %" PRId64 "LL);",
+	     n->type.d[1].c, n->type.d[1].c);
+	reduce_open(c, "acc", row_plan(n), "KH * KW");
+	line(c, "\tconst int64_t kh = k / KW, kw = k %% KW;");
+	line(c, "\tconst int64_t th = ih + p - kh * d, tw = iw + p - kw * d;");
+	line(c, "\tconst bool ok = th >= 0 && tw >= 0 && th %% s == 0 && tw %% s == 0 && th / s < OH && tw / s < OW;");
+	line(c, "\treturn ok ? %s : 0.0f;",
+	     R(c, col, "ok ? (((ch * KH + kh) * KW + kw) * N + nn) * (OH * OW) + (th / s) * OW + tw / s : 0"));
 	reduce_close(c);
-	line(c, "%s = s;", W(c, n, "u"));
-	return k_end(c);
-}
-
-/* dw[o,cl,kh,kw]: terms k = (n, oh, ow) */
-static int cu_CONV2D_BWD_W(cu *c, const ir_node *n)
-{
-	const ir_node *x = in_node(c, n, 0), *dy = in_node(c, n, 1);
-	cgeo g = { 0 };
-	if (need_f32(c, n) || check_plan(c, n) || conv_geo(c, n, &x->type, &n->type, &dy->type, &g))
-		return -1;
-	k_begin(c, n, ir_type_numel(&n->type));
-	c->flops = dmul(dconst(2 * g.OH * g.OW), g.N);
-	use(c, x);
-	use(c, dy);
-	use(c, n);
-	k_loop(c);
-	conv_consts(c, &g);
-	line(c, "const int64_t kw = u %% KW, kh = (u / KW) %% KH, cl = (u / (KW * KH)) %% Cg, o = u / (KW * KH * Cg);");
-	line(c, "const int64_t ch = (o / Og) * Cg + cl;");
-	char len[128];
-	snprintf(len, sizeof len, "%s * OH * OW", DX(g.N));
-	reduce_open(c, "s", n->plan, len);
-	line(c, "\tconst int64_t nn = k / (OH * OW), r = k %% (OH * OW), oh = r / OW, ow = r %% OW;");
-	line(c, "\tconst int64_t ih = oh * S + (kh * Dl - P), iw = ow * S + (kw * Dl - P);");
-	line(c, "\tif (ih < 0 || ih >= H || iw < 0 || iw >= W) return 0.0f;");
-	line(c, "\treturn %s * %s;", R(c, dy, "(nn * O + o) * OH * OW + r"), R(c, x, "(nn * C + ch) * H * W + ih * W + iw"));
-	reduce_close(c);
-	line(c, "%s = s;", W(c, n, "u"));
+	line(c, "%s = acc;", W(c, n, "u"));
 	return k_end(c);
 }
 

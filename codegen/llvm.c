@@ -1215,6 +1215,46 @@ static LLVMValueRef term_strided(cg *c, void *ctx, LLVMValueRef k)
 	return vload(c, t->x, add(c, t->base, mul(c, k, t->stride)));
 }
 
+/* Sequential folds of many outputs, R at a time: out[k] for k in [lo, hi)
+ * is init, then step(acc, x[(a*K + k)*Z + z]) for a = 0..A-1, z = 0..Z-1
+ * in that order (then / div, if div).  Each of R consecutive outputs has
+ * its own register accumulator and the R chains are interleaved, so the
+ * loop runs at the adder's throughput instead of its latency; every
+ * output still sees its terms in order (only which outputs run together
+ * changes).  step: fadd, or max_step when is_max. */
+#define FOLD_R 8
+static void emit_fold(cg *c, const cg_val *in, const cg_val *out, LLVMValueRef lo, LLVMValueRef hi,
+                      LLVMValueRef A, LLVMValueRef K, LLVMValueRef Z, LLVMValueRef init, bool is_max,
+                      LLVMValueRef div)
+{
+	LLVMValueRef ng = sdiv(c, sub(c, hi, lo), ci64(c, FOLD_R));
+	for (int pass = 0; pass < 2; pass++) {
+		int R = pass ? 1 : FOLD_R;
+		cg_loop lg, la, lz;
+		LLVMValueRef k0 = pass ? range_begin(c, &lg, add(c, lo, mul(c, ng, ci64(c, FOLD_R))), hi)
+		                       : add(c, lo, mul(c, loop_begin(c, &lg, ng), ci64(c, FOLD_R)));
+		LLVMValueRef acc[FOLD_R];
+		for (int r = 0; r < R; r++)
+			acc[r] = new_var(c, c->f32, init);
+		LLVMValueRef a = loop_begin(c, &la, A);
+		LLVMValueRef base = mul(c, add(c, mul(c, a, K), k0), Z);
+		LLVMValueRef z = loop_begin(c, &lz, Z);
+		LLVMValueRef xi = add(c, base, z);
+		for (int r = 0; r < R; r++) {
+			LLVMValueRef v = vload(c, in, add(c, xi, mul(c, ci64(c, r), Z)));
+			LLVMValueRef cur = get_var(c, c->f32, acc[r]);
+			set_var(c, acc[r], is_max ? max_step(c, cur, v) : fadd(c, cur, v));
+		}
+		loop_end(c, &lz);
+		loop_end(c, &la);
+		for (int r = 0; r < R; r++) {
+			LLVMValueRef v = get_var(c, c->f32, acc[r]);
+			vstore(c, out, add(c, k0, ci64(c, r)), div ? fdiv(c, v, div) : v);
+		}
+		loop_end(c, &lg);
+	}
+}
+
 /* SUM, MEAN, MAX over one axis: x viewed as [pre, len, post]; units are
  * the outputs (p, q), flattened.  seq (and any plan of MAX): loop order p,
  * k, q: out[p,q] is carried through k in ascending order; the q loop
@@ -1256,6 +1296,13 @@ static int emit_axis_reduce(cg *c, const ir_node *n)
 		return 0;
 	}
 	LLVMValueRef init = n->op == IR_MAX ? cf32(c, -__builtin_inff()) : cf32(c, 0.0f);
+	if (contiguous) {
+		/* post == 1: out[p] = fold of the row x[p*len ..], rows interleaved */
+		emit_fold(c, &in, &out, k.lo, k.hi, ci64(c, 1), ci64(c, 0), len, init, n->op == IR_MAX,
+		          n->op == IR_MEAN ? i2f(c, len) : NULL);
+		kern_end(c, &k);
+		return 0;
+	}
 	cg_span sp;
 	cg_loop lk, lq;
 	span_begin(c, &sp, k.lo, k.hi, post);
@@ -1400,6 +1447,27 @@ static int emit_SUM_TO(cg *c, const ir_node *n)
 		kern_end(c, &k);
 		return 0;
 	}
+	/* the kept dims one block [split, end) with reduced dims after it: x is
+	 * [A, K, Z] and output k folds x[a, k, z] in (a, z) order, outputs
+	 * interleaved (emit_fold) */
+	int end = split;
+	while (end >= 0 && end < rx && kept[end])
+		end++;
+	bool block = split >= 0 && end < rx;
+	for (int d = end; block && d < rx; d++)
+		block = !kept[d];
+	if (block) {
+		LLVMValueRef K = dims_prod(c, xt, split, end), Z = dims_prod(c, xt, end, rx);
+		kern_begin(c, n, &k, K, grain_of(c, GRAIN_CHEAP, mul(c, dims_prod(c, xt, 0, split), Z)), false);
+		if (val_of(c, x, &in) || val_of(c, n, &out))
+			return -1;
+		/* in the kernel: its own B */
+		K = dims_prod(c, xt, split, end);
+		Z = dims_prod(c, xt, end, rx);
+		emit_fold(c, &in, &out, k.lo, k.hi, dims_prod(c, xt, 0, split), K, Z, cf32(c, 0.0f), false, NULL);
+		kern_end(c, &k);
+		return 0;
+	}
 	LLVMValueRef units = split >= 0 ? dim_val(c, xt->d[split]) : ci64(c, 1);
 	LLVMValueRef per = split >= 0 ? mul(c, dims_prod(c, xt, 0, split), dims_prod(c, xt, split + 1, rx))
 	                              : numel_val(c, xt);
@@ -1481,6 +1549,8 @@ typedef struct mm_ctx {
 	int64_t kc;                         /* k values per panel chunk (<= MM_KC) */
 	int64_t nbk;                        /* plan blocked:nbk, or 0 (seq) */
 	bool fused;                         /* plan +fma: acc = fma(a, b, acc) */
+	bool plain_gep;                     /* vector addresses may lie outside the
+	                                       value (masked lanes only): no inbounds */
 } mm_ctx;
 
 /* the k range one block runs, and where its accumulators start */
@@ -1498,7 +1568,9 @@ static LLVMValueRef splat(cg *c, LLVMTypeRef vty, LLVMValueRef x)
 
 static LLVMValueRef vec_ptr(cg *c, mm_ctx *m, LLVMValueRef base, LLVMValueRef idx)
 {
-	return LLVMBuildPointerCast(c->b, gep(c, c->f32, base, idx), LLVMPointerType(m->vty, 0), "");
+	LLVMValueRef p = m->plain_gep ? LLVMBuildGEP2(c->b, c->f32, ptr_to(c, base, c->f32), &idx, 1, "")
+	                              : gep(c, c->f32, base, idx);
+	return LLVMBuildPointerCast(c->b, p, LLVMPointerType(m->vty, 0), "");
 }
 
 /* llvm.masked.load / llvm.masked.store, overloaded on (vector, pointer) */
@@ -1695,6 +1767,43 @@ static void mm_rows(cg *c, mm_ctx *m, LLVMValueRef j0, LLVMValueRef *mask, const
 	if_end(c, rest);
 }
 
+/* llvm.prefetch (read, keep in all cache levels) of base[idx]: a hint
+ * that never faults, so idx may lie past the end (a plain GEP, not
+ * inbounds) */
+static void prefetch(cg *c, LLVMValueRef base, LLVMValueRef idx)
+{
+	static const char nm[] = "llvm.prefetch";
+	unsigned id = LLVMLookupIntrinsicID(nm, sizeof nm - 1);
+	LLVMTypeRef ov[1] = { c->ptr };
+	size_t nov = LLVMIntrinsicIsOverloaded(id) ? 1 : 0;
+	LLVMValueRef f = LLVMGetIntrinsicDeclaration(c->mod, id, ov, nov);
+	LLVMTypeRef fty = LLVMIntrinsicGetType(c->ctx, id, ov, nov);
+	LLVMValueRef p = LLVMBuildGEP2(c->b, c->f32, ptr_to(c, base, c->f32), &idx, 1, "");
+	LLVMValueRef a[4] = { LLVMBuildPointerCast(c->b, p, c->ptr, ""), ci32(c, 0), ci32(c, 3), ci32(c, 1) };
+	LLVMBuildCall2(c->b, fty, f, a, 4, "");
+}
+
+/* rows[0..vw) (vectors of vw lanes) transposed in place: log2(vw)
+ * rounds of interleaving row i with row i + vw/2 (low halves to 2i, high
+ * halves to 2i+1).  Data movement only. */
+static void mm_transpose(cg *c, mm_ctx *m, LLVMValueRef *rows)
+{
+	int n = m->vw;
+	LLVMValueRef lo[MM_MAXVW], hi[MM_MAXVW], t[MM_MAXVW];
+	for (int l = 0; l < n; l++) {
+		lo[l] = ci32(c, (l % 2 ? n : 0) + l / 2);
+		hi[l] = ci32(c, (l % 2 ? n : 0) + n / 2 + l / 2);
+	}
+	LLVMValueRef mlo = LLVMConstVector(lo, (unsigned)n), mhi = LLVMConstVector(hi, (unsigned)n);
+	for (int round = 1; round < n; round *= 2) {
+		for (int i = 0; i < n / 2; i++) {
+			t[2 * i] = LLVMBuildShuffleVector(c->b, rows[i], rows[i + n / 2], mlo, "");
+			t[2 * i + 1] = LLVMBuildShuffleVector(c->b, rows[i], rows[i + n / 2], mhi, "");
+		}
+		memcpy(rows, t, (size_t)n * sizeof *rows);
+	}
+}
+
 /* one column block (its row blocks [rb0, rb1)): b read in place over all
  * of K, or copied into the panel chunk by chunk (m->kc values of k),
  * columns past N repeating column N-1 (their lanes are never stored) */
@@ -1717,11 +1826,38 @@ static void mm_column_block(cg *c, mm_ctx *m, LLVMValueRef j0, LLVMValueRef *mas
 	kr.len = sel(c, LLVMBuildICmp(c->b, LLVMIntSLT, left, KC, ""), left, KC);
 	kr.resume = LLVMBuildICmp(c->b, LLVMIntNE, ch, ci64(c, 0), "");
 	if (m->tb) {
+		LLVMValueRef kdone;
+		{
+			/* vw x vw tiles of b (vw rows j, vw consecutive k each: vector
+			 * loads) transposed in registers into vw rows of the panel; k
+			 * left over below.  Columns past N (the last, partial block)
+			 * repeat column N-1: their lanes are never stored. */
+			cg_loop lb;
+			LLVMValueRef vwv = ci64(c, m->vw), nkb = sdiv(c, kr.len, vwv);
+			LLVMValueRef last = LLVMBuildSub(c->b, m->N, ci64(c, 1), "");
+			LLVMValueRef kb = loop_begin(c, &lb, nkb);
+			for (int v = 0; v < MM_NV; v++) {
+				LLVMValueRef rows[MM_MAXVW];
+				for (int r = 0; r < m->vw; r++) {
+					LLVMValueRef j = add(c, j0, ci64(c, v * m->vw + r));
+					if (mask)
+						j = smin(c, j, last);
+					rows[r] = mm_vload(c, m, m->Bv.base, add(c, m->bbase, add(c, mul(c, j, m->K),
+					                                                        add(c, kr.k0, mul(c, kb, vwv)))), NULL);
+				}
+				mm_transpose(c, m, rows);
+				for (int r = 0; r < m->vw; r++)
+					mm_vstore(c, m, m->panel, add(c, mul(c, add(c, mul(c, kb, vwv), ci64(c, r)), nr), ci64(c, v * m->vw)),
+					          rows[r], NULL);
+			}
+			loop_end(c, &lb);
+			kdone = mul(c, nkb, vwv);
+		}
 		LLVMValueRef jj = loop_begin(c, &lj, nr);
 		LLVMValueRef j = add(c, j0, jj), last = LLVMBuildSub(c->b, m->N, ci64(c, 1), "");
 		j = sel(c, LLVMBuildICmp(c->b, LLVMIntSLT, j, m->N, ""), j, last);
 		LLVMValueRef src = add(c, m->bbase, add(c, mul(c, j, m->K), kr.k0));
-		LLVMValueRef kk = loop_begin(c, &lk, kr.len);
+		LLVMValueRef kk = range_begin(c, &lk, kdone, kr.len);
 		store_at(c, c->f32, m->panel, add(c, mul(c, kk, nr), jj), load_at(c, c->f32, m->Bv.base, add(c, src, kk)));
 		loop_end(c, &lk);
 		loop_end(c, &lj);
@@ -1731,6 +1867,10 @@ static void mm_column_block(cg *c, mm_ctx *m, LLVMValueRef j0, LLVMValueRef *mas
 		for (int v = 0; v < MM_NV; v++)
 			mm_vstore(c, m, m->panel, add(c, mul(c, kk, nr), ci64(c, v * m->vw)),
 			          mm_vload(c, m, m->Bv.base, add(c, src, ci64(c, v * m->vw)), mask ? mask[v] : NULL), NULL);
+		/* the rows of a wide b lie far apart: ask for the next column
+		 * block's lines now, so that its packing finds them in cache */
+		for (int v = 0; v < MM_NV; v++)
+			prefetch(c, m->Bv.base, add(c, src, ci64(c, (MM_NV + v) * m->vw)));
 		loop_end(c, &lk);
 	}
 	mm_rows(c, m, j0, mask, &kr, rb0, rb1);
@@ -2644,8 +2784,15 @@ static int emit_ONE_HOT(cg *c, const ir_node *n)
 	return 0;
 }
 
-static LLVMValueRef in_range(cg *c, LLVMValueRef v, int64_t lim);
-static LLVMValueRef clamp_idx(cg *c, LLVMValueRef v, int64_t lim);
+static LLVMValueRef in_range(cg *c, LLVMValueRef v, int64_t lim)
+{
+	return LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, v, ci64(c, 0), ""),
+	                    LLVMBuildICmp(c->b, LLVMIntSLT, v, ci64(c, lim), ""), "");
+}
+static LLVMValueRef clamp_idx(cg *c, LLVMValueRef v, int64_t lim)
+{
+	return smin(c, smax(c, v, ci64(c, 0)), ci64(c, lim - 1));
+}
 static void zero_plane(cg *c, const cg_val *v, LLVMValueRef base, int64_t len);
 
 static LLVMValueRef load_index(cg *c, const cg_val *v, LLVMValueRef i)
@@ -2725,150 +2872,174 @@ static int emit_EMBEDDING_BWD(cg *c, const ir_node *n)
 	return 0;
 }
 
-/* conv geometry (all constant but N) */
+/* Explicit vectors of c->vw lanes for the image kernels (im2col, col2im,
+ * 2x2 pooling): runs of a row in chunks, the last chunk masked. */
+typedef struct pool2v {
+	cg *c;
+	mm_ctx m;                  /* vty, vw (for mm_vload/mm_vstore) */
+	LLVMTypeRef ity;           /* <vw x i32> */
+	LLVMValueRef lane;         /* <0, 1, ..., vw-1> as i64 */
+	LLVMValueRef even, odd, lo2, hi2;   /* shuffle masks */
+} pool2v;
+
+static LLVMValueRef const_lanes(cg *c, int n, int start, int step)
+{
+	LLVMValueRef v[2 * MM_MAXVW];
+	for (int l = 0; l < n; l++)
+		v[l] = ci32(c, start + l * step);
+	return LLVMConstVector(v, (unsigned)n);
+}
+
+static void pool2v_init(cg *c, pool2v *p)
+{
+	memset(p, 0, sizeof *p);
+	p->c = c;
+	p->m.vw = c->vw;
+	p->m.vty = LLVMVectorType(c->f32, (unsigned)c->vw);
+	p->ity = LLVMVectorType(c->i32, (unsigned)c->vw);
+	LLVMValueRef v[MM_MAXVW];
+	for (int l = 0; l < c->vw; l++)
+		v[l] = ci64(c, l);
+	p->lane = LLVMConstVector(v, (unsigned)c->vw);
+	p->even = const_lanes(c, c->vw, 0, 2);
+	p->odd = const_lanes(c, c->vw, 1, 2);
+	/* interleave a (lanes 0..vw-1) and b (vw..2vw-1): low and high halves */
+	LLVMValueRef lo[MM_MAXVW], hi[MM_MAXVW];
+	for (int l = 0; l < c->vw; l++) {
+		lo[l] = ci32(c, (l % 2 ? c->vw : 0) + l / 2);
+		hi[l] = ci32(c, (l % 2 ? c->vw : 0) + c->vw / 2 + l / 2);
+	}
+	p->lo2 = LLVMConstVector(lo, (unsigned)c->vw);
+	p->hi2 = LLVMConstVector(hi, (unsigned)c->vw);
+}
+
+/* lanes l with l + off < n (n, off: i64 scalars) */
+static LLVMValueRef lanes_below(pool2v *p, LLVMValueRef n, int64_t off)
+{
+	cg *c = p->c;
+	LLVMTypeRef lt = LLVMVectorType(c->i64, (unsigned)c->vw);
+	return LLVMBuildICmp(c->b, LLVMIntSLT, add(c, p->lane, splat(c, lt, ci64(c, off))), splat(c, lt, n), "");
+}
+
+/* im2col / col2im geometry: the image [N, C, H, W] and the columns
+ * [C, KH, KW, N, OH, OW] (all constant but N) */
 typedef struct cgeo {
 	ir_dim N;
-	int64_t C, H, W, O, Cg, Og, KH, KW, OH, OW, s, p, d;
+	int64_t C, H, W, KH, KW, OH, OW, s, p, d;
 } cgeo;
 
-static int conv_geo(cg *c, const ir_node *n, const ir_type *x, const ir_type *w, const ir_type *y, cgeo *g)
+static int col_geo(cg *c, const ir_node *n, const ir_type *x, const ir_type *col, cgeo *g)
 {
-	if (x->rank != 4 || w->rank != 4 || y->rank != 4 || n->ia[3] < 1 || n->ia[0] < 1 || n->ia[2] < 1)
-		return cg_err(c, n, "malformed convolution");
+	if (x->rank != 4 || col->rank != 6 || n->ia[0] < 1 || n->ia[1] < 0 || n->ia[2] < 1)
+		return cg_err(c, n, "malformed im2col/col2im");
 	g->N = x->d[0];
 	g->C = x->d[1].c; g->H = x->d[2].c; g->W = x->d[3].c;
-	g->O = w->d[0].c; g->Cg = w->d[1].c; g->KH = w->d[2].c; g->KW = w->d[3].c;
-	g->Og = g->O / n->ia[3];
-	g->OH = y->d[2].c; g->OW = y->d[3].c;
+	g->KH = col->d[1].c; g->KW = col->d[2].c; g->OH = col->d[4].c; g->OW = col->d[5].c;
 	g->s = n->ia[0]; g->p = n->ia[1]; g->d = n->ia[2];
-	if (y->d[1].c != g->O || g->Cg * n->ia[3] != g->C)
-		return cg_err(c, n, "convolution shapes do not agree");
+	if (col->d[0].c != g->C || col->d[3].c != g->N.c || col->d[3].sym != g->N.sym)
+		return cg_err(c, n, "image and columns do not agree");
 	return 0;
 }
 
-/* outputs o in [lo, hi) whose input position o*s + off lies in [0, lim) */
-static void conv_range(int64_t off, int64_t s, int64_t lim, int64_t nout, int64_t *lo, int64_t *hi)
+/* the outputs o in [0, nout) whose input position o*s + off lies in
+ * [0, lim): [*lo, *hi) with *lo <= *hi (run time values) */
+static void conv_range(cg *c, LLVMValueRef off, int64_t s, int64_t lim, int64_t nout,
+                       LLVMValueRef *lo, LLVMValueRef *hi)
 {
-	*lo = off >= 0 ? 0 : (-off + s - 1) / s;
-	*hi = lim - 1 - off < 0 ? 0 : (lim - 1 - off) / s + 1;
-	if (*hi > nout)
-		*hi = nout;
+	LLVMValueRef S = ci64(c, s), zero = ci64(c, 0), NO = ci64(c, nout);
+	LLVMValueRef neg = LLVMBuildICmp(c->b, LLVMIntSLT, off, zero, "");
+	LLVMValueRef l = sel(c, neg, sdiv(c, add(c, sub(c, zero, off), ci64(c, s - 1)), S), zero);
+	LLVMValueRef top = sub(c, ci64(c, lim - 1), off);   /* o*s <= top */
+	LLVMValueRef h = sel(c, LLVMBuildICmp(c->b, LLVMIntSLT, top, zero, ""), zero, add(c, sdiv(c, top, S), ci64(c, 1)));
+	h = smin(c, h, NO);
+	l = smin(c, l, NO);
+	*lo = l;
+	*hi = smax(c, h, l);
 }
 
-static LLVMValueRef in_range(cg *c, LLVMValueRef v, int64_t lim)
-{
-	return LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, v, ci64(c, 0), ""),
-	                    LLVMBuildICmp(c->b, LLVMIntSLT, v, ci64(c, lim), ""), "");
-}
-static LLVMValueRef clamp_idx(cg *c, LLVMValueRef v, int64_t lim)
-{
-	return smin(c, smax(c, v, ci64(c, 0)), ci64(c, lim - 1));
-}
+static LLVMValueRef srem(cg *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildSRem(c->b, a, b, ""); }
 
-/* x[xb + ih*W + iw] for ih = oh*s - p + kh*d, iw likewise; +0 in the padding */
-static LLVMValueRef conv_x(cg *c, const cgeo *g, const cg_val *x, LLVMValueRef xb, LLVMValueRef oh,
-                           LLVMValueRef ow, LLVMValueRef kh, LLVMValueRef kw, LLVMValueRef *inb)
+/* Units: the rows (c, kh, kw, n) of the columns, each one OH x OW plane:
+ * for each oh, the run of ow whose input lies inside the image is copied
+ * (unit stride when s = 1), the rest of the row is +0. */
+static int emit_IM2COL(cg *c, const ir_node *n)
 {
-	LLVMValueRef ih = add(c, mul(c, oh, ci64(c, g->s)), sub(c, mul(c, kh, ci64(c, g->d)), ci64(c, g->p)));
-	LLVMValueRef iw = add(c, mul(c, ow, ci64(c, g->s)), sub(c, mul(c, kw, ci64(c, g->d)), ci64(c, g->p)));
-	*inb = LLVMBuildAnd(c->b, in_range(c, ih, g->H), in_range(c, iw, g->W), "");
-	LLVMValueRef xi = add(c, xb, add(c, mul(c, clamp_idx(c, ih, g->H), ci64(c, g->W)), clamp_idx(c, iw, g->W)));
-	return vload(c, x, xi);
-}
-
-typedef struct conv_terms {
-	const cgeo *g;
-	const cg_val *x, *w, *dy;
-	LLVMValueRef xb, wb, oh, ow;      /* forward / bwd_w */
-	LLVMValueRef n, o, c_, ih, iw;    /* bwd */
-} conv_terms;
-
-/* forward term k = (cl, kh, kw) */
-static LLVMValueRef term_conv(cg *c, void *ctx, LLVMValueRef k)
-{
-	conv_terms *t = ctx;
-	const cgeo *g = t->g;
-	LLVMValueRef khw = ci64(c, g->KH * g->KW);
-	LLVMValueRef cl = sdiv(c, k, khw), r = LLVMBuildSRem(c->b, k, khw, "");
-	LLVMValueRef kh = sdiv(c, r, ci64(c, g->KW)), kw = LLVMBuildSRem(c->b, r, ci64(c, g->KW), "");
-	LLVMValueRef inb;
-	LLVMValueRef xv = conv_x(c, g, t->x, add(c, t->xb, mul(c, cl, ci64(c, g->H * g->W))), t->oh, t->ow, kh, kw, &inb);
-	return sel(c, inb, fmul(c, xv, vload(c, t->w, add(c, t->wb, k))), cf32(c, 0.0f));
-}
-
-static int emit_CONV2D(cg *c, const ir_node *n)
-{
-	const ir_node *xn = in_node(c, n, 0), *wn = in_node(c, n, 1);
+	const ir_node *xn = in_node(c, n, 0);
 	cgeo g = { 0 };
-	cg_val x, w, y;
+	cg_val x, col;
 	kern k;
-	if (need_f32(c, n) || check_plan(c, n, false) || conv_geo(c, n, &xn->type, &wn->type, &n->type, &g))
+	if (need_f32(c, n) || col_geo(c, n, &xn->type, &n->type, &g))
 		return -1;
-	int64_t plane = g.OH * g.OW, khw = g.KH * g.KW;
-	kern_begin(c, n, &k, mul(c, dim_val(c, g.N), ci64(c, g.O)),
-	           grain_of(c, GRAIN_MAC, ci64(c, g.Cg * khw * plane)), false);
-	if (val_of(c, xn, &x) || val_of(c, wn, &w) || val_of(c, n, &y))
+	int64_t plane = g.OH * g.OW;
+	kern_begin(c, n, &k, mul(c, dim_val(c, g.N), ci64(c, g.C * g.KH * g.KW)),
+	           grain_of(c, GRAIN_CHEAP, ci64(c, plane)), false);
+	if (val_of(c, xn, &x) || val_of(c, n, &col))
 		return -1;
-	cg_loop lu, l1, l2, l3;
+	LLVMValueRef N = dim_val(c, g.N);
+	cg_loop lu, l1, l2;
 	LLVMValueRef u = range_begin(c, &lu, k.lo, k.hi);
-	LLVMValueRef nn = sdiv(c, u, ci64(c, g.O)), o = LLVMBuildSRem(c->b, u, ci64(c, g.O), "");
-	LLVMValueRef gi = sdiv(c, o, ci64(c, g.Og));
-	LLVMValueRef pb = mul(c, u, ci64(c, plane));
-	LLVMValueRef xb0 = mul(c, add(c, mul(c, nn, ci64(c, g.C)), mul(c, gi, ci64(c, g.Cg))), ci64(c, g.H * g.W));
-	LLVMValueRef wb0 = mul(c, o, ci64(c, g.Cg * khw));
-	if (n->plan.family != IR_PLAN_SEQ) {
-		LLVMValueRef oh = loop_begin(c, &l1, ci64(c, g.OH));
-		LLVMValueRef ow = loop_begin(c, &l2, ci64(c, g.OW));
-		conv_terms t = { .g = &g, .x = &x, .w = &w, .xb = xb0, .wb = wb0, .oh = oh, .ow = ow };
-		LLVMValueRef v = emit_reduce(c, n->plan, ci64(c, g.Cg * khw), term_conv, &t);
-		vstore(c, &y, add(c, pb, add(c, mul(c, oh, ci64(c, g.OW)), ow)), v);
-		loop_end(c, &l2);
+	LLVMValueRef nn = srem(c, u, N), r = sdiv(c, u, N);
+	LLVMValueRef kw = srem(c, r, ci64(c, g.KW));
+	r = sdiv(c, r, ci64(c, g.KW));
+	LLVMValueRef kh = srem(c, r, ci64(c, g.KH)), ch = sdiv(c, r, ci64(c, g.KH));
+	LLVMValueRef xb = mul(c, add(c, mul(c, nn, ci64(c, g.C)), ch), ci64(c, g.H * g.W));
+	LLVMValueRef cb = mul(c, u, ci64(c, plane));
+	LLVMValueRef offh = sub(c, mul(c, kh, ci64(c, g.d)), ci64(c, g.p));
+	LLVMValueRef offw = sub(c, mul(c, kw, ci64(c, g.d)), ci64(c, g.p));
+	LLVMValueRef wl, wh;
+	conv_range(c, offw, g.s, g.W, g.OW, &wl, &wh);
+	LLVMValueRef oh = loop_begin(c, &l1, ci64(c, g.OH));
+	LLVMValueRef ih = add(c, mul(c, oh, ci64(c, g.s)), offh);
+	LLVMValueRef ok = LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, ih, ci64(c, 0), ""),
+	                               LLVMBuildICmp(c->b, LLVMIntSLT, ih, ci64(c, g.H), ""), "");
+	LLVMValueRef OWv = ci64(c, g.OW);
+	LLVMValueRef lo = sel(c, ok, wl, OWv), hi = sel(c, ok, wh, OWv);
+	LLVMValueRef row = add(c, cb, mul(c, oh, OWv));
+	LLVMValueRef xrow = add(c, xb, add(c, mul(c, sel(c, ok, ih, ci64(c, 0)), ci64(c, g.W)), offw));
+	if (g.s == 1) {
+		/* the row in vectors: lanes in [lo, hi) loaded (masked: the others
+		 * are neither read nor addressed in bounds), the rest +0 */
+		pool2v p;
+		pool2v_init(c, &p);
+		p.m.plain_gep = true;
+		cg_loop lv;
+		LLVMValueRef ow0 = mul(c, loop_begin(c, &lv, ci64(c, (g.OW + c->vw - 1) / c->vw)), ci64(c, c->vw));
+		LLVMValueRef in = LLVMBuildAnd(c->b, LLVMBuildNot(c->b, lanes_below(&p, sub(c, lo, ow0), 0), ""),
+		                               lanes_below(&p, sub(c, hi, ow0), 0), "");
+		LLVMValueRef v = mm_vload(c, &p.m, x.base, add(c, xrow, ow0), in);
+		mm_vstore(c, &p.m, col.base, add(c, row, ow0), v, lanes_below(&p, sub(c, OWv, ow0), 0));
+		loop_end(c, &lv);
 		loop_end(c, &l1);
 		loop_end(c, &lu);
 		kern_end(c, &k);
 		return 0;
 	}
-	/* seq: the output plane accumulates in memory, terms (cl, kh, kw) in
-	 * order; padded terms (+0) are skipped, which is exact (acc is never -0) */
-	LLVMValueRef i = loop_begin(c, &l1, ci64(c, plane));
-	vstore(c, &y, add(c, pb, i), cf32(c, 0.0f));
-	loop_end(c, &l1);
-	LLVMValueRef cl = loop_begin(c, &l1, ci64(c, g.Cg));
-	LLVMValueRef xb = add(c, xb0, mul(c, cl, ci64(c, g.H * g.W)));
-	LLVMValueRef wb = add(c, wb0, mul(c, cl, ci64(c, khw)));
-	for (int64_t kh = 0; kh < g.KH; kh++)
-		for (int64_t kw = 0; kw < g.KW; kw++) {
-			int64_t hl, hh, wl, wh, offh = kh * g.d - g.p, offw = kw * g.d - g.p;
-			conv_range(offh, g.s, g.H, g.OH, &hl, &hh);
-			conv_range(offw, g.s, g.W, g.OW, &wl, &wh);
-			if (hh <= hl || wh <= wl)
-				continue;
-			LLVMValueRef wv = vload(c, &w, add(c, wb, ci64(c, kh * g.KW + kw)));
-			LLVMValueRef oh = add(c, loop_begin(c, &l2, ci64(c, hh - hl)), ci64(c, hl));
-			LLVMValueRef yrow = add(c, pb, mul(c, oh, ci64(c, g.OW)));
-			LLVMValueRef xrow = add(c, xb, add(c, mul(c, add(c, mul(c, oh, ci64(c, g.s)), ci64(c, offh)), ci64(c, g.W)), ci64(c, offw)));
-			LLVMValueRef ow = add(c, loop_begin(c, &l3, ci64(c, wh - wl)), ci64(c, wl));
-			LLVMValueRef yi = add(c, yrow, ow);
-			LLVMValueRef xv = vload(c, &x, add(c, xrow, mul(c, ow, ci64(c, g.s))));
-			vstore(c, &y, yi, fadd(c, vload(c, &y, yi), fmul(c, xv, wv)));
-			loop_end(c, &l3);
-			loop_end(c, &l2);
-		}
+	LLVMValueRef ow = loop_begin(c, &l2, lo);
+	vstore(c, &col, add(c, row, ow), cf32(c, 0.0f));
+	loop_end(c, &l2);
+	ow = range_begin(c, &l2, lo, hi);
+	vstore(c, &col, add(c, row, ow), vload(c, &x, add(c, xrow, mul(c, ow, ci64(c, g.s)))));
+	loop_end(c, &l2);
+	ow = range_begin(c, &l2, hi, OWv);
+	vstore(c, &col, add(c, row, ow), cf32(c, 0.0f));
+	loop_end(c, &l2);
 	loop_end(c, &l1);
 	loop_end(c, &lu);
 	kern_end(c, &k);
 	return 0;
 }
 
-/* bwd_x term k = (ol, kh, kw) for dx[n, c, ih, iw] */
-static LLVMValueRef term_conv_bx(cg *c, void *ctx, LLVMValueRef k)
+/* col2im term (kh, kw) for dx[n, c, ih, iw] */
+typedef struct col_terms {
+	const cgeo *g;
+	const cg_val *col;
+	LLVMValueRef N, nn, ch, ih, iw;
+} col_terms;
+static LLVMValueRef term_col2im(cg *c, void *ctx, LLVMValueRef k)
 {
-	conv_terms *t = ctx;
+	col_terms *t = ctx;
 	const cgeo *g = t->g;
-	LLVMValueRef khw = ci64(c, g->KH * g->KW);
-	LLVMValueRef ol = sdiv(c, k, khw), r = LLVMBuildSRem(c->b, k, khw, "");
-	LLVMValueRef kh = sdiv(c, r, ci64(c, g->KW)), kw = LLVMBuildSRem(c->b, r, ci64(c, g->KW), "");
-	LLVMValueRef o = add(c, mul(c, sdiv(c, t->c_, ci64(c, g->Cg)), ci64(c, g->Og)), ol);
+	LLVMValueRef kh = sdiv(c, k, ci64(c, g->KW)), kw = srem(c, k, ci64(c, g->KW));
 	LLVMValueRef th = sub(c, add(c, t->ih, ci64(c, g->p)), mul(c, kh, ci64(c, g->d)));
 	LLVMValueRef tw = sub(c, add(c, t->iw, ci64(c, g->p)), mul(c, kw, ci64(c, g->d)));
 	LLVMValueRef thc = smax(c, th, ci64(c, 0)), twc = smax(c, tw, ci64(c, 0));
@@ -2879,35 +3050,45 @@ static LLVMValueRef term_conv_bx(cg *c, void *ctx, LLVMValueRef k)
 	ok = LLVMBuildAnd(c->b, ok, LLVMBuildICmp(c->b, LLVMIntEQ, mul(c, ow, ci64(c, g->s)), twc, ""), "");
 	ok = LLVMBuildAnd(c->b, ok, LLVMBuildICmp(c->b, LLVMIntSLT, oh, ci64(c, g->OH), ""), "");
 	ok = LLVMBuildAnd(c->b, ok, LLVMBuildICmp(c->b, LLVMIntSLT, ow, ci64(c, g->OW), ""), "");
-	LLVMValueRef dyi = add(c, mul(c, add(c, mul(c, t->n, ci64(c, g->O)), o), ci64(c, g->OH * g->OW)),
-	                       add(c, mul(c, clamp_idx(c, oh, g->OH), ci64(c, g->OW)), clamp_idx(c, ow, g->OW)));
-	LLVMValueRef wi = add(c, mul(c, add(c, mul(c, o, ci64(c, g->Cg)), LLVMBuildSRem(c->b, t->c_, ci64(c, g->Cg), "")), khw), r);
-	return sel(c, ok, fmul(c, vload(c, t->dy, dyi), vload(c, t->w, wi)), cf32(c, 0.0f));
+	/* col[c, kh, kw, n, oh, ow] */
+	LLVMValueRef row = add(c, mul(c, t->ch, ci64(c, g->KH * g->KW)), k);
+	LLVMValueRef ci = add(c, mul(c, add(c, mul(c, row, t->N), t->nn), ci64(c, g->OH * g->OW)),
+	                      add(c, mul(c, smin(c, oh, ci64(c, g->OH - 1)), ci64(c, g->OW)),
+	                          smin(c, ow, ci64(c, g->OW - 1))));
+	return sel(c, ok, vload(c, t->col, ci), cf32(c, 0.0f));
 }
 
-static int emit_CONV2D_BWD_X(cg *c, const ir_node *n)
+/* Units: the (c, n) planes of dx.  seq: the plane starts at +0 and, for
+ * (kh, kw) in order, the columns' entries that map onto it are added
+ * (each (kh, kw) reaches an input position at most once, so every
+ * element sees its terms in (kh, kw) order; the +0 terms of the other
+ * positions are skipped, which is exact: the sum is never -0).  Other
+ * plans: emit_reduce per element over its KH*KW terms. */
+static int emit_COL2IM(cg *c, const ir_node *n)
 {
-	const ir_node *dn = in_node(c, n, 0), *wn = in_node(c, n, 1);
+	const ir_node *cn = in_node(c, n, 0);
 	cgeo g = { 0 };
-	cg_val dy, w, dx;
+	cg_val col, dx;
 	kern k;
-	if (need_f32(c, n) || check_plan(c, n, false) || conv_geo(c, n, &n->type, &wn->type, &dn->type, &g))
+	if (need_f32(c, n) || check_plan(c, n, false) || col_geo(c, n, &n->type, &cn->type, &g))
 		return -1;
 	int64_t plane = g.H * g.W, khw = g.KH * g.KW;
 	kern_begin(c, n, &k, mul(c, dim_val(c, g.N), ci64(c, g.C)),
-	           grain_of(c, GRAIN_MAC, ci64(c, g.Og * khw * g.OH * g.OW)), false);
-	if (val_of(c, dn, &dy) || val_of(c, wn, &w) || val_of(c, n, &dx))
+	           grain_of(c, GRAIN_CHEAP, ci64(c, khw * g.OH * g.OW)), false);
+	if (val_of(c, cn, &col) || val_of(c, n, &dx))
 		return -1;
-	cg_loop lu, l1, l2, l3;
+	LLVMValueRef N = dim_val(c, g.N);
+	cg_loop lu, l1, l2, l3, l4;
+	/* units (c, n): consecutive units read consecutive rows of every
+	 * (c, kh, kw) block of the columns */
 	LLVMValueRef u = range_begin(c, &lu, k.lo, k.hi);
-	LLVMValueRef nn = sdiv(c, u, ci64(c, g.C)), ch = LLVMBuildSRem(c->b, u, ci64(c, g.C), "");
-	LLVMValueRef gi = sdiv(c, ch, ci64(c, g.Cg)), cl = LLVMBuildSRem(c->b, ch, ci64(c, g.Cg), "");
-	LLVMValueRef pb = mul(c, u, ci64(c, plane));
+	LLVMValueRef ch = sdiv(c, u, N), nn = srem(c, u, N);
+	LLVMValueRef pb = mul(c, add(c, mul(c, nn, ci64(c, g.C)), ch), ci64(c, plane));
 	if (n->plan.family != IR_PLAN_SEQ) {
 		LLVMValueRef ih = loop_begin(c, &l1, ci64(c, g.H));
 		LLVMValueRef iw = loop_begin(c, &l2, ci64(c, g.W));
-		conv_terms t = { .g = &g, .dy = &dy, .w = &w, .n = nn, .c_ = ch, .ih = ih, .iw = iw };
-		LLVMValueRef v = emit_reduce(c, n->plan, ci64(c, g.Og * khw), term_conv_bx, &t);
+		col_terms t = { .g = &g, .col = &col, .N = N, .nn = nn, .ch = ch, .ih = ih, .iw = iw };
+		LLVMValueRef v = emit_reduce(c, n->plan, ci64(c, khw), term_col2im, &t);
 		vstore(c, &dx, add(c, pb, add(c, mul(c, ih, ci64(c, g.W)), iw)), v);
 		loop_end(c, &l2);
 		loop_end(c, &l1);
@@ -2918,100 +3099,41 @@ static int emit_CONV2D_BWD_X(cg *c, const ir_node *n)
 	LLVMValueRef i = loop_begin(c, &l1, ci64(c, plane));
 	vstore(c, &dx, add(c, pb, i), cf32(c, 0.0f));
 	loop_end(c, &l1);
-	LLVMValueRef ol = loop_begin(c, &l1, ci64(c, g.Og));
-	LLVMValueRef o = add(c, mul(c, gi, ci64(c, g.Og)), ol);
-	LLVMValueRef db = mul(c, add(c, mul(c, nn, ci64(c, g.O)), o), ci64(c, g.OH * g.OW));
-	LLVMValueRef wb = mul(c, add(c, mul(c, o, ci64(c, g.Cg)), cl), ci64(c, khw));
-	for (int64_t kh = 0; kh < g.KH; kh++)
-		for (int64_t kw = 0; kw < g.KW; kw++) {
-			int64_t hl, hh, wl, wh, offh = kh * g.d - g.p, offw = kw * g.d - g.p;
-			conv_range(offh, g.s, g.H, g.OH, &hl, &hh);
-			conv_range(offw, g.s, g.W, g.OW, &wl, &wh);
-			if (hh <= hl || wh <= wl)
-				continue;
-			LLVMValueRef wv = vload(c, &w, add(c, wb, ci64(c, kh * g.KW + kw)));
-			LLVMValueRef oh = add(c, loop_begin(c, &l2, ci64(c, hh - hl)), ci64(c, hl));
-			LLVMValueRef drow = add(c, db, mul(c, oh, ci64(c, g.OW)));
-			LLVMValueRef xrow = add(c, pb, add(c, mul(c, add(c, mul(c, oh, ci64(c, g.s)), ci64(c, offh)), ci64(c, g.W)), ci64(c, offw)));
-			LLVMValueRef ow = add(c, loop_begin(c, &l3, ci64(c, wh - wl)), ci64(c, wl));
-			LLVMValueRef xi = add(c, xrow, mul(c, ow, ci64(c, g.s)));
-			vstore(c, &dx, xi, fadd(c, vload(c, &dx, xi), fmul(c, vload(c, &dy, add(c, drow, ow)), wv)));
-			loop_end(c, &l3);
-			loop_end(c, &l2);
-		}
-	loop_end(c, &l1);
-	loop_end(c, &lu);
-	kern_end(c, &k);
-	return 0;
-}
-
-/* bwd_w term k = (n, oh, ow) for dw[o, cl, kh, kw] */
-static LLVMValueRef term_conv_bw(cg *c, void *ctx, LLVMValueRef k)
-{
-	conv_terms *t = ctx;
-	const cgeo *g = t->g;
-	LLVMValueRef pl = ci64(c, g->OH * g->OW);
-	LLVMValueRef nn = sdiv(c, k, pl), r = LLVMBuildSRem(c->b, k, pl, "");
-	LLVMValueRef oh = sdiv(c, r, ci64(c, g->OW)), ow = LLVMBuildSRem(c->b, r, ci64(c, g->OW), "");
-	LLVMValueRef xb = mul(c, add(c, mul(c, nn, ci64(c, g->C)), t->c_), ci64(c, g->H * g->W));
-	LLVMValueRef dyi = add(c, mul(c, add(c, mul(c, nn, ci64(c, g->O)), t->o), pl), r);
-	LLVMValueRef inb;
-	LLVMValueRef xv = conv_x(c, g, t->x, xb, oh, ow, t->ih, t->iw, &inb);   /* ih/iw: kh, kw */
-	return sel(c, inb, fmul(c, vload(c, t->dy, dyi), xv), cf32(c, 0.0f));
-}
-
-static int emit_CONV2D_BWD_W(cg *c, const ir_node *n)
-{
-	const ir_node *xn = in_node(c, n, 0), *dn = in_node(c, n, 1);
-	cgeo g = { 0 };
-	cg_val x, dy, dw;
-	kern k;
-	if (need_f32(c, n) || check_plan(c, n, false) || conv_geo(c, n, &xn->type, &n->type, &dn->type, &g))
-		return -1;
-	int64_t khw = g.KH * g.KW;
-	kern_begin(c, n, &k, ci64(c, g.O * g.Cg),
-	           grain_of(c, GRAIN_MAC / 64, ci64(c, khw * g.OH * g.OW)), false);
-	if (val_of(c, xn, &x) || val_of(c, dn, &dy) || val_of(c, n, &dw))
-		return -1;
-	cg_loop lu, l1, l2, l3;
-	LLVMValueRef u = range_begin(c, &lu, k.lo, k.hi);
-	LLVMValueRef o = sdiv(c, u, ci64(c, g.Cg)), cl = LLVMBuildSRem(c->b, u, ci64(c, g.Cg), "");
-	LLVMValueRef ch = add(c, mul(c, sdiv(c, o, ci64(c, g.Og)), ci64(c, g.Cg)), cl);
-	LLVMValueRef ob = mul(c, u, ci64(c, khw));
-	if (n->plan.family != IR_PLAN_SEQ || khw > 64) {
-		LLVMValueRef j = loop_begin(c, &l1, ci64(c, khw));
-		conv_terms t = { .g = &g, .x = &x, .dy = &dy, .o = o, .c_ = ch,
-		                 .ih = sdiv(c, j, ci64(c, g.KW)), .iw = LLVMBuildSRem(c->b, j, ci64(c, g.KW), "") };
-		LLVMValueRef len = mul(c, dim_val(c, g.N), ci64(c, g.OH * g.OW));
-		vstore(c, &dw, add(c, ob, j), emit_reduce(c, n->plan, len, term_conv_bw, &t));
-		loop_end(c, &l1);
-		loop_end(c, &lu);
-		kern_end(c, &k);
-		return 0;
+	LLVMValueRef kh = loop_begin(c, &l1, ci64(c, g.KH));
+	LLVMValueRef kw = loop_begin(c, &l2, ci64(c, g.KW));
+	LLVMValueRef offh = sub(c, mul(c, kh, ci64(c, g.d)), ci64(c, g.p));
+	LLVMValueRef offw = sub(c, mul(c, kw, ci64(c, g.d)), ci64(c, g.p));
+	LLVMValueRef hl, hh, wl, wh;
+	conv_range(c, offh, g.s, g.H, g.OH, &hl, &hh);
+	conv_range(c, offw, g.s, g.W, g.OW, &wl, &wh);
+	LLVMValueRef row = add(c, mul(c, ch, ci64(c, khw)), add(c, mul(c, kh, ci64(c, g.KW)), kw));
+	LLVMValueRef cb = mul(c, add(c, mul(c, row, N), nn), ci64(c, g.OH * g.OW));
+	LLVMValueRef oh = range_begin(c, &l3, hl, hh);
+	LLVMValueRef crow = add(c, cb, mul(c, oh, ci64(c, g.OW)));
+	LLVMValueRef xrow = add(c, pb, add(c, mul(c, add(c, mul(c, oh, ci64(c, g.s)), offh), ci64(c, g.W)), offw));
+	if (g.s == 1) {
+		/* dx[ih, ow + offw] += col[oh, ow] for ow in [wl, wh), in vectors
+		 * (lanes outside masked: neither read nor written) */
+		pool2v p;
+		pool2v_init(c, &p);
+		p.m.plain_gep = true;
+		cg_loop lv;
+		LLVMValueRef ow0 = mul(c, loop_begin(c, &lv, ci64(c, (g.OW + c->vw - 1) / c->vw)), ci64(c, c->vw));
+		LLVMValueRef in = LLVMBuildAnd(c->b, LLVMBuildNot(c->b, lanes_below(&p, sub(c, wl, ow0), 0), ""),
+		                               lanes_below(&p, sub(c, wh, ow0), 0), "");
+		LLVMValueRef xi = add(c, xrow, ow0);
+		LLVMValueRef v = fadd(c, mm_vload(c, &p.m, dx.base, xi, in), mm_vload(c, &p.m, col.base, add(c, crow, ow0), in));
+		mm_vstore(c, &p.m, dx.base, xi, v, in);
+		loop_end(c, &lv);
+	} else {
+	LLVMValueRef ow = range_begin(c, &l4, wl, wh);
+	LLVMValueRef xi = add(c, xrow, mul(c, ow, ci64(c, g.s)));
+	vstore(c, &dx, xi, fadd(c, vload(c, &dx, xi), vload(c, &col, add(c, crow, ow))));
+	loop_end(c, &l4);
 	}
-	/* seq: KH*KW accumulators side by side over (n, oh, ow) in order; a
-	 * padded term is +0 */
-	LLVMValueRef accs[64];
-	for (int64_t j = 0; j < khw; j++)
-		accs[j] = new_var(c, c->f32, cf32(c, 0.0f));
-	LLVMValueRef nn = loop_begin(c, &l1, dim_val(c, g.N));
-	LLVMValueRef xb = mul(c, add(c, mul(c, nn, ci64(c, g.C)), ch), ci64(c, g.H * g.W));
-	LLVMValueRef db = mul(c, add(c, mul(c, nn, ci64(c, g.O)), o), ci64(c, g.OH * g.OW));
-	LLVMValueRef oh = loop_begin(c, &l2, ci64(c, g.OH));
-	LLVMValueRef ow = loop_begin(c, &l3, ci64(c, g.OW));
-	LLVMValueRef dv = vload(c, &dy, add(c, db, add(c, mul(c, oh, ci64(c, g.OW)), ow)));
-	for (int64_t kh = 0; kh < g.KH; kh++)
-		for (int64_t kw = 0; kw < g.KW; kw++) {
-			LLVMValueRef inb;
-			LLVMValueRef xv = conv_x(c, &g, &x, xb, oh, ow, ci64(c, kh), ci64(c, kw), &inb);
-			LLVMValueRef a = accs[kh * g.KW + kw];
-			set_var(c, a, fadd(c, get_var(c, c->f32, a), sel(c, inb, fmul(c, dv, xv), cf32(c, 0.0f))));
-		}
 	loop_end(c, &l3);
 	loop_end(c, &l2);
 	loop_end(c, &l1);
-	for (int64_t j = 0; j < khw; j++)
-		vstore(c, &dw, add(c, ob, ci64(c, j)), get_var(c, c->f32, accs[j]));
 	loop_end(c, &lu);
 	kern_end(c, &k);
 	return 0;
@@ -3028,6 +3150,109 @@ static int pool_geo(cg *c, const ir_node *n, const ir_type *x, const ir_type *y,
 }
 static LLVMValueRef planes(cg *c, const ir_type *x) { return dims_prod(c, x, 0, 2); }
 
+/* y = -inf, then for every window position (i, j) in row-major order,
+ * y = max_step(y, x): the loop over ow (independent outputs, x at stride
+ * s) is innermost, so it may vectorise; each output still sees its
+ * window in order. */
+/* 2x2 windows at stride 2, vectorised over ow: a window row's two
+ * columns come from two contiguous vectors split into even and odd lanes.
+ * The float operations per output are the scalar kernel's, in the same
+ * order (max_step / argmax_step lane by lane, dx = +0 + dy at the argmax).
+ *
+ * Columns 0 and 1 of the windows whose row starts at base (x[base + 2l],
+ * x[base + 2l + 1] for lane l < rem) */
+static void pool2v_row(pool2v *p, const cg_val *x, LLVMValueRef base, LLVMValueRef rem, LLVMValueRef *c0,
+                       LLVMValueRef *c1)
+{
+	cg *c = p->c;
+	LLVMValueRef n2 = mul(c, rem, ci64(c, 2)), vw = ci64(c, c->vw);
+	LLVMValueRef v0 = mm_vload(c, &p->m, x->base, base, lanes_below(p, n2, 0));
+	/* the second vector only where it has lanes (its address stays inside) */
+	LLVMValueRef off = sel(c, LLVMBuildICmp(c->b, LLVMIntSGT, n2, vw, ""), vw, ci64(c, 0));
+	LLVMValueRef v1 = mm_vload(c, &p->m, x->base, add(c, base, off), lanes_below(p, n2, c->vw));
+	*c0 = LLVMBuildShuffleVector(c->b, v0, v1, p->even, "");
+	*c1 = LLVMBuildShuffleVector(c->b, v0, v1, p->odd, "");
+}
+
+static LLVMValueRef vmax_step(pool2v *p, LLVMValueRef a, LLVMValueRef b)
+{
+	cg *c = p->c;
+	LLVMValueRef ai = LLVMBuildBitCast(c->b, a, p->ity, ""), bi = LLVMBuildBitCast(c->b, b, p->ity, "");
+	LLVMValueRef eq = LLVMBuildBitCast(c->b, LLVMBuildAnd(c->b, ai, bi, ""), p->m.vty, "");
+	LLVMValueRef r = sel(c, fcmp(c, LLVMRealOEQ, a, b), eq, b);
+	r = sel(c, fcmp(c, LLVMRealOGT, a, b), a, r);
+	r = sel(c, isnan_(c, b), b, r);
+	return sel(c, isnan_(c, a), a, r);
+}
+
+/* k = s = 2: one (n, c) plane from xb to yb */
+static void maxpool2_fwd(cg *c, const pgeo *g, const cg_val *x, const cg_val *y, LLVMValueRef xb, LLVMValueRef yb)
+{
+	pool2v p;
+	pool2v_init(c, &p);
+	cg_loop l1, l2;
+	LLVMValueRef oh = loop_begin(c, &l1, ci64(c, g->OH));
+	LLVMValueRef ow0 = mul(c, loop_begin(c, &l2, ci64(c, (g->OW + c->vw - 1) / c->vw)), ci64(c, c->vw));
+	LLVMValueRef rem = sub(c, ci64(c, g->OW), ow0);
+	LLVMValueRef m = splat(c, p.m.vty, cf32(c, -__builtin_inff()));
+	for (int i = 0; i < 2; i++) {
+		LLVMValueRef c0, c1;
+		LLVMValueRef base = add(c, xb, add(c, mul(c, add(c, mul(c, oh, ci64(c, 2)), ci64(c, i)), ci64(c, g->W)),
+		                                   mul(c, ow0, ci64(c, 2))));
+		pool2v_row(&p, x, base, rem, &c0, &c1);
+		m = vmax_step(&p, m, c0);
+		m = vmax_step(&p, m, c1);
+	}
+	mm_vstore(c, &p.m, y->base, add(c, yb, add(c, mul(c, oh, ci64(c, g->OW)), ow0)), m, lanes_below(&p, rem, 0));
+	loop_end(c, &l2);
+	loop_end(c, &l1);
+}
+
+/* k = s = 2: dx of one plane (dx at xb, x at xb, dy at yb); every
+ * position of a window is written (+0, or +0 + dy at the argmax) */
+static void maxpool2_bwd(cg *c, const pgeo *g, const cg_val *dy, const cg_val *x, const cg_val *dx,
+                         LLVMValueRef xb, LLVMValueRef yb)
+{
+	pool2v p;
+	pool2v_init(c, &p);
+	cg_loop l1, l2;
+	LLVMValueRef oh = loop_begin(c, &l1, ci64(c, g->OH));
+	LLVMValueRef ow0 = mul(c, loop_begin(c, &l2, ci64(c, (g->OW + c->vw - 1) / c->vw)), ci64(c, c->vw));
+	LLVMValueRef rem = sub(c, ci64(c, g->OW), ow0);
+	LLVMValueRef best = splat(c, p.m.vty, cf32(c, -__builtin_inff()));
+	LLVMValueRef bidx = LLVMConstNull(p.ity);
+	LLVMValueRef base[2];
+	for (int i = 0; i < 2; i++) {
+		LLVMValueRef cv[2];
+		base[i] = add(c, xb, add(c, mul(c, add(c, mul(c, oh, ci64(c, 2)), ci64(c, i)), ci64(c, g->W)),
+		                        mul(c, ow0, ci64(c, 2))));
+		pool2v_row(&p, x, base[i], rem, &cv[0], &cv[1]);
+		for (int j = 0; j < 2; j++) {
+			LLVMValueRef v = cv[j];
+			LLVMValueRef take = LLVMBuildOr(c->b, fcmp(c, LLVMRealOGT, v, best),
+			                                LLVMBuildAnd(c->b, isnan_(c, v), LLVMBuildNot(c->b, isnan_(c, best), ""), ""), "");
+			best = sel(c, take, v, best);
+			bidx = sel(c, take, splat(c, p.ity, ci32(c, 2 * i + j)), bidx);
+		}
+	}
+	LLVMValueRef gv = mm_vload(c, &p.m, dy->base, add(c, yb, add(c, mul(c, oh, ci64(c, g->OW)), ow0)),
+	                           lanes_below(&p, rem, 0));
+	gv = fadd(c, splat(c, p.m.vty, cf32(c, 0.0f)), gv);
+	LLVMValueRef zero = LLVMConstNull(p.m.vty), n2 = mul(c, rem, ci64(c, 2)), vw = ci64(c, c->vw);
+	LLVMValueRef off = sel(c, LLVMBuildICmp(c->b, LLVMIntSGT, n2, vw, ""), vw, ci64(c, 0));
+	for (int i = 0; i < 2; i++) {
+		LLVMValueRef d[2];
+		for (int j = 0; j < 2; j++)
+			d[j] = sel(c, LLVMBuildICmp(c->b, LLVMIntEQ, bidx, splat(c, p.ity, ci32(c, 2 * i + j)), ""), gv, zero);
+		mm_vstore(c, &p.m, dx->base, base[i], LLVMBuildShuffleVector(c->b, d[0], d[1], p.lo2, ""),
+		          lanes_below(&p, n2, 0));
+		mm_vstore(c, &p.m, dx->base, add(c, base[i], off), LLVMBuildShuffleVector(c->b, d[0], d[1], p.hi2, ""),
+		          lanes_below(&p, n2, c->vw));
+	}
+	loop_end(c, &l2);
+	loop_end(c, &l1);
+}
+
 static int emit_MAX_POOL2D(cg *c, const ir_node *n)
 {
 	const ir_node *xn = in_node(c, n, 0);
@@ -3042,18 +3267,26 @@ static int emit_MAX_POOL2D(cg *c, const ir_node *n)
 	cg_loop lu, l1, l2, l3, l4;
 	LLVMValueRef u = range_begin(c, &lu, k.lo, k.hi);
 	LLVMValueRef xb = mul(c, u, ci64(c, g.H * g.W)), yb = mul(c, u, ci64(c, g.OH * g.OW));
+	if (g.k == 2 && g.s == 2) {
+		maxpool2_fwd(c, &g, &x, &y, xb, yb);
+		loop_end(c, &lu);
+		kern_end(c, &k);
+		return 0;
+	}
 	LLVMValueRef oh = loop_begin(c, &l1, ci64(c, g.OH));
+	LLVMValueRef yrow = add(c, yb, mul(c, oh, ci64(c, g.OW)));
 	LLVMValueRef ow = loop_begin(c, &l2, ci64(c, g.OW));
-	LLVMValueRef m = new_var(c, c->f32, cf32(c, -__builtin_inff()));
+	vstore(c, &y, add(c, yrow, ow), cf32(c, -__builtin_inff()));
+	loop_end(c, &l2);
 	LLVMValueRef i = loop_begin(c, &l3, ci64(c, g.k));
 	LLVMValueRef j = loop_begin(c, &l4, ci64(c, g.k));
-	LLVMValueRef xi = add(c, xb, add(c, mul(c, add(c, mul(c, oh, ci64(c, g.s)), i), ci64(c, g.W)),
-	                                 add(c, mul(c, ow, ci64(c, g.s)), j)));
-	set_var(c, m, max_step(c, get_var(c, c->f32, m), vload(c, &x, xi)));
+	LLVMValueRef xrow = add(c, xb, add(c, mul(c, add(c, mul(c, oh, ci64(c, g.s)), i), ci64(c, g.W)), j));
+	ow = loop_begin(c, &l2, ci64(c, g.OW));
+	LLVMValueRef yi = add(c, yrow, ow);
+	vstore(c, &y, yi, max_step(c, vload(c, &y, yi), vload(c, &x, add(c, xrow, mul(c, ow, ci64(c, g.s))))));
+	loop_end(c, &l2);
 	loop_end(c, &l4);
 	loop_end(c, &l3);
-	vstore(c, &y, add(c, yb, add(c, mul(c, oh, ci64(c, g.OW)), ow)), get_var(c, c->f32, m));
-	loop_end(c, &l2);
 	loop_end(c, &l1);
 	loop_end(c, &lu);
 	kern_end(c, &k);
@@ -3083,6 +3316,34 @@ static int emit_MAX_POOL2D_BWD(cg *c, const ir_node *n)
 	LLVMValueRef u = range_begin(c, &lu, k.lo, k.hi);
 	LLVMValueRef xb = mul(c, u, ci64(c, g.H * g.W)), yb = mul(c, u, ci64(c, g.OH * g.OW));
 	zero_plane(c, &dx, xb, g.H * g.W);
+	if (g.k == 2 && g.s == 2) {
+		maxpool2_bwd(c, &g, &dy, &x, &dx, xb, yb);
+		loop_end(c, &lu);
+		kern_end(c, &k);
+		return 0;
+	}
+	if (g.s >= g.k && g.k * g.k <= 16) {
+		/* windows that do not overlap: a position gets at most one
+		 * gradient, dx = +0 + dy at the window's argmax and +0 at its other
+		 * positions; the window unrolled, the ow loop free to vectorise */
+		LLVMValueRef oh = loop_begin(c, &l1, ci64(c, g.OH));
+		LLVMValueRef ow = loop_begin(c, &l2, ci64(c, g.OW));
+		LLVMValueRef wb = add(c, xb, add(c, mul(c, mul(c, oh, ci64(c, g.s)), ci64(c, g.W)), mul(c, ow, ci64(c, g.s))));
+		LLVMValueRef best = new_var(c, c->f32, cf32(c, -__builtin_inff()));
+		LLVMValueRef bidx = new_var(c, c->i64, ci64(c, 0));
+		for (int64_t q = 0; q < g.k * g.k; q++)
+			argmax_step(c, best, bidx, vload(c, &x, add(c, wb, ci64(c, (q / g.k) * g.W + q % g.k))), ci64(c, q));
+		LLVMValueRef bq = get_var(c, c->i64, bidx);
+		LLVMValueRef gv = fadd(c, cf32(c, 0.0f), vload(c, &dy, add(c, yb, add(c, mul(c, oh, ci64(c, g.OW)), ow))));
+		for (int64_t q = 0; q < g.k * g.k; q++)
+			vstore(c, &dx, add(c, wb, ci64(c, (q / g.k) * g.W + q % g.k)),
+			       sel(c, LLVMBuildICmp(c->b, LLVMIntEQ, bq, ci64(c, q), ""), gv, cf32(c, 0.0f)));
+		loop_end(c, &l2);
+		loop_end(c, &l1);
+		loop_end(c, &lu);
+		kern_end(c, &k);
+		return 0;
+	}
 	LLVMValueRef oh = loop_begin(c, &l1, ci64(c, g.OH));
 	LLVMValueRef ow = loop_begin(c, &l2, ci64(c, g.OW));
 	LLVMValueRef wb = add(c, xb, add(c, mul(c, mul(c, oh, ci64(c, g.s)), ci64(c, g.W)), mul(c, ow, ci64(c, g.s))));
@@ -3221,7 +3482,7 @@ static void emit_digest(cg *c, const ir_node *n)
 }
 
 /* The flops of node n (2 per multiply-add of a dot product, else 0), for
- * --profile's GFLOP/s */
+ * --profile's GFLOP/s (convolutions are matmuls: passes/conv.c) */
 static LLVMValueRef node_flops(cg *c, const ir_node *n)
 {
 	if (n->op == IR_MATMUL) {
@@ -3229,11 +3490,6 @@ static LLVMValueRef node_flops(cg *c, const ir_node *n)
 		LLVMValueRef K = dim_val(c, at->d[at->rank - (n->ia[0] ? 2 : 1)]);
 		return mul(c, mul(c, numel_val(c, &n->type), K), ci64(c, 2));
 	}
-	/* direct convolutions: 2 * outputs of the forward * (C/G)*KH*KW */
-	const ir_type *w = n->op == IR_CONV2D_BWD_W ? &n->type : n->nin > 1 ? &in_node(c, n, 1)->type : NULL;
-	const ir_type *y = n->op == IR_CONV2D ? &n->type : n->nin > 1 ? &in_node(c, n, n->op == IR_CONV2D_BWD_W)->type : NULL;
-	if ((n->op == IR_CONV2D || n->op == IR_CONV2D_BWD_X || n->op == IR_CONV2D_BWD_W) && w && y && w->rank == 4)
-		return mul(c, numel_val(c, y), ci64(c, 2 * w->d[1].c * w->d[2].c * w->d[3].c));
 	return ci64(c, 0);
 }
 

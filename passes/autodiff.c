@@ -109,8 +109,7 @@ static void second_order(ad *d, ir_node *n, int dy)
 #define grad_DROPOUT_BWD second_order
 #define grad_SLICE_BWD second_order
 #define grad_EMBEDDING_BWD second_order
-#define grad_CONV2D_BWD_X second_order
-#define grad_CONV2D_BWD_W second_order
+#define grad_COL2IM second_order
 #define grad_MAX_POOL2D_BWD second_order
 #define grad_AVG_POOL2D_BWD second_order
 #define grad_RANDOM_CROP_BWD second_order
@@ -327,17 +326,8 @@ GRAD(RANDOM_CROP)
 }
 GRAD(CROP) { acc(d, X, mk(d, IR_CROP_BWD, 1, &dy, &N(d, X)->type, n->ia, NULL, n)); }
 
-GRAD(CONV2D)
-{
-	if (d->needs[X]) {
-		int in[2] = { dy, Y };
-		acc(d, X, mk(d, IR_CONV2D_BWD_X, 2, in, &N(d, X)->type, n->ia, NULL, n));
-	}
-	if (d->needs[Y]) {
-		int in[2] = { X, dy };
-		acc(d, Y, mk(d, IR_CONV2D_BWD_W, 2, in, &N(d, Y)->type, n->ia, NULL, n));
-	}
-}
+/* conv2d is im2col + matmul (passes/conv.c): im2col's adjoint is col2im */
+GRAD(IM2COL) { acc(d, X, mk(d, IR_COL2IM, 1, &dy, &N(d, X)->type, n->ia, NULL, n)); }
 
 GRAD(MAX_POOL2D)
 {

@@ -793,6 +793,15 @@ static value b_matmul(lctx *c, frame *fr, const ast_expr *e, value *pos)
 	value a = as_tensor(c, pos[0], "matmul", e->loc), b = as_tensor(c, pos[1], "matmul", e->loc);
 	if (a.k != V_TENSOR || b.k != V_TENSOR)
 		return poison;
+	if (vtype(c, a)->dt == IR_F32 && vtype(c, b)->dt == IR_F32 &&
+	    (vtype(c, a)->rank != 2 || vtype(c, b)->rank != 2)) {
+		/* the IR's matmul is batched too; the language's takes matrices
+		 * (other dtypes: the shape rule's message) */
+		char x[128], y[128];
+		diag_error(e->loc, "matmul needs two matrices, found %s and %s", ir_type_str(vtype(c, a), x, sizeof x),
+		           ir_type_str(vtype(c, b), y, sizeof y));
+		return poison;
+	}
 	int in[2] = { a.node, b.node };
 	return tensor(emit(c, IR_MATMUL, 2, in, NULL, NULL, NULL, e->loc, NULL), e->loc);
 }
@@ -1141,6 +1150,14 @@ static src_loc attr_loc(const ast_expr *e, const char *key)
 	return nd ? nd->value->loc : e->loc;
 }
 
+typedef struct conv_lctx { lctx *c; src_loc loc; } conv_lctx;
+static int conv_emit(void *ctx, ir_opcode op, int nin, const int *in, const ir_type *preset, const int64_t *ia)
+{
+	conv_lctx *k = ctx;
+	return emit(k->c, op, nin, in, preset, ia, NULL, k->loc, NULL);
+}
+
+/* im2col, matmul and data movement: passes/conv.c, ops.def */
 static value b_conv2d(lctx *c, frame *fr, const ast_expr *e, value *pos)
 {
 	value x = as_tensor(c, pos[0], "conv2d", e->loc), w = as_tensor(c, pos[1], "conv2d", e->loc);
@@ -1149,9 +1166,13 @@ static value b_conv2d(lctx *c, frame *fr, const ast_expr *e, value *pos)
 	    !attr_int(c, fr, e, "dilation", 1, false, &d) | !attr_int(c, fr, e, "groups", 1, false, &g) ||
 	    x.k != V_TENSOR || w.k != V_TENSOR)
 		return poison;
-	int in[2] = { x.node, w.node };
 	int64_t ia[4] = { s, p, d, g };
-	return tensor(emit(c, IR_CONV2D, 2, in, NULL, ia, NULL, e->loc, NULL), e->loc);
+	char err[512];
+	conv_lctx k = { c, e->loc };
+	int y = conv2d_lower(&k, conv_emit, x.node, vtype(c, x), w.node, vtype(c, w), ia, err, sizeof err);
+	if (y < 0 && err[0])
+		diag_error(e->loc, "%s", err);
+	return tensor(y, e->loc);
 }
 
 static value pool(lctx *c, frame *fr, const ast_expr *e, value *pos, ir_opcode op)

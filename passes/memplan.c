@@ -4,7 +4,9 @@
  * parameter's offset (one contiguous block: what a later all-reduce or a
  * gradient-norm needs); every other value gets its own region of the
  * activation arena, sized for Bmax rows.  Regions are 64-byte aligned for
- * the batch-independent part and 16-byte multiples per batch row. */
+ * the batch-independent part and 16-byte multiples per batch row.  A
+ * reshape of an activation shares its input's region (codegen emits no
+ * copy for it). */
 #include <string.h>
 #include <stdlib.h>
 #include "passes.h"
@@ -47,6 +49,15 @@ static int plan_graph(ir_program *p, ir_graph *g, bool train)
 		if (ir_ops[n->op].flags & IR_F_UPDATE) {
 			n->blk = IR_BLK_NONE;
 			n->off_c = 0;
+			continue;
+		}
+		if (n->op == IR_RESHAPE && g->nodes[n->in[0]]->blk == IR_BLK_ACT) {
+			/* the same elements in the same order: the input's region
+			 * (activations are never written after they are computed) */
+			const ir_node *x = g->nodes[n->in[0]];
+			n->blk = IR_BLK_ACT;
+			n->off_c = x->off_c;
+			n->off_b = x->off_b;
 			continue;
 		}
 		ir_dim ne = ir_type_numel(&n->type);

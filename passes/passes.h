@@ -60,6 +60,22 @@ ir_node *shape_commit(arena *a, ir_graph *g, const ir_node *tmp, src_loc loc, co
 /* NumPy broadcasting of two types' dims; -1 and a message if impossible */
 int shape_broadcast(const ir_type *a, const ir_type *b, ir_type *out, char *err, size_t errlen);
 
+/* conv2d's result type from x [N, C, H, W] and w [O, C/groups, KH, KW]
+ * (ia: stride, pad, dilation, groups), or -1 and a message */
+int shape_conv2d(const ir_type *x, const ir_type *w, const int64_t *ia, ir_type *out,
+                 char *err, size_t errlen);
+
+/* conv.c: conv2d(x, w) (ia: stride, pad, dilation, groups) as the IR ops
+ * of its definition in ops.def (im2col, reshapes, matmul, transpose),
+ * appended through `emit`, which returns the id of the node it appended
+ * or found (or -1 after reporting why it could not).  Returns the node
+ * of y [N, O, OH, OW], or -1: with a message in err when the convolution
+ * itself is ill-formed (the caller reports it), else err is empty. */
+typedef int conv_emit_fn(void *ctx, ir_opcode op, int nin, const int *in, const ir_type *preset,
+                         const int64_t *ia);
+int conv2d_lower(void *ctx, conv_emit_fn *emit, int x, const ir_type *xt, int w, const ir_type *wt,
+                 const int64_t *ia, char *err, size_t errlen);
+
 /* manifest.c: the text the runtime reads (format: runtime/rt.h).  Returns
  * a malloc'd string. */
 char *pass_manifest(const ir_module *m);

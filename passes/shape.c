@@ -193,24 +193,31 @@ static int shape_TRANSPOSE(const ir_graph *g, ir_node *n, char *err, size_t errl
 	return 0;
 }
 
+/* [M, K] @ [K, N], or batched: [..., M, K] @ [..., K, N] with the same
+ * leading dims (no broadcasting); the language's `@` takes matrices only */
 static int shape_MATMUL(const ir_graph *g, ir_node *n, char *err, size_t errlen)
 {
 	const ir_type *a = IN(0), *b = IN(1);
 	char x[128], y[128];
 	if (need_f32(a, "matmul", err, errlen) || need_f32(b, "matmul", err, errlen))
 		return -1;
-	if (a->rank != 2 || b->rank != 2)
+	if (a->rank < 2 || a->rank != b->rank)
 		FAIL("matmul needs two matrices, found %s and %s",
 		     ir_type_str(a, x, sizeof x), ir_type_str(b, y, sizeof y));
-	ir_dim m = a->d[n->ia[0] ? 1 : 0], ka = a->d[n->ia[0] ? 0 : 1];
-	ir_dim kb = b->d[n->ia[1] ? 1 : 0], nn = b->d[n->ia[1] ? 0 : 1];
+	int r = a->rank;
+	for (int i = 0; i < r - 2; i++)
+		if (!dim_eq(a->d[i], b->d[i]))
+			FAIL("matmul: batch dimensions differ: %s @ %s",
+			     ir_type_str(a, x, sizeof x), ir_type_str(b, y, sizeof y));
+	ir_dim m = a->d[r - (n->ia[0] ? 1 : 2)], ka = a->d[r - (n->ia[0] ? 2 : 1)];
+	ir_dim kb = b->d[r - (n->ia[1] ? 1 : 2)], nn = b->d[r - (n->ia[1] ? 2 : 1)];
 	if (!dim_eq(ka, kb))
 		FAIL("matmul: inner dimensions differ: %s @ %s",
 		     ir_type_str(a, x, sizeof x), ir_type_str(b, y, sizeof y));
-	n->type = ir_scalar(IR_F32);
-	n->type.rank = 2;
-	n->type.d[0] = m;
-	n->type.d[1] = nn;
+	n->type = *a;
+	n->type.dt = IR_F32;
+	n->type.d[r - 2] = m;
+	n->type.d[r - 1] = nn;
 	return numel_ok(&n->type, err, errlen);
 }
 
@@ -475,9 +482,10 @@ static int crop_bwd(const ir_graph *g, ir_node *n, char *err, size_t errlen)
 #define shape_RANDOM_CROP_BWD crop_bwd
 #define shape_CROP_BWD crop_bwd
 
-/* conv2d output type from x and w; checks the attributes */
-static int conv_out(const ir_type *x, const ir_type *w, const int64_t *ia, ir_type *out,
-                    char *err, size_t errlen)
+/* conv2d's output type from x and w; checks the attributes (ia: stride,
+ * pad, dilation, groups).  conv2d is not an op: passes/conv.c lowers it. */
+int shape_conv2d(const ir_type *x, const ir_type *w, const int64_t *ia, ir_type *out,
+                 char *err, size_t errlen)
 {
 	char a[128], b[128];
 	int64_t s = ia[0], p = ia[1], d = ia[2], G = ia[3];
@@ -512,11 +520,6 @@ static int conv_out(const ir_type *x, const ir_type *w, const int64_t *ia, ir_ty
 	return 0;
 }
 
-static int shape_CONV2D(const ir_graph *g, ir_node *n, char *err, size_t errlen)
-{
-	return conv_out(IN(0), IN(1), n->ia, &n->type, err, errlen);
-}
-
 static int expect_type(const ir_type *got, const ir_type *want, const char *what, char *err, size_t errlen)
 {
 	if (!ir_type_eq(got, want)) {
@@ -527,22 +530,61 @@ static int expect_type(const ir_type *got, const ir_type *want, const char *what
 	return 0;
 }
 
-static int shape_CONV2D_BWD_X(const ir_graph *g, ir_node *n, char *err, size_t errlen)
+/* im2col's column type [C, KH, KW, N, OH, OW] for an input x [N, C, H, W]
+ * (ia: stride, pad, dilation) */
+static int col_type(const char *what, const ir_type *x, int64_t KH, int64_t KW, const int64_t *ia,
+                    ir_type *out, char *err, size_t errlen)
 {
-	ir_type y;
-	n->type.dt = IR_F32;
-	if (conv_out(&n->type, IN(1), n->ia, &y, err, errlen))
+	char a[128];
+	int64_t s = ia[0], p = ia[1], d = ia[2];
+	if (need_f32(x, what, err, errlen))
 		return -1;
-	return expect_type(IN(0), &y, "conv2d_bwd_x", err, errlen);
+	if (x->rank != 4 || !all_const(x, 1))
+		FAIL("%s needs an image [N, C, H, W] (only N may follow the batch size), found %s", what,
+		     ir_type_str(x, a, sizeof a));
+	if (s < 1 || p < 0 || d < 1 || KH < 1 || KW < 1)
+		FAIL("%s: stride (%" PRId64 "), dilation (%" PRId64 ") and kernel (%" PRId64 "x%" PRId64
+		     ") must be >= 1 and pad (%" PRId64 ") >= 0", what, s, d, KH, KW, p);
+	int64_t eh = d * (KH - 1) + 1, ew = d * (KW - 1) + 1;
+	int64_t H = x->d[2].c + 2 * p, W = x->d[3].c + 2 * p;
+	if (eh > H || ew > W)
+		FAIL("%s: the %" PRId64 "x%" PRId64 " window does not fit the padded input of %s", what, eh, ew,
+		     ir_type_str(x, a, sizeof a));
+	memset(out, 0, sizeof *out);
+	out->dt = IR_F32;
+	out->rank = 6;
+	out->d[0] = x->d[1];
+	out->d[1] = (ir_dim){ KH, 0 };
+	out->d[2] = (ir_dim){ KW, 0 };
+	out->d[3] = x->d[0];
+	out->d[4] = (ir_dim){ (H - eh) / s + 1, 0 };
+	out->d[5] = (ir_dim){ (W - ew) / s + 1, 0 };
+	return 0;
 }
 
-static int shape_CONV2D_BWD_W(const ir_graph *g, ir_node *n, char *err, size_t errlen)
+/* the node's type is preset: it names KH and KW */
+static int shape_IM2COL(const ir_graph *g, ir_node *n, char *err, size_t errlen)
 {
-	ir_type y;
-	n->type.dt = IR_F32;
-	if (conv_out(IN(0), &n->type, n->ia, &y, err, errlen))
+	ir_type want;
+	if (n->type.rank != 6)
+		FAIL("im2col: the result must have rank 6 [C, KH, KW, N, OH, OW]");
+	if (col_type("im2col", IN(0), n->type.d[1].c, n->type.d[2].c, n->ia, &want, err, errlen))
 		return -1;
-	return expect_type(IN(1), &y, "conv2d_bwd_w", err, errlen);
+	n->type.dt = IR_F32;
+	return expect_type(&n->type, &want, "im2col", err, errlen);
+}
+
+/* the node's type is preset: the image [N, C, H, W] */
+static int shape_COL2IM(const ir_graph *g, ir_node *n, char *err, size_t errlen)
+{
+	ir_type want;
+	const ir_type *col = IN(0);
+	if (col->rank != 6)
+		FAIL("col2im needs columns [C, KH, KW, N, OH, OW]");
+	n->type.dt = IR_F32;
+	if (col_type("col2im", &n->type, col->d[1].c, col->d[2].c, n->ia, &want, err, errlen))
+		return -1;
+	return expect_type(col, &want, "col2im", err, errlen);
 }
 
 static int pool_out(const char *name, const ir_type *x, const int64_t *ia, ir_type *out,

@@ -13,7 +13,8 @@
  * the same bits at 1..4 threads with every kernel split down to single
  * units (NND_CG_GRAIN1), node digests (args.debug) and the infer graph.
  *
- * Usage: nnd_cg_test [--aot-dir DIR]   (exit 0 ok, 1 failures)
+ * Usage: nnd_cg_test [--aot-dir DIR]   (exit 0 ok, 1 failures;
+ *        NND_CG_TEST_ONLY=TEXT runs only the cases whose name contains TEXT)
  *        nnd_cg_test --sgemm [M K N [ta tb [reps]]]   (timing only, see bench_sgemm;
  *                    NND_CG_THREADS=T runs it on T threads) */
 #include <inttypes.h>
@@ -29,6 +30,7 @@
 
 #include "codegen/codegen.h"
 #include "ir/ir.h"
+#include "passes/passes.h"   /* conv2d_lower, shape_prepare */
 #include "runtime/rt.h"
 #include "runtime/rt_internal.h"   /* rt_digests: what nnd_rt_node_digest recorded */
 
@@ -45,7 +47,7 @@ static int failures, checks;
 static ir_plan cur_plan = { IR_PLAN_SEQ, 0, 0, false };
 
 #define MAXIN 64
-#define BREG 8192      /* bytes per row of B reserved for B-sized activations */
+#define BREG 262144    /* bytes per row of B reserved for B-sized activations */
 
 /* a test bench: one program, one train graph, buffers for the arena */
 typedef struct tb {
@@ -137,14 +139,8 @@ static int tb_block(tb *t, ir_opcode op, ir_type type, ir_block blk, int64_t off
 }
 
 /* a computed node with a slot in the activation arena */
-static ir_node *tb_op(tb *t, ir_opcode op, ir_type type, int nin, ...)
+static ir_node *tb_opv(tb *t, ir_opcode op, ir_type type, int nin, const int *in)
 {
-	int in[4];
-	va_list ap;
-	va_start(ap, nin);
-	for (int i = 0; i < nin; i++)
-		in[i] = va_arg(ap, int);
-	va_end(ap);
 	ir_node *n = ir_add(t->a, t->g, op, nin, in, &type);
 	if (ir_ops[op].flags & IR_F_REDUCE)
 		n->plan = cur_plan;
@@ -169,6 +165,35 @@ static ir_node *tb_op(tb *t, ir_opcode op, ir_type type, int nin, ...)
 		}
 	}
 	return n;
+}
+
+static ir_node *tb_op(tb *t, ir_opcode op, ir_type type, int nin, ...)
+{
+	int in[4];
+	va_list ap;
+	va_start(ap, nin);
+	for (int i = 0; i < nin; i++)
+		in[i] = va_arg(ap, int);
+	va_end(ap);
+	return tb_opv(t, op, type, nin, in);
+}
+
+/* a node typed by its shape rule (preset: the result type of ops that
+ * take it as an attribute), with attributes ia; -1 and a failure if the
+ * rule refuses it */
+static int tb_emit(void *ctx, ir_opcode op, int nin, const int *in, const ir_type *preset, const int64_t *ia)
+{
+	tb *t = ctx;
+	ir_node tmp;
+	char err[256];
+	if (shape_prepare(t->g, &tmp, op, nin, in, preset, ia, NULL, err, sizeof err)) {
+		printf("FAIL %s: %s: %s\n", t->name, ir_ops[op].name, err);
+		failures++;
+		return -1;
+	}
+	ir_node *n = tb_opv(t, op, tmp.type, nin, in);
+	memcpy(n->ia, tmp.ia, sizeof n->ia);
+	return n->id;
 }
 
 static void *res(tb *t, int id)
@@ -229,6 +254,9 @@ static cg_module *tb_build(tb *t, int opt, const char *sym, nnd_step_fn *fn)
 /* build, JIT and run the graph once; returns 0 on success */
 static int tb_run_opt(tb *t, int opt)
 {
+	const char *only = getenv("NND_CG_TEST_ONLY");   /* debugging aid: run matching cases only */
+	if (only && !strstr(t->name, only))
+		return -1;
 	nnd_step_fn fn;
 	cg_module *cm = tb_build(t, opt, NULL, &fn);
 	if (!cm)
@@ -1984,7 +2012,67 @@ static int bench_sgemm(int argc, char **argv)
 
 typedef struct cvc { int B, C, H, W, O, KH, KW, s, p, d, G; } cvc;
 
-/* conv2d and both gradients against the ops.def definitions, under plan p */
+static int conv_oh(const cvc *q, int H, int KH) { return (H + 2 * q->p - q->d * (KH - 1) - 1) / q->s + 1; }
+
+/* im2col and col2im on their own: an image with specials (NaN, inf, -0
+ * are moved, never computed with) and random columns, under plan p */
+static void test_im2col(cvc q, ir_plan p, bool const_n)
+{
+	tb t;
+	char name[160], pb[32];
+	snprintf(name, sizeof name, "im2col/col2im N%d%s C%d %dx%d k%dx%d s%d p%d d%d plan %s", q.B,
+	         const_n ? "" : "(B)", q.C, q.H, q.W, q.KH, q.KW, q.s, q.p, q.d, ir_plan_str(p, pb, sizeof pb));
+	tb_init(&t, name, q.B, q.B + 2);
+	cur_plan = p;
+	int OH = conv_oh(&q, q.H, q.KH), OW = conv_oh(&q, q.W, q.KW), nb = const_n ? q.B : -1;
+	int64_t nx = (int64_t)q.B * q.C * q.H * q.W, nc = (int64_t)q.C * q.KH * q.KW * q.B * OH * OW;
+	float *x = fill(nx, true), *col = fill(nc, p.family == IR_PLAN_SEQ);
+	ir_type tx = ty(IR_F32, 4, nb, q.C, q.H, q.W), tc = ty(IR_F32, 6, q.C, q.KH, q.KW, nb, OH, OW);
+	int ix = tb_input(&t, tx, x), icol = tb_input(&t, tc, col);
+	int64_t ia[4] = { q.s, q.p, q.d, 0 };
+	int y = tb_emit(&t, IR_IM2COL, 1, &ix, &tc, ia);
+	int dx = tb_emit(&t, IR_COL2IM, 1, &icol, &tx, ia);
+	cur_plan = mkplan(IR_PLAN_SEQ, 0);
+	if (y >= 0 && dx >= 0 && !tb_run(&t)) {
+		float *wy = malloc((size_t)nc * 4), *wdx = malloc((size_t)nx * 4), terms[256];
+		int64_t k = 0;
+		for (int c = 0; c < q.C; c++)
+			for (int kh = 0; kh < q.KH; kh++)
+				for (int kw = 0; kw < q.KW; kw++)
+					for (int n = 0; n < q.B; n++)
+						for (int oh = 0; oh < OH; oh++)
+							for (int ow = 0; ow < OW; ow++) {
+								int ih = oh * q.s - q.p + kh * q.d, iw = ow * q.s - q.p + kw * q.d;
+								wy[k++] = ih >= 0 && ih < q.H && iw >= 0 && iw < q.W ?
+								          x[(((int64_t)n * q.C + c) * q.H + ih) * q.W + iw] : 0.0f;
+							}
+		for (int n = 0; n < q.B; n++)
+			for (int c = 0; c < q.C; c++)
+				for (int ih = 0; ih < q.H; ih++)
+					for (int iw = 0; iw < q.W; iw++) {
+						int m = 0;
+						for (int kh = 0; kh < q.KH; kh++)
+							for (int kw = 0; kw < q.KW; kw++) {
+								int th = ih + q.p - kh * q.d, tw_ = iw + q.p - kw * q.d;
+								bool ok = th >= 0 && tw_ >= 0 && th % q.s == 0 && tw_ % q.s == 0 &&
+								          th / q.s < OH && tw_ / q.s < OW;
+								terms[m++] = ok ? col[((((int64_t)c * q.KH + kh) * q.KW + kw) * q.B + n) * OH * OW +
+								                      (th / q.s) * OW + tw_ / q.s] : 0.0f;
+							}
+						wdx[(((int64_t)n * q.C + c) * q.H + ih) * q.W + iw] = ref_reduce(p, terms, m);
+					}
+		cmp_f32_nan(&t, "im2col", res(&t, y), wy, nc);
+		cmp_f32_nan(&t, "col2im", res(&t, dx), wdx, nx);
+		free(wy); free(wdx);
+	}
+	free(x); free(col);
+	tb_done(&t);
+}
+
+/* conv2d as passes/conv.c builds it, and the backward nodes autodiff
+ * derives from it (reshape, transpose, matmul with a transposed operand,
+ * col2im), against references of the orders ops.def documents, under
+ * plan p (every matmul and col2im) */
 static void test_conv(cvc q, ir_plan p)
 {
 	tb t;
@@ -1994,7 +2082,7 @@ static void test_conv(cvc q, ir_plan p)
 	tb_init(&t, name, q.B, q.B + 1);
 	cur_plan = p;
 	int Cg = q.C / q.G, Og = q.O / q.G;
-	int OH = (q.H + 2 * q.p - q.d * (q.KH - 1) - 1) / q.s + 1, OW = (q.W + 2 * q.p - q.d * (q.KW - 1) - 1) / q.s + 1;
+	int OH = conv_oh(&q, q.H, q.KH), OW = conv_oh(&q, q.W, q.KW), P = OH * OW;
 	int64_t nx = (int64_t)q.B * q.C * q.H * q.W, nw = (int64_t)q.O * Cg * q.KH * q.KW;
 	int64_t ny = (int64_t)q.B * q.O * OH * OW;
 	float *x = fill(nx, false), *w = fill(nw, false), *dy = fill(ny, false);
@@ -2002,21 +2090,52 @@ static void test_conv(cvc q, ir_plan p)
 	ir_type tx = ty(IR_F32, 4, -1, q.C, q.H, q.W), tw = ty(IR_F32, 4, q.O, Cg, q.KH, q.KW);
 	ir_type tyy = ty(IR_F32, 4, -1, q.O, OH, OW);
 	int ix = tb_input(&t, tx, x), iw = tb_input(&t, tw, w), idy = tb_input(&t, tyy, dy);
-	int64_t ia[4] = { q.s, q.p, q.d, q.G };
-	ir_node *y = tb_op(&t, IR_CONV2D, tyy, 2, ix, iw);
-	ir_node *dx = tb_op(&t, IR_CONV2D_BWD_X, tx, 2, idy, iw);
-	ir_node *dw = tb_op(&t, IR_CONV2D_BWD_W, tw, 2, ix, idy);
-	memcpy(y->ia, ia, sizeof ia);
-	memcpy(dx->ia, ia, sizeof ia);
-	memcpy(dw->ia, ia, sizeof ia);
+	int64_t ia[4] = { q.s, q.p, q.d, q.G }, none[4] = { 0 }, swap[4] = { 0, 1 }, ta[4] = { 1, 0 }, tbm[4] = { 0, 1 };
+	char err[256];
+	int y = conv2d_lower(&t, tb_emit, ix, &tx, iw, &tw, ia, err, sizeof err);
+	int col = -1, colm = -1, wm = -1, ym = -1;
+	for (int i = 0; i < t.g->nnodes; i++) {
+		const ir_node *n = t.g->nodes[i];
+		if (n->op == IR_IM2COL)
+			col = i;
+		else if (n->op == IR_RESHAPE && col >= 0 && n->in[0] == col)
+			colm = i;
+		else if (n->op == IR_RESHAPE && n->in[0] == iw)
+			wm = i;
+		else if (n->op == IR_MATMUL)
+			ym = i;
+	}
+	if (y < 0 || col < 0 || colm < 0 || wm < 0 || ym < 0) {
+		printf("FAIL %s: conv2d_lower %s\n", name, err);
+		failures++;
+		free(x); free(w); free(dy);
+		tb_done(&t);
+		return;
+	}
+	/* the backward, as autodiff builds it */
+	ir_type d3 = ty(IR_F32, 3, -1, q.O, P);
+	int dy3 = tb_emit(&t, IR_RESHAPE, 1, &idy, &d3, none);
+	int dyt = tb_emit(&t, IR_TRANSPOSE, 1, &dy3, NULL, swap);
+	int dym = tb_emit(&t, IR_RESHAPE, 1, &dyt, &t.g->nodes[ym]->type, none);
+	int in1[2] = { dym, colm }, in2[2] = { wm, dym };
+	int dwm = tb_emit(&t, IR_MATMUL, 2, in1, NULL, tbm);
+	int dw = tb_emit(&t, IR_RESHAPE, 1, &dwm, &tw, none);
+	int dcolm = tb_emit(&t, IR_MATMUL, 2, in2, NULL, ta);
+	int dcol = tb_emit(&t, IR_RESHAPE, 1, &dcolm, &t.g->nodes[col]->type, none);
+	int dx = tb_emit(&t, IR_COL2IM, 1, &dcol, &tx, ia);
 	cur_plan = mkplan(IR_PLAN_SEQ, 0);
-	if (!tb_run(&t)) {
+	if (dx >= 0 && dw >= 0 && !tb_run(&t)) {
 		float *wy = malloc((size_t)ny * 4), *wdx = malloc((size_t)nx * 4), *wdw = malloc((size_t)nw * 4);
-		int64_t nt = (int64_t)q.B * OH * OW + (int64_t)Og * q.KH * q.KW + (int64_t)Cg * q.KH * q.KW;
-		float *terms = malloc((size_t)nt * 4);
+		int64_t nt = (int64_t)q.B * OH * OW + (int64_t)Og + (int64_t)Cg * q.KH * q.KW;
+		float *terms = malloc((size_t)nt * 4), t2[256];
 #define X_(n, c, h, w_) x[(((int64_t)(n) * q.C + (c)) * q.H + (h)) * q.W + (w_)]
 #define W_(o, c, h, w_) w[(((int64_t)(o) * Cg + (c)) * q.KH + (h)) * q.KW + (w_)]
 #define DY_(n, o, h, w_) dy[(((int64_t)(n) * q.O + (o)) * OH + (h)) * OW + (w_)]
+/* the column entry: the input pixel, or +0 in the padding */
+#define COL_(n, c, kh, kw, oh, ow) (oh * q.s - q.p + kh * q.d >= 0 && oh * q.s - q.p + kh * q.d < q.H && \
+	ow * q.s - q.p + kw * q.d >= 0 && ow * q.s - q.p + kw * q.d < q.W ? \
+	X_(n, c, oh * q.s - q.p + kh * q.d, ow * q.s - q.p + kw * q.d) : 0.0f)
+		/* y: over k = (cl, kh, kw), w * col */
 		for (int n = 0; n < q.B; n++)
 			for (int o = 0; o < q.O; o++)
 				for (int oh = 0; oh < OH; oh++)
@@ -2024,29 +2143,35 @@ static void test_conv(cvc q, ir_plan p)
 						int g = o / Og, k = 0;
 						for (int cl = 0; cl < Cg; cl++)
 							for (int kh = 0; kh < q.KH; kh++)
-								for (int kw = 0; kw < q.KW; kw++) {
-									int ih = oh * q.s - q.p + kh * q.d, iw_ = ow * q.s - q.p + kw * q.d;
-									terms[k++] = ih >= 0 && ih < q.H && iw_ >= 0 && iw_ < q.W ?
-									             X_(n, g * Cg + cl, ih, iw_) * W_(o, cl, kh, kw) : 0.0f;
-								}
+								for (int kw = 0; kw < q.KW; kw++)
+									terms[k++] = W_(o, cl, kh, kw) * COL_(n, g * Cg + cl, kh, kw, oh, ow);
 						wy[(((int64_t)n * q.O + o) * OH + oh) * OW + ow] = ref_reduce(p, terms, k);
 					}
+		/* dx: per (kh, kw) the matmul's sum over ol of w * dy (every
+		 * column entry), then col2im's sum over the (kh, kw) that reach
+		 * the pixel */
 		for (int n = 0; n < q.B; n++)
 			for (int c = 0; c < q.C; c++)
 				for (int ih = 0; ih < q.H; ih++)
 					for (int iw_ = 0; iw_ < q.W; iw_++) {
-						int g = c / Cg, k = 0;
-						for (int ol = 0; ol < Og; ol++)
-							for (int kh = 0; kh < q.KH; kh++)
-								for (int kw = 0; kw < q.KW; kw++) {
-									int th = ih + q.p - kh * q.d, tw_ = iw_ + q.p - kw * q.d;
-									int o = g * Og + ol;
-									bool ok = th >= 0 && tw_ >= 0 && th % q.s == 0 && tw_ % q.s == 0 &&
-									          th / q.s < OH && tw_ / q.s < OW;
-									terms[k++] = ok ? DY_(n, o, th / q.s, tw_ / q.s) * W_(o, c % Cg, kh, kw) : 0.0f;
+						int g = c / Cg, m = 0;
+						for (int kh = 0; kh < q.KH; kh++)
+							for (int kw = 0; kw < q.KW; kw++) {
+								int th = ih + q.p - kh * q.d, tw_ = iw_ + q.p - kw * q.d;
+								bool ok = th >= 0 && tw_ >= 0 && th % q.s == 0 && tw_ % q.s == 0 &&
+								          th / q.s < OH && tw_ / q.s < OW;
+								if (!ok) {
+									t2[m++] = 0.0f;
+									continue;
 								}
-						wdx[(((int64_t)n * q.C + c) * q.H + ih) * q.W + iw_] = ref_reduce(p, terms, k);
+								int k = 0;
+								for (int ol = 0; ol < Og; ol++)
+									terms[k++] = W_(g * Og + ol, c % Cg, kh, kw) * DY_(n, g * Og + ol, th / q.s, tw_ / q.s);
+								t2[m++] = ref_reduce(p, terms, k);
+							}
+						wdx[(((int64_t)n * q.C + c) * q.H + ih) * q.W + iw_] = ref_reduce(p, t2, m);
 					}
+		/* dw: over k = (n, oh, ow), dy * col */
 		for (int o = 0; o < q.O; o++)
 			for (int cl = 0; cl < Cg; cl++)
 				for (int kh = 0; kh < q.KH; kh++)
@@ -2054,19 +2179,17 @@ static void test_conv(cvc q, ir_plan p)
 						int g = o / Og, k = 0;
 						for (int n = 0; n < q.B; n++)
 							for (int oh = 0; oh < OH; oh++)
-								for (int ow = 0; ow < OW; ow++) {
-									int ih = oh * q.s - q.p + kh * q.d, iw_ = ow * q.s - q.p + kw * q.d;
-									terms[k++] = ih >= 0 && ih < q.H && iw_ >= 0 && iw_ < q.W ?
-									             DY_(n, o, oh, ow) * X_(n, g * Cg + cl, ih, iw_) : 0.0f;
-								}
+								for (int ow = 0; ow < OW; ow++)
+									terms[k++] = DY_(n, o, oh, ow) * COL_(n, g * Cg + cl, kh, kw, oh, ow);
 						wdw[(((int64_t)o * Cg + cl) * q.KH + kh) * q.KW + kw] = ref_reduce(p, terms, k);
 					}
 #undef X_
 #undef W_
 #undef DY_
-		cmp_f32(&t, "forward", res(&t, y->id), wy, ny);
-		cmp_f32(&t, "bwd_x", res(&t, dx->id), wdx, nx);
-		cmp_f32(&t, "bwd_w", res(&t, dw->id), wdw, nw);
+#undef COL_
+		cmp_f32(&t, "forward", res(&t, y), wy, ny);
+		cmp_f32(&t, "dx", res(&t, dx), wdx, nx);
+		cmp_f32(&t, "dw", res(&t, dw), wdw, nw);
 		free(wy); free(wdx); free(wdw); free(terms);
 	}
 	free(x); free(w); free(dy);
@@ -2085,6 +2208,7 @@ static void test_pool(int H, int W, int k, int s, ir_plan p, bool specials)
 	float *x = fill(nx, specials), *dy = fill(ny, false);
 	for (int64_t i = 8; i < nx; i += 5)
 		x[i] = x[i - 1];    /* ties */
+	dy[0] = -0.0f;          /* dx = +0 + dy: +0 */
 	ir_type tx = ty(IR_F32, 4, -1, C, H, W), tyy = ty(IR_F32, 4, -1, C, OH, OW);
 	int ix = tb_input(&t, tx, x), idy = tb_input(&t, tyy, dy);
 	cur_plan = p;
@@ -2614,11 +2738,32 @@ int main(int argc, char **argv)
 		for (size_t j = 0; j < sizeof cv / sizeof cv[0]; j++)
 			for (int i = 0; i < NPLANS; i++)
 				test_conv(cv[j], test_plans[i]);
+		/* the example's shapes (conv 1->4 on 28x28, then 4->8 on 14x14) */
+		test_conv((cvc){ 3, 1, 28, 28, 4, 3, 3, 1, 1, 1, 1 }, test_plans[0]);
+		test_conv((cvc){ 2, 4, 14, 14, 8, 3, 3, 1, 1, 1, 1 }, test_plans[0]);
+		static const cvc ic[] = {
+			{ 2, 3, 6, 7, 0, 3, 3, 1, 1, 1, 1 },
+			{ 3, 2, 9, 8, 0, 3, 2, 2, 0, 2, 1 },
+			{ 1, 2, 5, 5, 0, 1, 1, 1, 0, 1, 1 },
+			{ 2, 2, 7, 6, 0, 3, 3, 3, 2, 1, 1 },
+			{ 2, 1, 4, 5, 0, 2, 4, 1, 3, 2, 1 },   /* pad wider than the kernel's reach */
+		};
+		for (size_t j = 0; j < sizeof ic / sizeof ic[0]; j++)
+			for (int i = 0; i < NPLANS; i++)
+				test_im2col(ic[j], test_plans[i], i % 2 == 1);
 		for (int i = 0; i < NPLANS; i++) {
 			test_pool(6, 8, 2, 2, test_plans[i], i == 0);
 			test_pool(7, 7, 3, 2, test_plans[i], false);
 		}
 		test_pool(5, 6, 2, 1, mkplan(IR_PLAN_SEQ, 0), true);
+		/* 2x2 at stride 2 (vectorised over ow): more outputs per row than
+		 * lanes, odd sizes (a row and a column outside every window) */
+		test_pool(9, 40, 2, 2, mkplan(IR_PLAN_SEQ, 0), true);
+		test_pool(7, 9, 2, 2, mkplan(IR_PLAN_SEQ, 0), true);
+		test_pool(28, 28, 2, 2, mkplan(IR_PLAN_SEQ, 0), false);
+		/* windows that do not overlap, with and without gaps */
+		test_pool(8, 9, 2, 3, mkplan(IR_PLAN_SEQ, 0), true);
+		test_pool(9, 10, 3, 3, mkplan(IR_PLAN_SEQ, 0), true);
 		for (int a = 1; a < 4; a++)
 			test_random_flip(a);
 		test_random_crop(4, 8, 8, 8, 0);     /* window = input: offsets 0 */

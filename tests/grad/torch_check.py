@@ -100,8 +100,8 @@ def main(path):
             S, P = ia[0], ia[1]
             v = F.pad(x[0], (P, P, P, P))[..., ia[2]:ia[2] + S, ia[3]:ia[3] + S]
         elif op == "matmul":
-            a = x[0].t() if ia[0] else x[0]
-            b = x[1].t() if ia[1] else x[1]
+            a = x[0].transpose(-2, -1) if ia[0] else x[0]
+            b = x[1].transpose(-2, -1) if ia[1] else x[1]
             v = a @ b
         elif op in ("sum", "mean"):
             v = getattr(torch, op)(x[0], dim=ia[0], keepdim=bool(ia[1]))
@@ -120,8 +120,11 @@ def main(path):
         elif op == "dropout" and nid in masks:
             # the mask comes from nnd's Philox stream; the arithmetic is torch's
             v = x[0] * masks[nid].reshape(shape) * fa[1]
-        elif op == "conv2d":
-            v = F.conv2d(x[0], x[1], stride=ia[0], padding=ia[1], dilation=ia[2], groups=ia[3])
+        elif op == "im2col":
+            # nnd's columns [C, KH, KW, N, OH, OW] from torch's unfold [N, C*KH*KW, OH*OW]
+            C, KH, KW, N, OH, OW = shape
+            u = F.unfold(x[0], kernel_size=(KH, KW), dilation=ia[2], padding=ia[1], stride=ia[0])
+            v = u.reshape(N, C, KH, KW, OH, OW).permute(1, 2, 3, 0, 4, 5)
         elif op == "max_pool2d":
             v = F.max_pool2d(x[0], kernel_size=ia[0], stride=ia[1])
         elif op == "avg_pool2d":
