@@ -30,7 +30,7 @@ int conv2d_lower(void *ctx, conv_emit_fn *emit, int x, const ir_type *xt, int w,
 	int64_t C = xt->d[1].c, O = wt->d[0].c, Cg = wt->d[1].c, KH = wt->d[2].c, KW = wt->d[3].c;
 	int64_t G = ia[3], Og = O / G, Kg = Cg * KH * KW, OH = yt.d[2].c, OW = yt.d[3].c, P = OH * OW;
 	ir_dim NP = { N.c * P, N.sym };
-	int64_t cia[4] = { ia[0], ia[1], ia[2], 0 }, none[4] = { 0, 0, 0, 0 }, swap01[4] = { 0, 1, 0, 0 };
+	int64_t cia[4] = { ia[0], ia[1], ia[2], 0 }, none[4] = { 0, 0, 0, 0 }, swap01[4] = { 102, 0, 0, 0 };   /* perm [1, 0, 2] (ir_perm_pack) */
 
 	ir_type colt = f32_type(6, (ir_dim[]){ K(C), K(KH), K(KW), N, K(OH), K(OW) });
 	int col = emit(ctx, IR_IM2COL, 1, &x, &colt, cia);

@@ -2090,7 +2090,7 @@ static void test_conv(cvc q, ir_plan p)
 	ir_type tx = ty(IR_F32, 4, -1, q.C, q.H, q.W), tw = ty(IR_F32, 4, q.O, Cg, q.KH, q.KW);
 	ir_type tyy = ty(IR_F32, 4, -1, q.O, OH, OW);
 	int ix = tb_input(&t, tx, x), iw = tb_input(&t, tw, w), idy = tb_input(&t, tyy, dy);
-	int64_t ia[4] = { q.s, q.p, q.d, q.G }, none[4] = { 0 }, swap[4] = { 0, 1 }, ta[4] = { 1, 0 }, tbm[4] = { 0, 1 };
+	int64_t ia[4] = { q.s, q.p, q.d, q.G }, none[4] = { 0 }, swap[4] = { 102 }, ta[4] = { 1, 0 }, tbm[4] = { 0, 1 };
 	char err[256];
 	int y = conv2d_lower(&t, tb_emit, ix, &tx, iw, &tw, ia, err, sizeof err);
 	int col = -1, colm = -1, wm = -1, ym = -1;
