@@ -16,3 +16,6 @@ foreach(case ptx_mlp ptx_cnn ptx_every_op emulate_every_op emulate_mlp emulate_o
       ${CMAKE_CURRENT_BINARY_DIR}/cuda/${case} ${case})
   set_tests_properties(cuda_${case} PROPERTIES LABELS cuda SKIP_RETURN_CODE 77 TIMEOUT 900)
 endforeach()
+# the long host emulations (minutes each) run in the plain build only: the
+# sanitizer pass of scripts/test.sh leaves out the label "slow"
+set_tests_properties(cuda_emulate_every_op cuda_emulate_ops PROPERTIES LABELS "cuda;slow")
