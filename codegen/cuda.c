@@ -1392,6 +1392,16 @@ static int cu_MAX_POOL2D(cu *c, const ir_node *n)
 /* a unit is an input position: dx = +0, then + dy of every window that
  * contains it and chose it (first NaN, else first maximum), windows in
  * row-major order -- the CPU's order of additions into that position */
+/* a pooling backward's dx element (ih, iw) of plane pl, and the windows
+ * [oh0, oh1] x [ow0, ow1] that contain it; acc from +0 */
+static void pool_bwd_windows(cu *c)
+{
+	line(c, "const int64_t iw = u %% W, ih = (u / W) %% H, pl = u / (W * H);");
+	line(c, "const int64_t oh0 = ih >= Kp - 1 ? (ih - Kp + 1 + S - 1) / S : 0, oh1 = ih / S < OH - 1 ? ih / S : OH - 1;");
+	line(c, "const int64_t ow0 = iw >= Kp - 1 ? (iw - Kp + 1 + S - 1) / S : 0, ow1 = iw / S < OW - 1 ? iw / S : OW - 1;");
+	line(c, "float acc = 0.0f;");
+}
+
 static int cu_MAX_POOL2D_BWD(cu *c, const ir_node *n)
 {
 	const ir_node *dy = in_node(c, n, 0), *x = in_node(c, n, 1);
@@ -1404,10 +1414,7 @@ static int cu_MAX_POOL2D_BWD(cu *c, const ir_node *n)
 	use(c, n);
 	k_loop(c);
 	pool_consts(c, &g);
-	line(c, "const int64_t iw = u %% W, ih = (u / W) %% H, pl = u / (W * H);");
-	line(c, "const int64_t oh0 = ih >= Kp - 1 ? (ih - Kp + 1 + S - 1) / S : 0, oh1 = ih / S < OH - 1 ? ih / S : OH - 1;");
-	line(c, "const int64_t ow0 = iw >= Kp - 1 ? (iw - Kp + 1 + S - 1) / S : 0, ow1 = iw / S < OW - 1 ? iw / S : OW - 1;");
-	line(c, "float acc = 0.0f;");
+	pool_bwd_windows(c);
 	line(c, "for (int64_t oh = oh0; oh <= oh1; oh++)");
 	line(c, "\tfor (int64_t ow = ow0; ow <= ow1; ow++) {");
 	line(c, "\t\tconst int64_t wb = pl * H * W + oh * S * W + ow * S;");
@@ -1455,10 +1462,7 @@ static int cu_AVG_POOL2D_BWD(cu *c, const ir_node *n)
 	use(c, n);
 	k_loop(c);
 	pool_consts(c, &g);
-	line(c, "const int64_t iw = u %% W, ih = (u / W) %% H, pl = u / (W * H);");
-	line(c, "const int64_t oh0 = ih >= Kp - 1 ? (ih - Kp + 1 + S - 1) / S : 0, oh1 = ih / S < OH - 1 ? ih / S : OH - 1;");
-	line(c, "const int64_t ow0 = iw >= Kp - 1 ? (iw - Kp + 1 + S - 1) / S : 0, ow1 = iw / S < OW - 1 ? iw / S : OW - 1;");
-	line(c, "float acc = 0.0f;");
+	pool_bwd_windows(c);
 	line(c, "for (int64_t oh = oh0; oh <= oh1; oh++)");
 	line(c, "\tfor (int64_t ow = ow0; ow <= ow1; ow++)");
 	line(c, "\t\tacc = acc + %s / %s;", R(c, dy, "(pl * OH + oh) * OW + ow"), fbits((float)(g.k * g.k)));
