@@ -789,9 +789,10 @@ static void row_max(cu *c, const ir_node *x)
 	line(c, "\tm = nnd_maximum(m, %s);", R(c, x, "base + k"));
 }
 
-static int cu_SOFTMAX(cu *c, const ir_node *n)
+/* a softmax-family kernel up to its row's maximum m: one row per unit,
+ * C its length, base its first element */
+static int softmax_rows(cu *c, const ir_node *n, const ir_node *x)
 {
-	const ir_node *x = in_node(c, n, 0);
 	if (check_plan(c, n) || need_f32(c, n) || rows_begin(c, n, &n->type))
 		return -1;
 	use(c, x);
@@ -799,6 +800,14 @@ static int cu_SOFTMAX(cu *c, const ir_node *n)
 	k_loop(c);
 	line(c, "const int64_t C = %s, base = u * C;", DX(n->type.d[n->type.rank - 1]));
 	row_max(c, x);
+	return 0;
+}
+
+static int cu_SOFTMAX(cu *c, const ir_node *n)
+{
+	const ir_node *x = in_node(c, n, 0);
+	if (softmax_rows(c, n, x))
+		return -1;
 	reduce_open(c, "s", n->plan, "C");
 	line(c, "\tconst float e = nnd_rt_expf(%s - m);", R(c, x, "base + k"));
 	line(c, "\t%s = e;", W(c, n, "base + k"));
@@ -812,13 +821,8 @@ static int cu_SOFTMAX(cu *c, const ir_node *n)
 static int cu_LOG_SOFTMAX(cu *c, const ir_node *n)
 {
 	const ir_node *x = in_node(c, n, 0);
-	if (check_plan(c, n) || need_f32(c, n) || rows_begin(c, n, &n->type))
+	if (softmax_rows(c, n, x))
 		return -1;
-	use(c, x);
-	use(c, n);
-	k_loop(c);
-	line(c, "const int64_t C = %s, base = u * C;", DX(n->type.d[n->type.rank - 1]));
-	row_max(c, x);
 	reduce_open(c, "s", n->plan, "C");
 	line(c, "\treturn nnd_rt_expf(%s - m);", R(c, x, "base + k"));
 	reduce_close(c);

@@ -2407,14 +2407,36 @@ static LLVMValueRef philox_word(cg *c, LLVMValueRef ctr[4], LLVMValueRef k0, LLV
 /* u = nnd_rt_uniform(&keys[2*stream], e, sample_idx[row], epoch, 0), computed
  * inline: word e % 4 of the block at {e / 4, sample, epoch, 0}, >> 8, * 2^-24;
  * y = u >= p ? x * scale : +0.  The counter holds logical indices only. */
+/* A random op's stream inputs, loaded in its kernel: the Philox key of
+ * its stream, the rows' dataset indices and the epoch (determinism.md:
+ * counters from logical indices only) */
+typedef struct cg_rng { LLVMValueRef k0, k1, sidx, epoch; } cg_rng;
+
+static int stream_ok(cg *c, const ir_node *n)
+{
+	if (n->stream < 0 || (c->prog && n->stream >= c->prog->nstreams))
+		return cg_err(c, n, "no random stream");
+	return 0;
+}
+
+static void rng_load(cg *c, const ir_node *n, cg_rng *r)
+{
+	LLVMValueRef keys = load_field(c, A_KEYS, c->ptr);
+	LLVMValueRef key = gep(c, c->i32, keys, ci64(c, 2 * (int64_t)n->stream));
+	r->sidx = load_field(c, A_SAMPLE_IDX, c->ptr);
+	r->epoch = LLVMBuildTrunc(c->b, load_field(c, A_EPOCH, c->i64), c->i32, "");
+	r->k0 = load_at(c, c->i32, key, ci64(c, 0));
+	r->k1 = load_at(c, c->i32, key, ci64(c, 1));
+}
+
 static int emit_dropout(cg *c, const ir_node *n)
 {
 	const ir_node *xn = in_node(c, n, 0);
 	cg_val x, y;
 	if (need_f32(c, n))
 		return -1;
-	if (n->stream < 0 || (c->prog && n->stream >= c->prog->nstreams))
-		return cg_err(c, n, "no random stream");
+	if (stream_ok(c, n))
+		return -1;
 	if (n->type.rank < 1 || !ir_type_eq(&n->type, &xn->type))
 		return cg_err(c, n, "needs [rows, ...] input of the result's type");
 	kern k;
@@ -2423,12 +2445,10 @@ static int emit_dropout(cg *c, const ir_node *n)
 	kern_begin(c, n, &k, units, grain, false);
 	if (val_of(c, xn, &x) || val_of(c, n, &y))
 		return -1;
-	LLVMValueRef keys = load_field(c, A_KEYS, c->ptr);
-	LLVMValueRef key = gep(c, c->i32, keys, ci64(c, 2 * (int64_t)n->stream));
-	LLVMValueRef sidx = load_field(c, A_SAMPLE_IDX, c->ptr);
-	LLVMValueRef epoch = LLVMBuildTrunc(c->b, load_field(c, A_EPOCH, c->i64), c->i32, "");
+	cg_rng rg;
+	rng_load(c, n, &rg);
+	LLVMValueRef sidx = rg.sidx, epoch = rg.epoch, k0 = rg.k0, k1 = rg.k1;
 	LLVMValueRef E = dims_prod(c, &n->type, 1, n->type.rank);
-	LLVMValueRef k0 = load_at(c, c->i32, key, ci64(c, 0)), k1 = load_at(c, c->i32, key, ci64(c, 1));
 	cg_loop lr, le;   /* units: rows */
 	LLVMValueRef r = range_begin(c, &lr, k.lo, k.hi);
 	LLVMValueRef s = LLVMBuildTrunc(c->b, load_at(c, c->i64, sidx, r), c->i32, "");
@@ -2547,8 +2567,8 @@ static int emit_RANDOM_FLIP(cg *c, const ir_node *n)
 	int ax = (int)n->ia[0];
 	if (need_f32(c, n))
 		return -1;
-	if (n->stream < 0 || (c->prog && n->stream >= c->prog->nstreams))
-		return cg_err(c, n, "no random stream");
+	if (stream_ok(c, n))
+		return -1;
 	if (n->type.rank < 2 || ax < 1 || ax >= n->type.rank || !ir_type_eq(&n->type, &xn->type))
 		return cg_err(c, n, "needs [rows, ...] input of the result's type and an axis >= 1");
 	kern k;
@@ -2557,11 +2577,9 @@ static int emit_RANDOM_FLIP(cg *c, const ir_node *n)
 	kern_begin(c, n, &k, units, grain, false);
 	if (val_of(c, xn, &x) || val_of(c, n, &y))
 		return -1;
-	LLVMValueRef keys = load_field(c, A_KEYS, c->ptr);
-	LLVMValueRef key = gep(c, c->i32, keys, ci64(c, 2 * (int64_t)n->stream));
-	LLVMValueRef sidx = load_field(c, A_SAMPLE_IDX, c->ptr);
-	LLVMValueRef epoch = LLVMBuildTrunc(c->b, load_field(c, A_EPOCH, c->i64), c->i32, "");
-	LLVMValueRef k0 = load_at(c, c->i32, key, ci64(c, 0)), k1 = load_at(c, c->i32, key, ci64(c, 1));
+	cg_rng rg;
+	rng_load(c, n, &rg);
+	LLVMValueRef sidx = rg.sidx, epoch = rg.epoch, k0 = rg.k0, k1 = rg.k1;
 	int64_t E = 1, post = 1, L = n->type.d[ax].c;
 	for (int i = 1; i < n->type.rank; i++)
 		E *= n->type.d[i].c;
@@ -2620,8 +2638,8 @@ static int emit_crop(cg *c, const ir_node *n, bool random, bool bwd)
 	cg_val x, y;
 	if (need_f32(c, n))
 		return -1;
-	if (random && (n->stream < 0 || (c->prog && n->stream >= c->prog->nstreams)))
-		return cg_err(c, n, "no random stream");
+	if (random && stream_ok(c, n))
+		return -1;
 	if (r < 3 || xn->type.rank != r || S < 1 || P < 0)
 		return cg_err(c, n, "bad crop operands");
 	int64_t H = big->d[r - 2].c, W = big->d[r - 1].c;
@@ -2636,22 +2654,16 @@ static int emit_crop(cg *c, const ir_node *n, bool random, bool bwd)
 	           grain_of(c, GRAIN_CHEAP, ci64(c, planes * (R_out * C_out + R_src * C_src))), false);
 	if (val_of(c, xn, &x) || val_of(c, n, &y))
 		return -1;
-	LLVMValueRef k0 = NULL, k1 = NULL, sidx = NULL, epoch = NULL;
-	if (random) {
-		LLVMValueRef keys = load_field(c, A_KEYS, c->ptr);
-		LLVMValueRef key = gep(c, c->i32, keys, ci64(c, 2 * (int64_t)n->stream));
-		sidx = load_field(c, A_SAMPLE_IDX, c->ptr);
-		epoch = LLVMBuildTrunc(c->b, load_field(c, A_EPOCH, c->i64), c->i32, "");
-		k0 = load_at(c, c->i32, key, ci64(c, 0));
-		k1 = load_at(c, c->i32, key, ci64(c, 1));
-	}
+	cg_rng rg = { NULL, NULL, NULL, NULL };
+	if (random)
+		rng_load(c, n, &rg);
 	cg_loop lr, lp, li;
 	LLVMValueRef row = range_begin(c, &lr, k.lo, k.hi);
 	LLVMValueRef oy, ox;
 	if (random) {
-		LLVMValueRef s = LLVMBuildTrunc(c->b, load_at(c, c->i64, sidx, row), c->i32, "");
-		LLVMValueRef ctr[4] = { ci32(c, 0), s, epoch, ci32(c, 2) }, w[4];
-		philox_block(c, ctr, k0, k1, w);
+		LLVMValueRef s = LLVMBuildTrunc(c->b, load_at(c, c->i64, rg.sidx, row), c->i32, "");
+		LLVMValueRef ctr[4] = { ci32(c, 0), s, rg.epoch, ci32(c, 2) }, w[4];
+		philox_block(c, ctr, rg.k0, rg.k1, w);
 		LLVMValueRef sh = ci64(c, 32);
 		oy = LLVMBuildLShr(c->b, mul(c, LLVMBuildZExt(c->b, w[0], c->i64, ""), ci64(c, H + 2 * P - S + 1)), sh, "");
 		ox = LLVMBuildLShr(c->b, mul(c, LLVMBuildZExt(c->b, w[1], c->i64, ""), ci64(c, W + 2 * P - S + 1)), sh, "");
