@@ -2367,23 +2367,41 @@ static int emit_ACCURACY(cg *c, const ir_node *n)
  * Each element computes its whole block and keeps its word: four times the
  * arithmetic of sharing blocks, but branch-free, so the element loop
  * vectorises and is far cheaper than a call per element. */
+/* the integer constant v of type ty, or its splat when ty is a vector type
+ * of ity lanes */
+static LLVMValueRef kconst(cg *c, LLVMTypeRef ty, LLVMTypeRef ity, uint64_t v)
+{
+	(void)c;
+	if (LLVMGetTypeKind(ty) != LLVMVectorTypeKind)
+		return LLVMConstInt(ity, v, 0);
+	unsigned n = LLVMGetVectorSize(ty);
+	LLVMValueRef e[64];
+	for (unsigned i = 0; i < n && i < 64; i++)
+		e[i] = LLVMConstInt(ity, v, 0);
+	return LLVMConstVector(e, n);
+}
+
+/* ctr, k0, k1: i32 values, or vectors of i32 (then one block per lane) */
 static void philox_block(cg *c, LLVMValueRef ctr[4], LLVMValueRef k0, LLVMValueRef k1, LLVMValueRef x[4])
 {
 	x[0] = ctr[0]; x[1] = ctr[1]; x[2] = ctr[2]; x[3] = ctr[3];
-	LLVMValueRef m0 = LLVMConstInt(c->i64, 0xD2511F53u, 0), m1 = LLVMConstInt(c->i64, 0xCD9E8D57u, 0);
-	LLVMValueRef w0 = ci32(c, (int32_t)0x9E3779B9u), w1 = ci32(c, (int32_t)0xBB67AE85u);
-	LLVMValueRef sh = LLVMConstInt(c->i64, 32, 0);
+	LLVMTypeRef t32 = LLVMTypeOf(ctr[0]), t64 = c->i64;
+	if (LLVMGetTypeKind(t32) == LLVMVectorTypeKind)
+		t64 = LLVMVectorType(c->i64, LLVMGetVectorSize(t32));
+	LLVMValueRef m0 = kconst(c, t64, c->i64, 0xD2511F53u), m1 = kconst(c, t64, c->i64, 0xCD9E8D57u);
+	LLVMValueRef w0 = kconst(c, t32, c->i32, 0x9E3779B9u), w1 = kconst(c, t32, c->i32, 0xBB67AE85u);
+	LLVMValueRef sh = kconst(c, t64, c->i64, 32);
 	for (int round = 0; round < 10; round++) {
 		if (round) {
 			k0 = LLVMBuildAdd(c->b, k0, w0, "");
 			k1 = LLVMBuildAdd(c->b, k1, w1, "");
 		}
-		LLVMValueRef p0 = LLVMBuildMul(c->b, m0, LLVMBuildZExt(c->b, x[0], c->i64, ""), "");
-		LLVMValueRef p1 = LLVMBuildMul(c->b, m1, LLVMBuildZExt(c->b, x[2], c->i64, ""), "");
-		LLVMValueRef hi0 = LLVMBuildTrunc(c->b, LLVMBuildLShr(c->b, p0, sh, ""), c->i32, "");
-		LLVMValueRef lo0 = LLVMBuildTrunc(c->b, p0, c->i32, "");
-		LLVMValueRef hi1 = LLVMBuildTrunc(c->b, LLVMBuildLShr(c->b, p1, sh, ""), c->i32, "");
-		LLVMValueRef lo1 = LLVMBuildTrunc(c->b, p1, c->i32, "");
+		LLVMValueRef p0 = LLVMBuildMul(c->b, m0, LLVMBuildZExt(c->b, x[0], t64, ""), "");
+		LLVMValueRef p1 = LLVMBuildMul(c->b, m1, LLVMBuildZExt(c->b, x[2], t64, ""), "");
+		LLVMValueRef hi0 = LLVMBuildTrunc(c->b, LLVMBuildLShr(c->b, p0, sh, ""), t32, "");
+		LLVMValueRef lo0 = LLVMBuildTrunc(c->b, p0, t32, "");
+		LLVMValueRef hi1 = LLVMBuildTrunc(c->b, LLVMBuildLShr(c->b, p1, sh, ""), t32, "");
+		LLVMValueRef lo1 = LLVMBuildTrunc(c->b, p1, t32, "");
 		LLVMValueRef y0 = LLVMBuildXor(c->b, LLVMBuildXor(c->b, hi1, x[1], ""), k0, "");
 		LLVMValueRef y2 = LLVMBuildXor(c->b, LLVMBuildXor(c->b, hi0, x[3], ""), k1, "");
 		x[0] = y0; x[1] = lo1; x[2] = y2; x[3] = lo0;
@@ -2404,9 +2422,6 @@ static LLVMValueRef philox_word(cg *c, LLVMValueRef ctr[4], LLVMValueRef k0, LLV
 	return LLVMBuildSelect(c->b, is3, x[3], v, "");
 }
 
-/* u = nnd_rt_uniform(&keys[2*stream], e, sample_idx[row], epoch, 0), computed
- * inline: word e % 4 of the block at {e / 4, sample, epoch, 0}, >> 8, * 2^-24;
- * y = u >= p ? x * scale : +0.  The counter holds logical indices only. */
 /* A random op's stream inputs, loaded in its kernel: the Philox key of
  * its stream, the rows' dataset indices and the epoch (determinism.md:
  * counters from logical indices only) */
@@ -2429,6 +2444,67 @@ static void rng_load(cg *c, const ir_node *n, cg_rng *r)
 	r->k1 = load_at(c, c->i32, key, ci64(c, 1));
 }
 
+/* y = u >= p ? x * scale : +0, with u the draw of element e of its row
+ * (word e % 4 of the block at {e / 4, sample, epoch, 0}, >> 8, * 2^-24).
+ * The loop runs over blocks, not elements: one Philox block serves its
+ * four elements (a quarter of the per-element form's arithmetic), and the
+ * block loop still vectorises.  A row whose length is not a multiple of 4
+ * ends with one partial block, guarded per word.  Same words, same order
+ * as nnd_rt_uniform: the counter holds logical indices only. */
+static void dropout_elem(cg *c, const ir_node *n, const cg_val *x, const cg_val *y, LLVMValueRef base,
+                         LLVMValueRef e, LLVMValueRef w)
+{
+	LLVMValueRef u = fmul(c, LLVMBuildUIToFP(c->b, LLVMBuildLShr(c->b, w, ci32(c, 8), ""), c->f32, ""),
+	                      cf32(c, 0x1p-24f));
+	LLVMValueRef xi = add(c, base, e);
+	LLVMValueRef keep = fcmp(c, LLVMRealOGE, u, cf32(c, n->fa[0]));
+	vstore(c, y, xi, sel(c, keep, fmul(c, vload(c, x, xi), cf32(c, n->fa[1])), cf32(c, 0.0f)));
+}
+
+/* Whole groups of vw blocks (4 * vw elements) of a row, one block per
+ * vector lane: words w0..w3 of lane l are elements 4l..4l+3 of the group,
+ * so two shuffles put the four word vectors into element order. */
+static void dropout_groups(cg *c, const ir_node *n, const cg_val *x, const cg_val *y, const cg_rng *rg,
+                           LLVMValueRef s, LLVMValueRef base, LLVMValueRef nfull)
+{
+	int vw = c->vw;
+	LLVMTypeRef vi = LLVMVectorType(c->i32, (unsigned)vw);
+	LLVMTypeRef vf = LLVMVectorType(c->f32, (unsigned)vw);
+	LLVMTypeRef v4 = LLVMVectorType(c->f32, (unsigned)(4 * vw));
+	LLVMValueRef lane[64], m2[128], m4[256];
+	for (int l = 0; l < vw; l++)
+		lane[l] = ci32(c, l);
+	for (int i = 0; i < 2 * vw; i++)          /* concat */
+		m2[i] = ci32(c, i);
+	for (int l = 0; l < vw; l++)
+		for (int j = 0; j < 4; j++)       /* element 4l+j = word j of lane l */
+			m4[4 * l + j] = ci32(c, j * vw + l);
+	cg_loop lg;
+	LLVMValueRef g = loop_begin(c, &lg, sdiv(c, nfull, ci64(c, vw)));
+	LLVMValueRef b0 = LLVMBuildTrunc(c->b, mul(c, g, ci64(c, vw)), c->i32, "");
+	LLVMValueRef ctr[4] = { LLVMBuildAdd(c->b, splat(c, vi, b0), LLVMConstVector(lane, (unsigned)vw), ""),
+	                        splat(c, vi, s), splat(c, vi, rg->epoch), LLVMConstNull(vi) };
+	LLVMValueRef w[4], u[4];
+	philox_block(c, ctr, splat(c, vi, rg->k0), splat(c, vi, rg->k1), w);
+	for (int j = 0; j < 4; j++)
+		u[j] = LLVMBuildFMul(c->b, LLVMBuildUIToFP(c->b, LLVMBuildLShr(c->b, w[j], kconst(c, vi, c->i32, 8), ""), vf, ""),
+		                     splat(c, vf, cf32(c, 0x1p-24f)), "");
+	LLVMValueRef m2v = LLVMConstVector(m2, (unsigned)(2 * vw));
+	LLVMValueRef u01 = LLVMBuildShuffleVector(c->b, u[0], u[1], m2v, "");
+	LLVMValueRef u23 = LLVMBuildShuffleVector(c->b, u[2], u[3], m2v, "");
+	LLVMValueRef uu = LLVMBuildShuffleVector(c->b, u01, u23, LLVMConstVector(m4, (unsigned)(4 * vw)), "");
+	LLVMValueRef idx = add(c, base, mul(c, g, ci64(c, 4 * vw)));
+	LLVMValueRef px = LLVMBuildPointerCast(c->b, gep(c, c->f32, x->base, idx), LLVMPointerType(v4, 0), "");
+	LLVMValueRef py = LLVMBuildPointerCast(c->b, gep(c, c->f32, y->base, idx), LLVMPointerType(v4, 0), "");
+	LLVMValueRef xv = LLVMBuildLoad2(c->b, v4, px, "");
+	LLVMSetAlignment(xv, 4);
+	LLVMValueRef keep = fcmp(c, LLVMRealOGE, uu, splat(c, v4, cf32(c, n->fa[0])));
+	LLVMValueRef yv = sel(c, keep, fmul(c, xv, splat(c, v4, cf32(c, n->fa[1]))), LLVMConstNull(v4));
+	LLVMValueRef st = LLVMBuildStore(c->b, yv, py);
+	LLVMSetAlignment(st, 4);
+	loop_end(c, &lg);
+}
+
 static int emit_dropout(cg *c, const ir_node *n)
 {
 	const ir_node *xn = in_node(c, n, 0);
@@ -2447,21 +2523,34 @@ static int emit_dropout(cg *c, const ir_node *n)
 		return -1;
 	cg_rng rg;
 	rng_load(c, n, &rg);
-	LLVMValueRef sidx = rg.sidx, epoch = rg.epoch, k0 = rg.k0, k1 = rg.k1;
 	LLVMValueRef E = dims_prod(c, &n->type, 1, n->type.rank);
-	cg_loop lr, le;   /* units: rows */
+	LLVMValueRef nfull = LLVMBuildLShr(c->b, E, ci64(c, 2), "");
+	LLVMValueRef rest = LLVMBuildAnd(c->b, E, ci64(c, 3), "");
+	cg_loop lr, lb;   /* units: rows */
 	LLVMValueRef r = range_begin(c, &lr, k.lo, k.hi);
-	LLVMValueRef s = LLVMBuildTrunc(c->b, load_at(c, c->i64, sidx, r), c->i32, "");
-	LLVMValueRef e = loop_begin(c, &le, E);
-	LLVMValueRef e32 = LLVMBuildTrunc(c->b, e, c->i32, "");
-	LLVMValueRef ctr[4] = { LLVMBuildLShr(c->b, e32, ci32(c, 2), ""), s, epoch, ci32(c, 0) };
-	LLVMValueRef w = philox_word(c, ctr, k0, k1, LLVMBuildAnd(c->b, e32, ci32(c, 3), ""));
-	LLVMValueRef u = fmul(c, LLVMBuildUIToFP(c->b, LLVMBuildLShr(c->b, w, ci32(c, 8), ""), c->f32, ""),
-	                      cf32(c, 0x1p-24f));
-	LLVMValueRef xi = add(c, mul(c, r, E), e);
-	LLVMValueRef keep = fcmp(c, LLVMRealOGE, u, cf32(c, n->fa[0]));
-	vstore(c, &y, xi, sel(c, keep, fmul(c, vload(c, &x, xi), cf32(c, n->fa[1])), cf32(c, 0.0f)));
-	loop_end(c, &le);
+	LLVMValueRef s = LLVMBuildTrunc(c->b, load_at(c, c->i64, rg.sidx, r), c->i32, "");
+	LLVMValueRef base = mul(c, r, E);
+	dropout_groups(c, n, &x, &y, &rg, s, base, nfull);
+	LLVMValueRef vw = ci64(c, c->vw);
+	LLVMValueRef done = mul(c, sdiv(c, nfull, vw), vw);
+	LLVMValueRef b = add(c, loop_begin(c, &lb, sub(c, nfull, done)), done);
+	LLVMValueRef ctr[4] = { LLVMBuildTrunc(c->b, b, c->i32, ""), s, rg.epoch, ci32(c, 0) };
+	LLVMValueRef w[4];
+	philox_block(c, ctr, rg.k0, rg.k1, w);
+	for (int j = 0; j < 4; j++)
+		dropout_elem(c, n, &x, &y, base, add(c, LLVMBuildShl(c->b, b, ci64(c, 2), ""), ci64(c, j)), w[j]);
+	loop_end(c, &lb);
+	LLVMBasicBlockRef join = if_begin(c, LLVMBuildICmp(c->b, LLVMIntNE, rest, ci64(c, 0), ""));
+	{
+		LLVMValueRef ct[4] = { LLVMBuildTrunc(c->b, nfull, c->i32, ""), s, rg.epoch, ci32(c, 0) };
+		philox_block(c, ct, rg.k0, rg.k1, w);
+		for (int j = 0; j < 3; j++) {   /* rest is 1..3 */
+			LLVMBasicBlockRef jn = if_begin(c, LLVMBuildICmp(c->b, LLVMIntSGT, rest, ci64(c, j), ""));
+			dropout_elem(c, n, &x, &y, base, add(c, LLVMBuildShl(c->b, nfull, ci64(c, 2), ""), ci64(c, j)), w[j]);
+			if_end(c, jn);
+		}
+	}
+	if_end(c, join);
 	loop_end(c, &lr);
 	kern_end(c, &k);
 	return 0;

@@ -10,3 +10,10 @@ target_link_options(nnd_cg_test PRIVATE -Wl,--whole-archive $<TARGET_FILE:nndrt>
 file(MAKE_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/codegen)
 add_test(NAME codegen_kernels
          COMMAND nnd_cg_test --aot-dir ${CMAKE_CURRENT_BINARY_DIR}/codegen)
+# the same kernels with the narrower vector widths of AVX2 and SSE hosts
+# (NND_MM_VW: lanes of the matmul and dropout vectors; results never change)
+foreach(vw 8 4)
+  add_test(NAME codegen_kernels_vw${vw}
+           COMMAND nnd_cg_test --vw-subset)
+  set_tests_properties(codegen_kernels_vw${vw} PROPERTIES ENVIRONMENT NND_MM_VW=${vw})
+endforeach()

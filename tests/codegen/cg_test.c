@@ -1023,11 +1023,13 @@ static void test_bad_label(void)
 
 /* ---- dropout ---- */
 
-static void test_dropout(void)
+/* d1 x d2 elements per row: 64 (whole vector groups), 77 (a group, whole
+ * blocks and a partial one), 3 (a partial block alone), 140 */
+static void test_dropout_shape(int d1, int d2)
 {
 	tb t;
 	tb_init(&t, "dropout", 32, 40);
-	int E = 64;
+	int E = d1 * d2;
 	int64_t n = 32 * E;
 	float p = 0.25f, scale = 1.0f / (1.0f - p);
 	float *x = fill(n, false), *dy = fill(n, false);
@@ -1035,7 +1037,7 @@ static void test_dropout(void)
 		if (x[i] == 0.0f) x[i] = 1.0f;
 		if (dy[i] == 0.0f) dy[i] = 1.0f;
 	}
-	ir_type tt = ty(IR_F32, 3, -1, 8, 8);
+	ir_type tt = ty(IR_F32, 3, -1, d1, d2);
 	int ix = tb_input(&t, tt, x), idy = tb_input(&t, tt, dy);
 	ir_node *y = tb_op(&t, IR_DROPOUT, tt, 1, ix);
 	ir_node *dx = tb_op(&t, IR_DROPOUT_BWD, tt, 1, idy);
@@ -1063,8 +1065,9 @@ static void test_dropout(void)
 		}
 		double frac = (double)kept / (double)n;
 		checks++;
-		/* 2048 Bernoulli(0.75) draws: sd ~ 0.0096 */
-		if (frac < 0.70 || frac > 0.80 || same_mask != n || other_same == n) {
+		/* n Bernoulli(0.75) draws: sd = 0.433 / sqrt(n) (0.0096 for 2048) */
+		double tol = 5.0 * 0.433 / sqrt((double)n);
+		if (frac < 0.75 - tol || frac > 0.75 + tol || same_mask != n || other_same == n) {
 			printf("FAIL dropout stats: kept %.4f (want ~0.75), bwd mask agrees %" PRId64 "/%" PRId64
 			       ", other stream identical %" PRId64 "\n", frac, same_mask, n, other_same);
 			failures++;
@@ -1075,6 +1078,14 @@ static void test_dropout(void)
 	free(x);
 	free(dy);
 	tb_done(&t);
+}
+
+static void test_dropout(void)
+{
+	test_dropout_shape(8, 8);
+	test_dropout_shape(7, 11);
+	test_dropout_shape(3, 1);
+	test_dropout_shape(4, 35);
 }
 
 /* ---- optimizer updates ---- */
@@ -2627,9 +2638,31 @@ int main(int argc, char **argv)
 	const char *aot_dir = NULL;
 	if (argc > 1 && !strcmp(argv[1], "--sgemm"))
 		return bench_sgemm(argc - 2, argv + 2);
-	for (int i = 1; i < argc; i++)
+	bool vw_subset = false;
+	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--aot-dir") && i + 1 < argc)
 			aot_dir = argv[++i];
+		else if (!strcmp(argv[i], "--vw-subset"))
+			vw_subset = true;
+	}
+	if (vw_subset) {
+		/* the kernels whose code depends on the vector width (NND_MM_VW):
+		 * the matmul's vectors and masks, the fused plan, dropout's
+		 * vectorised Philox, the vectorised 2x2 pooling */
+		for (int ta = 0; ta < 2; ta++)
+			for (int tb_ = 0; tb_ < 2; tb_++) {
+				test_matmul(7, 13, 5, ta, tb_, 4, 0);
+				test_matmul(13, 129, 17, ta, tb_, 2, 2);
+				test_plan_matmul(fused_plans[0], ta, tb_);
+			}
+		test_matmul(64, 64, 64, false, false, 1, 0);
+		test_matmul(5, 33, 100, false, false, 1, 0);
+		test_dropout();
+		test_pool(9, 40, 2, 2, mkplan(IR_PLAN_SEQ, 0), true);
+		test_pool(7, 9, 2, 2, mkplan(IR_PLAN_SEQ, 0), true);
+		printf("%d checks, %d failures (vector-width subset)\n", checks, failures);
+		return failures ? 1 : 0;
+	}
 
 	/* matmul: every transpose combination, odd sizes, B-dependent M and K */
 	for (int ta = 0; ta < 2; ta++)
