@@ -280,7 +280,7 @@ static void record(cu *c, const ir_node *n, const char *kname, ir_dim units, ir_
 	int blk = 0;
 	int64_t offc = 0, offb = 0;
 	ir_dim bytes = dconst(0);
-	if (v && v->blk != IR_BLK_NONE) {
+	if (v && v->blk != IR_BLK_NONE && v->blk != IR_BLK_FUSED) {
 		blk = (int)v->blk;
 		offc = v->blk == IR_BLK_INPUT ? v->ia[0] : v->off_c;
 		offb = v->blk == IR_BLK_ACT ? v->off_b : 0;
@@ -445,12 +445,45 @@ static const char *scalar(cu *c, const ir_node *n, const char **x)
 	}
 }
 
-static int emit_elementwise(cu *c, const ir_node *n)
+/* A fused elementwise tree (passes/fuse.c): the root's kernel computes,
+ * per element, each node fused into it (inner, topological order, root
+ * last) from the values it loads (leaf); every inner node has the root's
+ * shape, so a leaf is read with its broadcast strides against the root. */
+enum { CU_TREE_INNER = 64, CU_TREE_LEAF = 8 };
+typedef struct cu_tree {
+	const ir_node *inner[CU_TREE_INNER]; int ninner;
+	const ir_node *leaf[CU_TREE_LEAF]; int nleaf;
+} cu_tree;
+
+static int tree_add(cu *c, cu_tree *t, const ir_node *n)
 {
-	if (n->nin > 3)
-		return cu_err(c, n, "bad arity");
-	if (is_imm(n) || n->blk == IR_BLK_NONE)
-		return cu_err(c, n, "an elementwise result needs storage");
+	for (int i = 0; i < n->nin; i++) {
+		const ir_node *x = in_node(c, n, i);
+		if (x->blk == IR_BLK_FUSED) {
+			if (x->off_c != n->id)
+				return cu_err(c, x, "fused into another node than its reader");
+			if (tree_add(c, t, x))
+				return -1;
+			continue;
+		}
+		bool seen = false;
+		for (int j = 0; j < t->nleaf; j++)
+			seen |= t->leaf[j] == x;
+		if (seen)
+			continue;
+		if (t->nleaf == CU_TREE_LEAF)
+			return cu_err(c, n, "fused tree reads more than %d values", CU_TREE_LEAF);
+		t->leaf[t->nleaf++] = x;
+	}
+	if (t->ninner == CU_TREE_INNER)
+		return cu_err(c, n, "fused tree has more than %d nodes", CU_TREE_INNER);
+	t->inner[t->ninner++] = n;
+	return 0;
+}
+
+/* the operand checks of one elementwise node (its own kernel's or fused) */
+static int elem_check(cu *c, const ir_node *n)
+{
 	for (int i = 0; i < n->nin; i++)
 		if (in_node(c, n, i)->type.rank > n->type.rank)
 			return cu_err(c, n, "input %d has a higher rank than the result", i);
@@ -459,24 +492,61 @@ static int emit_elementwise(cu *c, const ir_node *n)
 		return cu_err(c, n, "operand dtypes differ from the result's");
 	if (n->op == IR_BROADCAST && in_node(c, n, 0)->type.dt != n->type.dt)
 		return cu_err(c, n, "dtype changes");
+	if (n->op == IR_WHERE &&
+	    (in_node(c, n, 1)->type.dt != n->type.dt || in_node(c, n, 2)->type.dt != n->type.dt))
+		return cu_err(c, n, "branch dtypes differ from the result's");
+	return 0;
+}
+
+static int emit_elementwise(cu *c, const ir_node *n)
+{
+	if (n->nin > 3)
+		return cu_err(c, n, "bad arity");
+	if (is_imm(n) || n->blk == IR_BLK_NONE || n->blk == IR_BLK_FUSED)
+		return cu_err(c, n, "an elementwise result needs storage");
+	cu_tree t = { .ninner = 0 };
+	if (tree_add(c, &t, n))
+		return -1;
+	for (int m = 0; m < t.ninner; m++) {
+		const ir_node *x = t.inner[m];
+		if (x != n && (!(ir_ops[x->op].flags & IR_F_ELEM) || x->type.rank != n->type.rank))
+			return cu_err(c, x, "cannot be fused into node %d", n->id);
+		if (elem_check(c, x))
+			return -1;
+		/* the rules cu_ID applies to its own node (f32-only ops) */
+		bool any_dt = x->op == IR_NEG || x->op == IR_CAST || x->op == IR_ADD || x->op == IR_SUB ||
+		              x->op == IR_MUL || x->op == IR_DIV || x->op == IR_WHERE;
+		if (x != n && !any_dt && need_f32(c, x))
+			return -1;
+	}
 	k_begin(c, n, ir_type_numel(&n->type));
-	for (int i = 0; i < n->nin; i++)
-		use(c, in_node(c, n, i));
+	for (int i = 0; i < t.nleaf; i++)
+		use(c, t.leaf[i]);
 	use(c, n);
 	k_loop(c);
 	decompose(c, &n->type, "u", "");
-	const char *x[3];
-	for (int i = 0; i < n->nin; i++) {
-		const ir_node *in = in_node(c, n, i);
+	for (int i = 0; i < t.nleaf; i++) {
+		const ir_node *in = t.leaf[i];
 		ir_dim s[IR_MAX_RANK];
 		bcast_strides(&in->type, n->type.rank, s);
-		line(c, "const %s x%d = %s;", ctype(in->type.dt), i, R(c, in, "%s", index_of(s, n->type.rank, "")));
-		x[i] = i == 0 ? "x0" : i == 1 ? "x1" : "x2";
+		line(c, "const %s e%d = %s;", ctype(in->type.dt), in->id, R(c, in, "%s", index_of(s, n->type.rank, "")));
 	}
-	const char *y = scalar(c, n, x);
-	if (!y)
-		return cu_err(c, n, "no scalar rule (integer division?)");
-	line(c, "%s = %s;", W(c, n, "u"), y);
+	for (int m = 0; m < t.ninner; m++) {
+		const ir_node *x = t.inner[m];
+		char names[3][16];
+		const char *xs[3];
+		for (int i = 0; i < x->nin; i++) {
+			snprintf(names[i], sizeof names[i], "e%d", in_node(c, x, i)->id);
+			xs[i] = names[i];
+		}
+		const char *y = scalar(c, x, xs);
+		if (!y)
+			return cu_err(c, x, "no scalar rule (integer division?)");
+		if (x == n)
+			line(c, "%s = %s;", W(c, n, "u"), y);
+		else
+			line(c, "const %s e%d = %s;", ctype(x->type.dt), x->id, y);
+	}
 	return k_end(c);
 }
 
@@ -504,12 +574,7 @@ static int cu_TANH_BWD(cu *c, const ir_node *n) { return need_f32_elem(c, n); }
 static int cu_SIGMOID_BWD(cu *c, const ir_node *n) { return need_f32_elem(c, n); }
 static int cu_GELU_BWD(cu *c, const ir_node *n) { return need_f32_elem(c, n); }
 static int cu_BROADCAST(cu *c, const ir_node *n) { return emit_elementwise(c, n); }
-static int cu_WHERE(cu *c, const ir_node *n)
-{
-	if (in_node(c, n, 1)->type.dt != n->type.dt || in_node(c, n, 2)->type.dt != n->type.dt)
-		return cu_err(c, n, "branch dtypes differ from the result's");
-	return emit_elementwise(c, n);
-}
+static int cu_WHERE(cu *c, const ir_node *n) { return emit_elementwise(c, n); }
 
 /* ------------------------------------------------------------------ */
 /* leaves, constants, shapes                                           */
@@ -1517,6 +1582,10 @@ static int build_graph(cu *c, const ir_graph *g, int gi)
 		if ((unsigned)n->op >= IR_NUM_OPS || n->nin < 0 || n->nin > 4) {
 			cu_err(c, n, "malformed node");
 			break;
+		}
+		if (n->blk == IR_BLK_FUSED) {   /* computed in its reader's kernel */
+			record(c, n, "-", dconst(0), dconst(0));
+			continue;
 		}
 		if (cu_emitters[n->op](c, n) && !c->failed)
 			cu_err(c, n, "no CUDA kernel");

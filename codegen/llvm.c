@@ -710,7 +710,7 @@ static LLVMValueRef emit_reduce(cg *c, ir_plan plan, LLVMValueRef len, cg_term_f
  * per operand, each the dot product of the induction variables with that
  * operand's strides (0 for broadcast dims).  The innermost stride is a
  * literal 1 or 0 so the vectoriser sees unit-stride or invariant access. */
-#define CG_NEST_OPS 5
+#define CG_NEST_OPS 9   /* the result and up to 8 loads (passes/fuse.c) */
 typedef struct cg_nest {
 	int rank, nops;
 	LLVMValueRef dim[IR_MAX_RANK];      /* trip counts */
@@ -790,26 +790,77 @@ static void elem_units(cg *c, const ir_type *t, int64_t work, LLVMValueRef *unit
 	*grain = grain_of(c, work, dims_prod(c, t, 1, t->rank));
 }
 
+/* A fused elementwise tree (passes/fuse.c): the kernel of `root` also
+ * computes, per element, every value fused into it.  inner: those nodes
+ * in topological order, the root last; leaf: the distinct values loaded
+ * from memory (or immediates).  The pass guarantees every inner node has
+ * the root's shape, so a leaf is read with its broadcast strides against
+ * the root's shape, exactly as its own consumer would read it. */
+#define CG_TREE_INNER 64
+typedef struct cg_tree {
+	const ir_node *inner[CG_TREE_INNER]; int ninner;
+	const ir_node *leaf[CG_NEST_OPS - 1]; int nleaf;
+} cg_tree;
+
+static int tree_add(cg *c, cg_tree *t, const ir_node *n)
+{
+	for (int i = 0; i < n->nin; i++) {
+		const ir_node *x = in_node(c, n, i);
+		if (x->blk == IR_BLK_FUSED) {
+			if (x->off_c != n->id)
+				return cg_err(c, x, "fused into node %" PRId64 ", but read by node %d", x->off_c, n->id);
+			if (tree_add(c, t, x))
+				return -1;
+			continue;
+		}
+		bool seen = false;
+		for (int j = 0; j < t->nleaf; j++)
+			seen |= t->leaf[j] == x;
+		if (seen)
+			continue;
+		if (t->nleaf == CG_NEST_OPS - 1)
+			return cg_err(c, n, "fused tree reads more than %d values", CG_NEST_OPS - 1);
+		t->leaf[t->nleaf++] = x;
+	}
+	if (t->ninner == CG_TREE_INNER)
+		return cg_err(c, n, "fused tree has more than %d nodes", CG_TREE_INNER);
+	t->inner[t->ninner++] = n;
+	return 0;
+}
+
+static cg_scalar_fn elem_rule(cg *c, const ir_node *n);
+
 static int emit_elementwise(cg *c, const ir_node *n, cg_scalar_fn f)
 {
-	cg_val out, in[4];
+	cg_val out, in[CG_NEST_OPS];
+	cg_tree t = { .ninner = 0 };
 	if (n->type.rank > IR_MAX_RANK || n->nin > 4)
 		return cg_err(c, n, "bad rank or arity");
-	if (n->op == IR_CONST || n->op == IR_NUMEL || n->blk == IR_BLK_NONE)
+	if (n->op == IR_CONST || n->op == IR_NUMEL || n->blk == IR_BLK_NONE || n->blk == IR_BLK_FUSED)
 		return cg_err(c, n, "an elementwise result needs storage");
-	for (int i = 0; i < n->nin; i++)
-		if (in_node(c, n, i)->type.rank > n->type.rank)
-			return cg_err(c, n, "input %d has a higher rank than the result", i);
+	if (tree_add(c, &t, n))
+		return -1;
+	int64_t cost = GRAIN_CHEAP;
+	for (int m = 0; m < t.ninner; m++) {
+		const ir_node *x = t.inner[m];
+		for (int i = 0; i < x->nin; i++)
+			if (in_node(c, x, i)->type.rank > x->type.rank)
+				return cg_err(c, x, "input %d has a higher rank than the result", i);
+		if (x != n && (x->type.rank != n->type.rank || !elem_rule(c, x)))
+			return cg_err(c, x, "cannot be fused into node %d", n->id);
+		if (elem_grain(x->op) < cost)
+			cost = elem_grain(x->op);
+	}
 	kern k;
 	LLVMValueRef units, grain;
-	elem_units(c, &n->type, elem_grain(n->op), &units, &grain);
+	elem_units(c, &n->type, cost, &units, &grain);
 	kern_begin(c, n, &k, units, grain, n->type.rank == 0);
 	if (val_of(c, n, &out))
 		return -1;
 	cg_nest ns;
 	memset(&ns, 0, sizeof ns);
 	ns.rank = n->type.rank;
-	ns.nops = 1 + n->nin;
+	ns.nops = 1 + t.nleaf;
 	for (int d = 0; d < ns.rank; d++)
 		ns.dim[d] = dim_val(c, n->type.d[d]);
 	if (ns.rank > 0) {   /* dim 0 restricted to the range */
@@ -817,19 +868,43 @@ static int emit_elementwise(cg *c, const ir_node *n, cg_scalar_fn f)
 		ns.dim[0] = sub(c, k.hi, k.lo);
 	}
 	strides_of(c, &n->type, ns.stride[0]);
-	for (int i = 0; i < n->nin; i++) {
-		const ir_node *x = in_node(c, n, i);
-		if (val_of(c, x, &in[i]))
+	for (int i = 0; i < t.nleaf; i++) {
+		if (val_of(c, t.leaf[i], &in[i]))
 			return -1;
-		bcast_strides(c, &x->type, ns.rank, ns.stride[1 + i]);
+		bcast_strides(c, &t.leaf[i]->type, ns.rank, ns.stride[1 + i]);
 	}
 	nest_begin(c, &ns);
-	LLVMValueRef xs[4];
-	for (int i = 0; i < n->nin; i++)
-		xs[i] = vload(c, &in[i], ns.idx[1 + i]);
-	LLVMValueRef y = f(c, n, in, xs);
-	if (!y)
-		return -1;
+	/* values of this element: leaves first, then the inner nodes in order */
+	const ir_node *vn[CG_NEST_OPS - 1 + CG_TREE_INNER];
+	cg_val vv[CG_NEST_OPS - 1 + CG_TREE_INNER];
+	LLVMValueRef vx[CG_NEST_OPS - 1 + CG_TREE_INNER];
+	int nv = 0;
+	for (int i = 0; i < t.nleaf; i++, nv++) {
+		vn[nv] = t.leaf[i];
+		vv[nv] = in[i];
+		vx[nv] = vload(c, &in[i], ns.idx[1 + i]);
+	}
+	LLVMValueRef y = NULL;
+	for (int m = 0; m < t.ninner; m++) {
+		const ir_node *x = t.inner[m];
+		cg_val xin[4];
+		LLVMValueRef xs[4];
+		for (int i = 0; i < x->nin; i++) {
+			int j = nv - 1;
+			while (j >= 0 && vn[j] != in_node(c, x, i))
+				j--;
+			if (j < 0)
+				return cg_err(c, x, "fused input %d not computed", i);
+			xin[i] = vv[j];
+			xs[i] = vx[j];
+		}
+		y = (x == n ? f : elem_rule(c, x))(c, x, xin, xs);
+		if (!y)
+			return -1;
+		vn[nv] = x;
+		vv[nv] = (cg_val){ .n = x, .ty = elem_ty(c, x->type.dt) };
+		vx[nv++] = y;
+	}
 	vstore(c, &out, ns.idx[0], y);
 	nest_end(c, &ns);
 	kern_end(c, &k);
@@ -975,37 +1050,54 @@ static int need_f32(cg *c, const ir_node *n)
 	return 0;
 }
 
-#define CG_ELEM_F32(ID, FN) \
-	static int emit_##ID(cg *c, const ir_node *n) { return need_f32(c, n) ? -1 : emit_elementwise(c, n, FN); }
-CG_ELEM_F32(EXP, s_exp)
-CG_ELEM_F32(LOG, s_log)
-CG_ELEM_F32(SQRT, s_sqrt)
-CG_ELEM_F32(TANH, s_tanh)
-CG_ELEM_F32(SIGMOID, s_sigmoid)
-CG_ELEM_F32(RELU, s_relu)
-CG_ELEM_F32(GELU, s_gelu)
-CG_ELEM_F32(POW, s_pow)
-CG_ELEM_F32(MAXIMUM, s_maxmin)
-CG_ELEM_F32(MINIMUM, s_maxmin)
-CG_ELEM_F32(GE, s_ge)
-CG_ELEM_F32(RELU_BWD, s_relu_bwd)
-CG_ELEM_F32(TANH_BWD, s_tanh_bwd)
-CG_ELEM_F32(SIGMOID_BWD, s_sigmoid_bwd)
-CG_ELEM_F32(GELU_BWD, s_gelu_bwd)
-#undef CG_ELEM_F32
-
-static int emit_NEG(cg *c, const ir_node *n) { return emit_elementwise(c, n, s_neg); }
-static int emit_CAST(cg *c, const ir_node *n) { return emit_elementwise(c, n, s_cast); }
-static int emit_ADD(cg *c, const ir_node *n) { return emit_elementwise(c, n, s_arith); }
-static int emit_SUB(cg *c, const ir_node *n) { return emit_elementwise(c, n, s_arith); }
-static int emit_MUL(cg *c, const ir_node *n) { return emit_elementwise(c, n, s_arith); }
-static int emit_DIV(cg *c, const ir_node *n) { return emit_elementwise(c, n, s_arith); }
-static int emit_WHERE(cg *c, const ir_node *n)
+/* The scalar rule of an elementwise op after its operand checks; NULL
+ * (with the error reported) when the node is malformed.  Used for a
+ * kernel's own node and for every node fused into it. */
+static cg_scalar_fn elem_rule(cg *c, const ir_node *n)
 {
-	if (in_node(c, n, 1)->type.dt != n->type.dt || in_node(c, n, 2)->type.dt != n->type.dt)
-		return cg_err(c, n, "branch dtypes differ from the result's");
-	return emit_elementwise(c, n, s_where);
+	cg_scalar_fn f32fn = NULL;
+	switch (n->op) {
+	case IR_NEG: return s_neg;
+	case IR_CAST: return s_cast;
+	case IR_ADD: case IR_SUB: case IR_MUL: case IR_DIV: return s_arith;
+	case IR_WHERE:
+		if (in_node(c, n, 1)->type.dt != n->type.dt || in_node(c, n, 2)->type.dt != n->type.dt) {
+			cg_err(c, n, "branch dtypes differ from the result's");
+			return NULL;
+		}
+		return s_where;
+	case IR_EXP: f32fn = s_exp; break;
+	case IR_LOG: f32fn = s_log; break;
+	case IR_SQRT: f32fn = s_sqrt; break;
+	case IR_TANH: f32fn = s_tanh; break;
+	case IR_SIGMOID: f32fn = s_sigmoid; break;
+	case IR_RELU: f32fn = s_relu; break;
+	case IR_GELU: f32fn = s_gelu; break;
+	case IR_POW: f32fn = s_pow; break;
+	case IR_MAXIMUM: case IR_MINIMUM: f32fn = s_maxmin; break;
+	case IR_GE: f32fn = s_ge; break;
+	case IR_RELU_BWD: f32fn = s_relu_bwd; break;
+	case IR_TANH_BWD: f32fn = s_tanh_bwd; break;
+	case IR_SIGMOID_BWD: f32fn = s_sigmoid_bwd; break;
+	case IR_GELU_BWD: f32fn = s_gelu_bwd; break;
+	default:
+		cg_err(c, n, "not an elementwise op");
+		return NULL;
+	}
+	return need_f32(c, n) ? NULL : f32fn;
 }
+
+static int emit_elem(cg *c, const ir_node *n)
+{
+	cg_scalar_fn f = elem_rule(c, n);
+	return f ? emit_elementwise(c, n, f) : -1;
+}
+#define CG_ELEM(ID) static int emit_##ID(cg *c, const ir_node *n) { return emit_elem(c, n); }
+CG_ELEM(NEG) CG_ELEM(CAST) CG_ELEM(ADD) CG_ELEM(SUB) CG_ELEM(MUL) CG_ELEM(DIV) CG_ELEM(WHERE)
+CG_ELEM(EXP) CG_ELEM(LOG) CG_ELEM(SQRT) CG_ELEM(TANH) CG_ELEM(SIGMOID) CG_ELEM(RELU) CG_ELEM(GELU)
+CG_ELEM(POW) CG_ELEM(MAXIMUM) CG_ELEM(MINIMUM) CG_ELEM(GE) CG_ELEM(RELU_BWD) CG_ELEM(TANH_BWD)
+CG_ELEM(SIGMOID_BWD) CG_ELEM(GELU_BWD)
+#undef CG_ELEM
 static int emit_BROADCAST(cg *c, const ir_node *n) { return emit_elementwise(c, n, s_copy); }
 
 /* ------------------------------------------------------------------ */
@@ -3639,6 +3731,8 @@ static LLVMValueRef build_graph(cg *c, const ir_graph *g, const char *name, int 
 			bad |= cg_err(c, n, "%d inputs", n->nin) != 0;
 			continue;
 		}
+		if (n->blk == IR_BLK_FUSED)
+			continue;   /* computed in its reader's kernel */
 		if (cg_emitters[n->op](c, n)) {
 			bad = 1;
 			kern_abort(c);

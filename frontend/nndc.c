@@ -40,7 +40,7 @@ static void usage(FILE *f)
 	      "                         compare two step logs (train --log, --debug-digests):\n"
 	      "                         the first step, and op, where the runs diverge\n"
 	      "  emit  MODEL.nnd --stage ast|ir|plans|manifest|llvm|cuda|ptx [--after PASS]\n"
-	      "                         print a stage; --after lower|shape|autodiff|optimizer|plans|rng|memplan\n"
+	      "                         print a stage; --after lower|shape|autodiff|optimizer|plans|rng|fuse|memplan\n"
 	      "                         picks the IR after that pass (default: after memplan); cuda: the\n"
 	      "                         CUDA source of --device cuda, ptx: it compiled by NVRTC (no GPU\n"
 	      "                         needed) for --arch compute_NN (default compute_80)\n"
@@ -49,7 +49,10 @@ static void usage(FILE *f)
 	      "  -o FILE                output executable (build)\n"
 	      "  -O0 -O1 -O2 -O3        LLVM optimisation level (default -O2); never changes a bit\n"
 	      "  --plan PLAN            reduction plans: seq, blocked:N or tree:F for every\n"
-	      "                         reduction, or GLOB=PLAN,... by instance path (default: seq)\n"
+	      "                         reduction, or GLOB=PLAN,... by instance path (default: seq;\n"
+	      "                         seq+fma for dot products)\n"
+	      "  --no-fuse              give every elementwise value its own kernel and storage\n"
+	      "                         (fusion never changes a bit; this is for comparing)\n"
 	      "  --help, --version\n", f);
 }
 
@@ -102,7 +105,8 @@ static void parse_args(int argc, char **argv, opts *o)
 			else if (!strcmp(a, "--after")) o->after = v;
 			else if (!strcmp(a, "--target")) o->target = v;
 			else o->po.plan_override = v;
-		} else if (!strncmp(a, "--stage=", 8)) o->stage = a + 8;
+		} else if (!strcmp(a, "--no-fuse")) o->po.no_fuse = true;
+		else if (!strncmp(a, "--stage=", 8)) o->stage = a + 8;
 		else if (!strncmp(a, "--after=", 8)) o->after = a + 8;
 		else if (!strncmp(a, "--target=", 9)) o->target = a + 9;
 		else if (!strncmp(a, "--plan=", 7)) o->po.plan_override = a + 7;

@@ -78,6 +78,8 @@ typedef enum {
 	IR_BLK_INPUT,       /* args.inputs[ia0] */
 	IR_BLK_OUTPUT,      /* args.outputs[off_c] (scalars) */
 	IR_BLK_RESULT,      /* args.result: the infer graph's output tensor */
+	IR_BLK_FUSED,       /* no storage: computed per element inside the kernel
+	                       of node off_c (passes/fuse.c) */
 } ir_block;
 
 typedef struct ir_node {

@@ -7,7 +7,7 @@
 
 static const char *blk_name(ir_block b)
 {
-	static const char *n[] = { "-", "act", "param", "grad", "opt", "state", "input", "output", "result" };
+	static const char *n[] = { "-", "act", "param", "grad", "opt", "state", "input", "output", "result", "fused" };
 	return (unsigned)b < sizeof n / sizeof n[0] ? n[b] : "?";
 }
 
@@ -59,7 +59,9 @@ void ir_print_graph(const ir_program *p, const ir_graph *g, FILE *out)
 			fprintf(out, " stream=%d", n->stream);
 		if (n->path)
 			fprintf(out, " @%s", n->path);
-		if (n->blk != IR_BLK_NONE) {
+		if (n->blk == IR_BLK_FUSED) {
+			fprintf(out, " [fused into %%%" PRId64 "]", n->off_c);
+		} else if (n->blk != IR_BLK_NONE) {
 			fprintf(out, " [%s %" PRId64, blk_name(n->blk), n->off_c);
 			if (n->off_b)
 				fprintf(out, "+%" PRId64 "*Bmax", n->off_b);

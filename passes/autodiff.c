@@ -121,7 +121,10 @@ GRAD(LOG) { acc(d, X, mk2(d, IR_DIV, dy, X, n)); }
 GRAD(SQRT) { acc(d, X, mk2(d, IR_DIV, dy, mk2(d, IR_ADD, n->id, n->id, n), n)); }
 GRAD(TANH) { acc(d, X, mk2(d, IR_TANH_BWD, dy, n->id, n)); }
 GRAD(SIGMOID) { acc(d, X, mk2(d, IR_SIGMOID_BWD, dy, n->id, n)); }
-GRAD(RELU) { acc(d, X, mk2(d, IR_RELU_BWD, dy, X, n)); }
+/* relu_bwd reads relu's output, not its input: y > 0 exactly when x > 0
+ * (NaN included), and then the input, often a bias add, has one reader
+ * and can be fused into the relu (passes/fuse.c) */
+GRAD(RELU) { acc(d, X, mk2(d, IR_RELU_BWD, dy, n->id, n)); }
 GRAD(GELU) { acc(d, X, mk2(d, IR_GELU_BWD, dy, X, n)); }
 
 GRAD(ADD)

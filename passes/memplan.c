@@ -31,7 +31,7 @@ static int plan_graph(ir_program *p, ir_graph *g, bool train)
 		}
 	for (int i = 0; i < g->nnodes; i++) {
 		ir_node *n = g->nodes[i];
-		if (is_grad[i])
+		if (is_grad[i] || n->blk == IR_BLK_FUSED)
 			continue;
 		n->off_b = 0;
 		if (i == g->result) {

@@ -23,6 +23,7 @@
 
 typedef struct pass_options {
 	const char *plan_override;   /* NULL, or "FAMILY" / "PATTERN=FAMILY,..." */
+	bool no_fuse;                /* --no-fuse: every value gets its own storage */
 } pass_options;
 
 ir_module *pass_lower(arena *a, const ast_file *f);
@@ -34,6 +35,9 @@ int pass_plans(ir_program *p, const pass_options *o);
  * "GLOB=FAMILY,..."); on failure writes why into err. */
 bool pass_plan_valid(const char *spec, char *err, size_t errlen);
 int pass_rng(arena *a, ir_program *p);
+/* fuse.c: marks elementwise values computed inside their single
+ * elementwise reader's kernel (blk = IR_BLK_FUSED, off_c = the reader) */
+int pass_fuse(ir_program *p, const pass_options *o);
 int pass_memplan(ir_program *p);
 
 /* pipeline.c: parse and run every pass up to and including `stop` (a

@@ -11,6 +11,7 @@ static int run_autodiff(arena *a, ir_program *p, const pass_options *o) { (void)
 static int run_optimizer(arena *a, ir_program *p, const pass_options *o) { (void)o; return pass_optimizer(a, p); }
 static int run_plans(arena *a, ir_program *p, const pass_options *o) { (void)a; return pass_plans(p, o); }
 static int run_rng(arena *a, ir_program *p, const pass_options *o) { (void)o; return pass_rng(a, p); }
+static int run_fuse(arena *a, ir_program *p, const pass_options *o) { (void)a; return pass_fuse(p, o); }
 static int run_memplan(arena *a, ir_program *p, const pass_options *o) { (void)a; (void)o; return pass_memplan(p); }
 
 static const struct { const char *name; prog_pass *run; } pipeline[] = {
@@ -20,6 +21,7 @@ static const struct { const char *name; prog_pass *run; } pipeline[] = {
 	{ "shape", run_shape },          /* the backward graph is well typed */
 	{ "plans", run_plans },          /* a reduction plan on every reduction */
 	{ "rng", run_rng },              /* a stream on every random op */
+	{ "fuse", run_fuse },            /* elementwise chains share one kernel */
 	{ "memplan", run_memplan },      /* every value gets its place */
 };
 enum { NPASSES = sizeof pipeline / sizeof pipeline[0] };

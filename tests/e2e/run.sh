@@ -189,6 +189,35 @@ threads)
 	run 0 m3 ./mlp train --steps 120 --threads 3
 	cmp -s m1 m2 && cmp -s m1 m3 || fail "mlp_fashion: thread counts differ"
 	;;
+fuse)
+	# elementwise fusion never changes a bit: every-op model (both train
+	# blocks), the tiny model and the MLP built with and without it, and
+	# their per-node digests (nodes that exist in both builds) agree
+	run 0 ir "$NNDC" emit "$SRC/e2e/every_op.nnd" --stage ir
+	has ir 'fused into %'
+	run 0 build.out "$NNDC" build "$SRC/e2e/every_op.nnd" -o every
+	run 0 build2.out "$NNDC" build "$SRC/e2e/every_op.nnd" --no-fuse -o every_nf
+	run 0 ir2 "$NNDC" emit "$SRC/e2e/every_op.nnd" --stage ir --no-fuse
+	grep -q 'fused into' ir2 && fail "--no-fuse still fuses"
+	run 0 e1 ./every train --threads 2
+	run 0 e2 ./every_nf train --threads 2
+	cmp -s e1 e2 || fail "every_op: fused and unfused builds differ"
+	run 0 s1 ./every train --train every_sgd --threads 1
+	run 0 s2 ./every_nf train --train every_sgd --threads 1
+	cmp -s s1 s2 || fail "every_op (sgd): fused and unfused builds differ"
+	tiny_model
+	run 0 tb "$NNDC" build tiny.nnd -o tiny
+	run 0 tb2 "$NNDC" build tiny.nnd --no-fuse -o tiny_nf
+	run 0 t1 ./tiny train --threads 2
+	run 0 t2 ./tiny_nf train --threads 2
+	cmp -s t1 t2 || fail "tiny: fused and unfused builds differ"
+	need_fashion
+	run 0 mb "$NNDC" build "$EX/mlp_fashion.nnd" -o mlp
+	run 0 mb2 "$NNDC" build "$EX/mlp_fashion.nnd" --no-fuse -o mlp_nf
+	run 0 m1 ./mlp train --steps 60 --threads 2
+	run 0 m2 ./mlp_nf train --steps 60 --threads 2
+	cmp -s m1 m2 || fail "mlp_fashion: fused and unfused builds differ"
+	;;
 resume)
 	# save mid-epoch, resume at another thread count: the bits of an
 	# uninterrupted run, at the end and at every logged step
