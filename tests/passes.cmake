@@ -69,3 +69,11 @@ add_test(NAME ir_new_ops_plans_override
   WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/ir)
 set_tests_properties(ir_tiny_mlp_plans_override ir_bad_plan ir_tiny_mlp_plans_fma ir_bad_plan_fma
   ir_new_ops_plans_override PROPERTIES LABELS passes)
+
+# the verifier's fusion and memory-plan checks catch broken plans
+add_executable(nnd_verify_test ${CMAKE_CURRENT_SOURCE_DIR}/verify/verify_test.c)
+target_link_libraries(nnd_verify_test PRIVATE nndcore)
+add_test(NAME ir_verify_storage
+  COMMAND nnd_verify_test ${CMAKE_CURRENT_SOURCE_DIR}/ir/tiny_mlp.nnd
+  WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/ir)
+set_tests_properties(ir_verify_storage PROPERTIES LABELS passes)
