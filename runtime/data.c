@@ -153,6 +153,28 @@ fail:
 	return NULL;
 }
 
+int rt_data_threads_init(char *err, size_t errlen)
+{
+	/* an empty gzip member: decoding it makes libdeflate pick its decoder
+	 * and CRC-32 code (which it does on first use, unsynchronised) here,
+	 * on one thread */
+	static const uint8_t empty[20] = { 0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 3, 0 };
+	uint8_t out[1];
+	size_t n = 0;
+	struct libdeflate_decompressor *dec = libdeflate_alloc_decompressor();
+	if (!dec) {
+		errf(err, errlen, "libdeflate: cannot allocate a decompressor (out of memory)");
+		return -1;
+	}
+	enum libdeflate_result res = libdeflate_gzip_decompress(dec, empty, sizeof empty, out, sizeof out, &n);
+	libdeflate_free_decompressor(dec);
+	if (res != LIBDEFLATE_SUCCESS || n != 0) {
+		errf(err, errlen, "libdeflate: an empty gzip member decodes to %zu bytes (result %d)", n, (int)res);
+		return -1;
+	}
+	return 0;
+}
+
 /* whole: the caller wants the whole file (decoded at once when gzip) */
 static int reader_open(reader *r, const char *path, bool whole, char *err, size_t errlen)
 {
