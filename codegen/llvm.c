@@ -72,7 +72,7 @@
 #define NND_RT_LIB "libnndrt.a"
 #endif
 #ifndef NND_LINK_LIBS
-#define NND_LINK_LIBS "-lz -lcrypto -lcjson -lm -lpthread"
+#define NND_LINK_LIBS "-lz -ldeflate -lcrypto -lcjson -lm -lpthread"
 #endif
 
 struct cg_module {

@@ -330,12 +330,7 @@ static int cmd_train(int argc, char **argv, const nnd_model *model, const rt_man
 	setup_run(&r, model, m, p, seed);
 	live_run = &r;
 	if (o.epochs >= 0) r.epochs = o.epochs;
-	rt_load_dataset(p, &p->datasets[p->data_ds], &r.data);
-	r.have_data = true;
-	if (p->eval_ds >= 0 && p->graphs[RT_GRAPH_EVAL].present) {
-		rt_load_dataset(p, &p->datasets[p->eval_ds], &r.eval);
-		r.have_eval = true;
-	}
+	rt_load_train_eval(&r, p->eval_ds >= 0 && p->graphs[RT_GRAPH_EVAL].present);
 	r.n = r.data.n;
 	if (o.limit >= 0 && o.limit < r.n) r.n = o.limit;
 	if (r.n == 0) rt_die(1, "dataset %s has no samples", p->datasets[p->data_ds].name);

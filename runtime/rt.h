@@ -154,6 +154,9 @@ typedef struct nnd_data {
 	int64_t dims[2][4];          /* row dims */
 	int64_t row_bytes[2];
 	uint8_t *buf[2];             /* NULL when only probed */
+	uint8_t *alloc[2];           /* what buf[i] points into, when it is not the start of
+	                              * its allocation (the decoded file, header first); freed
+	                              * instead of buf[i] */
 } nnd_data;
 /* Reads a dataset (or with probe_only, its headers/shape only).  On error
  * writes "FILE: offset N: expected ..., found ..." into err and returns -1. */

@@ -183,6 +183,11 @@ typedef struct rt_run {
 /* Loads dataset `ds` of the run's program into d, checking the row types
  * against the `field` records. */
 void rt_load_dataset(const rt_program *p, const rt_dataset *ds, nnd_data *d);
+/* train: loads the run's training set into r->data and, with want_eval,
+ * its eval set into r->eval, the two read at once (decoding them is most
+ * of a program's start-up); errors as if loaded one after the other,
+ * the training set's first. */
+void rt_load_train_eval(rt_run *r, bool want_eval);
 /* infer --input FILE: an IDX images file or a CSV of features, checked
  * against the program's feature row type; labels are zeros. */
 void rt_load_infer_input(const rt_program *p, const char *path, nnd_data *d);
@@ -285,5 +290,8 @@ int rt_logdiff(const rt_manifest *m, const char *a, const char *b);
  * CSV whose label column may be missing; labels (field 1) are zeros. */
 int rt_data_load_idx_images(const char *images, nnd_data *d, char *err, size_t errlen);
 int rt_data_load_csv_features(const char *path, const char *label_col, nnd_data *d, char *err, size_t errlen);
+/* Makes the dataset readers safe to run on several threads at once; call
+ * it on one thread before they start.  0, or -1 with err set. */
+int rt_data_threads_init(char *err, size_t errlen);
 
 #endif

@@ -49,6 +49,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <time.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,14 +98,78 @@ static void check_rows(const rt_program *p, nnd_data *d, const char *const files
 	}
 }
 
-void rt_load_dataset(const rt_program *p, const rt_dataset *ds, nnd_data *d)
+/* Loading a dataset is split into reading it, which may run on a thread
+ * of its own (no rt_die), and reporting its error or checking its rows. */
+static int dataset_read(const rt_dataset *ds, nnd_data *d, char *err, size_t errlen)
 {
-	char err[1024] = "";
-	int rc = ds->kind == 0 ? nnd_data_load_idx(ds->path1, ds->path2, false, d, err, sizeof err)
-	                       : nnd_data_load_csv(ds->path1, ds->path2, false, d, err, sizeof err);
+	return ds->kind == 0 ? nnd_data_load_idx(ds->path1, ds->path2, false, d, err, errlen)
+	                     : nnd_data_load_csv(ds->path1, ds->path2, false, d, err, errlen);
+}
+
+static void dataset_accept(const rt_program *p, const rt_dataset *ds, nnd_data *d, int rc, const char *err)
+{
 	if (rc != 0) rt_die(1, "dataset %s: %s", ds->name, err[0] ? err : "cannot be read");
 	const char *files[2] = { field_file(ds, 0), field_file(ds, 1) };
 	check_rows(p, d, files, "rebuild the program for this data");
+}
+
+void rt_load_dataset(const rt_program *p, const rt_dataset *ds, nnd_data *d)
+{
+	char err[1024] = "";
+	int rc = dataset_read(ds, d, err, sizeof err);
+	dataset_accept(p, ds, d, rc, err);
+}
+
+typedef struct {
+	const rt_dataset *ds;
+	nnd_data *d;
+	int rc;
+	char err[1024];
+} dataset_job;
+
+static void *dataset_thread(void *arg)
+{
+	dataset_job *j = arg;
+	j->rc = dataset_read(j->ds, j->d, j->err, sizeof j->err);
+	return NULL;
+}
+
+void rt_load_train_eval(rt_run *r, bool want_eval)
+{
+	const rt_program *p = r->prog;
+	const rt_dataset *ds = &p->datasets[p->data_ds];
+	if (!want_eval) {
+		rt_load_dataset(p, ds, &r->data);
+		r->have_data = true;
+		return;
+	}
+	/* A plain thread, not the compute pool: the pool runs kernels'
+	 * chunks, and --threads 1 must not serialise the two reads. */
+	char err[1024] = "";
+	if (rt_data_threads_init(err, sizeof err) != 0) rt_die(2, "%s", err);
+	dataset_job ev = { .ds = &p->datasets[p->eval_ds], .d = &r->eval, .rc = -1, .err = "" };
+	pthread_t tid;
+	int thread_err = pthread_create(&tid, NULL, dataset_thread, &ev);
+	int rc = dataset_read(ds, &r->data, err, sizeof err);
+	if (thread_err != 0) {
+		/* no thread to be had (a process limit): one after the other,
+		 * as the results are the same */
+		dataset_accept(p, ds, &r->data, rc, err);
+		r->have_data = true;
+		rt_load_dataset(p, ev.ds, &r->eval);
+		r->have_eval = true;
+		return;
+	}
+	/* joined before any report, so that an error (which may unwind into
+	 * nndc run) leaves no thread behind */
+	int jrc = pthread_join(tid, NULL);
+	if (jrc != 0) rt_die(2, "cannot join the thread reading dataset %s: %s", ev.ds->name, strerror(jrc));
+	/* the run owns a read eval set from here, so an error below frees it */
+	r->have_eval = ev.rc == 0;
+	dataset_accept(p, ds, &r->data, rc, err);
+	r->have_data = true;
+	dataset_accept(p, ev.ds, &r->eval, ev.rc, ev.err);
+	r->have_eval = true;
 }
 
 void rt_load_infer_input(const rt_program *p, const char *path, nnd_data *d)

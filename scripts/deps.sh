@@ -7,7 +7,7 @@
 # and never touches the network.
 set -euo pipefail
 
-pkgs=(build-essential cmake flex bison zlib1g-dev libssl-dev libcjson-dev)
+pkgs=(build-essential cmake flex bison zlib1g-dev libdeflate-dev libssl-dev libcjson-dev)
 oracles=(librandom123-dev librandom123-doc libmpfr-dev libonnx-testdata
          python3-torch dataset-fashion-mnist valgrind)
 

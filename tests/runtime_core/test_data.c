@@ -232,6 +232,160 @@ static void test_idx(void)
 	}
 }
 
+/* one gzip member of data[0..n) appended to out at *len; hcrc: with a
+ * header CRC (FHCRC), which only zlib checks */
+static void gz_member(const uint8_t *data, size_t n, int hcrc, uint8_t *out, size_t cap, size_t *len)
+{
+	z_stream z;
+	memset(&z, 0, sizeof z);
+	gz_header h;
+	memset(&h, 0, sizeof h);
+	h.os = 3;
+	h.hcrc = hcrc;
+	if (deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK ||
+	    deflateSetHeader(&z, &h) != Z_OK) {
+		fprintf(stderr, "deflateInit2: %s\n", z.msg ? z.msg : "failed");
+		exit(2);
+	}
+	z.next_in = (Bytef *)data;
+	z.avail_in = (uInt)n;
+	z.next_out = out + *len;
+	z.avail_out = (uInt)(cap - *len);
+	int rc = deflate(&z, Z_FINISH);
+	if (rc != Z_STREAM_END) {
+		fprintf(stderr, "deflate: %d %s\n", rc, z.msg ? z.msg : "");
+		exit(2);
+	}
+	*len += z.total_out;
+	deflateEnd(&z);
+}
+
+static int same_data(const nnd_data *a, const nnd_data *b)
+{
+	if (a->n != b->n || a->row_bytes[0] != b->row_bytes[0] || a->row_bytes[1] != b->row_bytes[1] ||
+	    a->rank[0] != b->rank[0] || memcmp(a->dims, b->dims, sizeof a->dims) != 0)
+		return 0;
+	return a->buf[0] && b->buf[0] && a->buf[1] && b->buf[1] &&
+	       memcmp(a->buf[0], b->buf[0], (size_t)(a->n * a->row_bytes[0])) == 0 &&
+	       memcmp(a->buf[1], b->buf[1], (size_t)a->n) == 0;
+}
+
+/* Gzip files loaded whole (decoded at once, or through zlib's stream where
+ * that refuses them): the same bytes as the plain file, and zlib's precise
+ * messages for every damaged one. */
+static void test_gzip_whole(void)
+{
+	enum { N = 300, H = 16, P = N * 28 * 28 };
+	static uint8_t img[H + P], gz[2 * (H + P)], multi[2 * (H + P)], c[2 * (H + P)];
+	const uint32_t dims[3] = { N, 28, 28 };
+	size_t ni = make_idx(img, 3, dims, 0);
+	for (size_t i = 0; i < P; i++)
+		img[ni + i] = (uint8_t)((i % 28) * (i / 784 % 9) + (i * 2654435761u >> 29));
+	ni += P;
+	static uint8_t lab[8 + N];
+	const uint32_t ldims[1] = { N };
+	size_t nl = make_idx(lab, 1, ldims, N);
+	write_file(tmp("big"), img, ni, 0);
+	write_file(tmp("biglab"), lab, nl, 0);
+	write_file(tmp("biglab.gz"), lab, nl, 1);
+
+	nnd_data plain;
+	char err[512] = "";
+	int rc = nnd_data_load_idx(tmp("big"), tmp("biglab"), false, &plain, err, sizeof err);
+	CHECK(rc == 0);
+	if (rc) {
+		fprintf(stderr, "%s\n", err);
+		return;
+	}
+
+	/* one member; three whose last is the smallest (the trailer's size is
+	 * the last member's, so the buffer must grow); trailing bytes that do
+	 * not start a member (ignored, as gzread does); a header CRC */
+	size_t n1 = 0, n3 = 0, nj, nh = 0;
+	gz_member(img, ni, 0, gz, sizeof gz, &n1);
+	write_file(tmp("big.gz"), gz, n1, 0);
+	gz_member(img, 1000, 0, multi, sizeof multi, &n3);
+	gz_member(img + 1000, ni - 1100, 0, multi, sizeof multi, &n3);
+	gz_member(img + ni - 100, 100, 0, multi, sizeof multi, &n3);
+	write_file(tmp("multi.gz"), multi, n3, 0);
+	memcpy(c, gz, n1);
+	memcpy(c + n1, "junk\n", 5);
+	nj = n1 + 5;
+	write_file(tmp("junk.gz"), c, nj, 0);
+	gz_member(img, ni, 1, c, sizeof c, &nh);
+	write_file(tmp("hcrc.gz"), c, nh, 0);
+	const char *same[] = { "big.gz", "multi.gz", "junk.gz", "hcrc.gz" };
+	for (size_t i = 0; i < sizeof same / sizeof *same; i++) {
+		nnd_data d;
+		rc = nnd_data_load_idx(tmp(same[i]), tmp("biglab.gz"), false, &d, err, sizeof err);
+		if (rc != 0 || !same_data(&d, &plain)) {
+			fprintf(stderr, "test_data.c:%d: %s: expected the bytes of the plain file, got %d '%s'\n",
+			        __LINE__, same[i], rc, rc ? err : "");
+			fails++;
+		}
+		nnd_data_free(&d);
+		CHECK(empty(&d));
+	}
+
+	/* damaged files: libdeflate refuses them, zlib says what and where */
+	nnd_data d;
+	memcpy(c, gz, n1);
+	c[n1 / 2] ^= 0x55;
+	write_file(tmp("mid.gz"), c, n1, 0);
+	rc = nnd_data_load_idx(tmp("mid.gz"), tmp("biglab"), false, &d, err, sizeof err);
+	expect_err(rc, &d, err, fmt("%s: offset 16: corrupt gzip data: incorrect data check", tmp("mid.gz")), __LINE__);
+	/* a trailer size that is too small (the buffer grows, then the size
+	 * check fails), and one too large */
+	memcpy(c, gz, n1);
+	c[n1 - 2] ^= 0x01;
+	write_file(tmp("small.gz"), c, n1, 0);
+	rc = nnd_data_load_idx(tmp("small.gz"), tmp("biglab"), false, &d, err, sizeof err);
+	expect_err(rc, &d, err, fmt("%s: offset 16: corrupt gzip data: incorrect length check", tmp("small.gz")), __LINE__);
+	c[n1 - 2] ^= 0x01;
+	c[n1 - 1] = 0xff;
+	write_file(tmp("large.gz"), c, n1, 0);
+	rc = nnd_data_load_idx(tmp("large.gz"), tmp("biglab"), false, &d, err, sizeof err);
+	expect_err(rc, &d, err, fmt("%s: offset 16: corrupt gzip data: incorrect length check", tmp("large.gz")), __LINE__);
+	/* a later member damaged, and one cut short */
+	memcpy(c, multi, n3);
+	c[n3 - 6] ^= 0x01;
+	write_file(tmp("multicrc.gz"), c, n3, 0);
+	rc = nnd_data_load_idx(tmp("multicrc.gz"), tmp("biglab"), false, &d, err, sizeof err);
+	expect_err(rc, &d, err, fmt("%s: offset 16: corrupt gzip data: incorrect data check", tmp("multicrc.gz")), __LINE__);
+	write_file(tmp("multicut.gz"), multi, n3 - 30, 0);
+	rc = nnd_data_load_idx(tmp("multicut.gz"), tmp("biglab"), false, &d, err, sizeof err);
+	expect_err(rc, &d, err, fmt("%s: offset 235165: corrupt gzip data: unexpected end of file", tmp("multicut.gz")), __LINE__);
+	/* bytes after a member that start another, which is not one */
+	memcpy(c, gz, n1);
+	memcpy(c + n1, "\x1f\x8bjunk", 6);
+	write_file(tmp("junkgz.gz"), c, n1 + 6, 0);
+	rc = nnd_data_load_idx(tmp("junkgz.gz"), tmp("biglab"), false, &d, err, sizeof err);
+	expect_err(rc, &d, err, fmt("%s: offset 235216: corrupt gzip data: unknown compression method", tmp("junkgz.gz")), __LINE__);
+	/* a header CRC that does not match (libdeflate would not notice) */
+	memcpy(c, gz, n1);
+	nh = 0;
+	gz_member(img, ni, 1, c, sizeof c, &nh);
+	c[10] ^= 0x01;
+	write_file(tmp("badhcrc.gz"), c, nh, 0);
+	rc = nnd_data_load_idx(tmp("badhcrc.gz"), tmp("biglab"), false, &d, err, sizeof err);
+	expect_err(rc, &d, err, fmt("%s: offset 0: corrupt gzip data: header crc mismatch", tmp("badhcrc.gz")), __LINE__);
+	/* decoded whole, the IDX checks are the same */
+	n1 = 0;
+	gz_member(img, ni - 5, 0, gz, sizeof gz, &n1);
+	write_file(tmp("short.gz"), gz, n1, 0);
+	rc = nnd_data_load_idx(tmp("short.gz"), tmp("biglab"), false, &d, err, sizeof err);
+	expect_err(rc, &d, err, fmt("%s: offset 16: expected 235200 bytes of image data, found 235195", tmp("short.gz")), __LINE__);
+	memcpy(c, img, ni);
+	c[ni] = 7;
+	n1 = 0;
+	gz_member(c, ni + 1, 0, gz, sizeof gz, &n1);
+	write_file(tmp("longer.gz"), gz, n1, 0);
+	rc = nnd_data_load_idx(tmp("longer.gz"), tmp("biglab"), false, &d, err, sizeof err);
+	expect_err(rc, &d, err, fmt("%s: offset 235216: expected end of file after 235200 bytes of image data, "
+	                           "found more bytes", tmp("longer.gz")), __LINE__);
+	nnd_data_free(&plain);
+}
+
 static int load_csv(const char *name, const char *label, bool probe, nnd_data *d, char *err, size_t n)
 {
 	return nnd_data_load_csv(tmp(name), label, probe, d, err, n);
@@ -347,6 +501,7 @@ int main(void)
 		return 2;
 	}
 	test_idx();
+	test_gzip_whole();
 	test_csv();
 	cleanup();
 	if (fails)
