@@ -829,6 +829,45 @@ static int tree_add(cg *c, cg_tree *t, const ir_node *n)
 }
 
 static cg_scalar_fn elem_rule(cg *c, const ir_node *n);
+/* The loop shape of a fused tree: the root's dims with every run of
+ * constant dims after the first merged into one wherever each leaf is
+ * either read along all of them or broadcast along all of them (then the
+ * merged dim is contiguous, or stride 0, for every operand).  [B, 28, 28]
+ * loops as [B, 784]: long unit-stride inner loops vectorise without a
+ * scalar tail every 28 elements.  Dim 0 stays: it is the unit dim. */
+static void coalesce(const ir_type *out, const cg_tree *t, ir_type *mout, ir_type *mleaf)
+{
+	int R = out->rank;
+	/* bc[j][k]: leaf j is broadcast along root dim k (missing or 1) */
+	bool bc[CG_NEST_OPS][IR_MAX_RANK];
+	for (int j = 0; j < t->nleaf; j++)
+		for (int k = 0; k < R; k++) {
+			int d = k - (R - t->leaf[j]->type.rank);
+			bc[j][k] = d < 0 || dim_is_one(t->leaf[j]->type.d[d]);
+		}
+	*mout = *out;
+	mout->rank = 0;
+	for (int j = 0; j < t->nleaf; j++) {
+		mleaf[j] = t->leaf[j]->type;
+		mleaf[j].rank = 0;
+	}
+	for (int k = 0; k < R; k++) {
+		bool merge = k >= 2 && mout->d[mout->rank - 1].sym == 0 && out->d[k].sym == 0;
+		for (int j = 0; merge && j < t->nleaf; j++)
+			merge = bc[j][k] == bc[j][k - 1];
+		if (merge) {
+			mout->d[mout->rank - 1].c *= out->d[k].c;
+			for (int j = 0; j < t->nleaf; j++)
+				if (!bc[j][k])
+					mleaf[j].d[mleaf[j].rank - 1].c *= out->d[k].c;
+			continue;
+		}
+		mout->d[mout->rank++] = out->d[k];
+		for (int j = 0; j < t->nleaf; j++)
+			mleaf[j].d[mleaf[j].rank++] = bc[j][k] ? (ir_dim){ 1, 0 } : out->d[k];
+	}
+}
+
 
 static int emit_elementwise(cg *c, const ir_node *n, cg_scalar_fn f)
 {
@@ -857,21 +896,23 @@ static int emit_elementwise(cg *c, const ir_node *n, cg_scalar_fn f)
 	kern_begin(c, n, &k, units, grain, n->type.rank == 0);
 	if (val_of(c, n, &out))
 		return -1;
+	ir_type mout, mleaf[CG_NEST_OPS];
+	coalesce(&n->type, &t, &mout, mleaf);
 	cg_nest ns;
 	memset(&ns, 0, sizeof ns);
-	ns.rank = n->type.rank;
+	ns.rank = mout.rank;
 	ns.nops = 1 + t.nleaf;
 	for (int d = 0; d < ns.rank; d++)
-		ns.dim[d] = dim_val(c, n->type.d[d]);
+		ns.dim[d] = dim_val(c, mout.d[d]);
 	if (ns.rank > 0) {   /* dim 0 restricted to the range */
 		ns.lo[0] = k.lo;
 		ns.dim[0] = sub(c, k.hi, k.lo);
 	}
-	strides_of(c, &n->type, ns.stride[0]);
+	strides_of(c, &mout, ns.stride[0]);
 	for (int i = 0; i < t.nleaf; i++) {
 		if (val_of(c, t.leaf[i], &in[i]))
 			return -1;
-		bcast_strides(c, &t.leaf[i]->type, ns.rank, ns.stride[1 + i]);
+		bcast_strides(c, &mleaf[i], ns.rank, ns.stride[1 + i]);
 	}
 	nest_begin(c, &ns);
 	/* values of this element: leaves first, then the inner nodes in order */
