@@ -15,6 +15,9 @@
 #include "rt_internal.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <libdeflate.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -77,35 +80,47 @@ static void *big_alloc(size_t n)
 	return p;
 }
 
-/* Decodes the gzip file open as f (all its members, as gzread does) into a
- * fresh buffer.  Returns it with its length, or NULL for any failure: the
- * caller then reads the file through zlib, which gives the precise error
- * (or, where zlib accepts what libdeflate refused, the data). */
-static uint8_t *gz_decode_whole(FILE *f, uint64_t *len)
-{
-	struct stat st;
-	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 18)
-		return NULL;
-	size_t in_len = (size_t)st.st_size;
-	/* read, not mapped: a file truncated while mapped would be SIGBUS */
-	uint8_t *in = big_alloc(in_len);
-	if (!in)
-		return NULL;
-	for (size_t got = 0; got < in_len;) {
-		ssize_t k = pread(fileno(f), in + got, in_len - got, (off_t)got);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0) {
-			free(in);
-			return NULL;
-		}
-		got += (size_t)k;
-	}
-	struct libdeflate_decompressor *dec = libdeflate_alloc_decompressor();
-	uint8_t *out = NULL;
-	if (!dec)
-		goto fail;
+/* The compressed file is mapped, not read: no copy, and no fresh pages
+ * for the kernel to clear (a tenth of the start-up).  A mapped file that
+ * shrinks while it is decoded faults with SIGBUS; a handler installed once
+ * turns that fault, on a thread that is decoding, into a jump back out of
+ * the decoder (which holds no locks and allocates nothing), so the file is
+ * then read through zlib and gets the usual message.  On any other thread
+ * the handler puts the previous action back and returns: the fault
+ * repeats under that action, as if nnd had installed nothing. */
+static _Thread_local sigjmp_buf *bus_env;
+static struct sigaction bus_prev;
+static bool bus_ok;
+static pthread_once_t bus_once = PTHREAD_ONCE_INIT;
 
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig; (void)si; (void)uc;
+	if (bus_env)
+		siglongjmp(*bus_env, 1);
+	sigaction(SIGBUS, &bus_prev, NULL);
+}
+
+static void bus_install(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = on_sigbus;
+	sa.sa_flags = SA_SIGINFO;
+	sigemptyset(&sa.sa_mask);
+	bus_ok = sigaction(SIGBUS, &sa, &bus_prev) == 0;
+}
+
+/* the decoder's state, in memory that a jump out of it leaves exact */
+typedef struct gz_state {
+	uint8_t *volatile out;
+	volatile uint64_t cap, out_len;
+} gz_state;
+
+/* Decodes every member of in[0, in_len) into st->out (grown as needed);
+ * false for anything libdeflate refuses. */
+static bool gz_members(struct libdeflate_decompressor *dec, const uint8_t *in, size_t in_len, gz_state *st)
+{
 	/* ISIZE, the trailer's size of the last member mod 2^32, is the whole
 	 * size for the usual one-member file; more members, a size of 4 GiB or
 	 * more, or a trailer that lies, grow the buffer below */
@@ -116,62 +131,92 @@ static uint8_t *gz_decode_whole(FILE *f, uint64_t *len)
 		cap = limit;
 	if (cap == 0)
 		cap = 1;
-	out = big_alloc((size_t)cap);
-	if (!out)
-		goto fail;
+	st->out = big_alloc((size_t)cap);
+	if (!st->out)
+		return false;
+	st->cap = cap;
 	size_t in_pos = 0;
-	uint64_t out_len = 0;
 	for (;;) {
 		/* zlib checks a header CRC (FHCRC), libdeflate skips it: leave
 		 * such a (rare) member to zlib so that both accept the same files
 		 * (a member shorter than a gzip header and trailer is an error
 		 * zlib describes) */
 		if (in_len - in_pos < 18 || (in[in_pos + 3] & 0x02))
-			goto fail;
+			return false;
 		size_t used_in = 0, used_out = 0;
 		enum libdeflate_result res = libdeflate_gzip_decompress_ex(dec, in + in_pos, in_len - in_pos,
-		                                                          out + out_len, (size_t)(cap - out_len),
+		                                                          st->out + st->out_len,
+		                                                          (size_t)(st->cap - st->out_len),
 		                                                          &used_in, &used_out);
 		if (res == LIBDEFLATE_INSUFFICIENT_SPACE) {
 			/* the member is decoded again from its start into the
 			 * larger buffer: doubling keeps the total work linear */
-			if (cap >= limit)
-				goto fail;
-			uint64_t ncap = cap * 2 > in_len * 4 ? cap * 2 : (uint64_t)in_len * 4;
+			if (st->cap >= limit)
+				return false;
+			uint64_t ncap = st->cap * 2 > in_len * 4 ? st->cap * 2 : (uint64_t)in_len * 4;
 			if (ncap > limit)
 				ncap = limit;
-			uint8_t *nout = realloc(out, (size_t)ncap);
+			uint8_t *nout = realloc(st->out, (size_t)ncap);
 			if (!nout)
-				goto fail;
-			out = nout;
-			cap = ncap;
+				return false;
+			st->out = nout;
+			st->cap = ncap;
 			continue;
 		}
 		if (res != LIBDEFLATE_SUCCESS)
-			goto fail;
+			return false;
 		in_pos += used_in;
-		out_len += used_out;
+		st->out_len += used_out;
 		/* as gzread: bytes after a member that do not start another
 		 * one are ignored */
 		if (in_len - in_pos < 2 || in[in_pos] != 0x1f || in[in_pos + 1] != 0x8b)
-			break;
+			return true;
 	}
-	if (out_len + 4096 < cap) {
+}
+
+/* Decodes the gzip file open as f (all its members, as gzread does) into a
+ * fresh buffer.  Returns it with its length, or NULL for any failure: the
+ * caller then reads the file through zlib, which gives the precise error
+ * (or, where zlib accepts what libdeflate refused, the data). */
+static uint8_t *gz_decode_whole(FILE *f, const char *path, uint64_t *len)
+{
+	struct stat sb;
+	if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size < 18)
+		return NULL;
+	if (pthread_once(&bus_once, bus_install) != 0 || !bus_ok)
+		return NULL;
+	size_t in_len = (size_t)sb.st_size;
+	uint8_t *in = mmap(NULL, in_len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fileno(f), 0);
+	if (in == MAP_FAILED)
+		return NULL;
+	/* test hook: the file shrinks under the mapping (tests/runtime_core) */
+	const char *shrink = getenv("NND_TEST_SHRINK_MAPPED");
+	if (shrink && *shrink && truncate(path, 64) != 0)
+		fprintf(stderr, "NND_TEST_SHRINK_MAPPED: cannot truncate %s\n", path);
+	struct libdeflate_decompressor *dec = libdeflate_alloc_decompressor();
+	gz_state st = { NULL, 0, 0 };
+	sigjmp_buf env;
+	volatile bool ok = false;
+	if (dec && sigsetjmp(env, 0) == 0) {
+		bus_env = &env;
+		ok = gz_members(dec, in, in_len, &st);
+	}
+	bus_env = NULL;
+	libdeflate_free_decompressor(dec);
+	munmap(in, in_len);
+	uint8_t *out = st.out;
+	if (!ok) {
+		free(out);
+		return NULL;
+	}
+	if (st.out_len + 4096 < st.cap) {
 		/* a trailer that claimed too much: return the unused memory */
-		uint8_t *nout = realloc(out, (size_t)(out_len ? out_len : 1));
+		uint8_t *nout = realloc(out, (size_t)(st.out_len ? st.out_len : 1));
 		if (nout)
 			out = nout;
 	}
-	libdeflate_free_decompressor(dec);
-	free(in);
-	*len = out_len;
+	*len = st.out_len;
 	return out;
-
-fail:
-	free(out);
-	libdeflate_free_decompressor(dec);
-	free(in);
-	return NULL;
 }
 
 int rt_data_threads_init(char *err, size_t errlen)
@@ -209,7 +254,7 @@ static int reader_open(reader *r, const char *path, bool whole, char *err, size_
 	unsigned char m[2];
 	size_t got = fread(m, 1, 2, r->f);
 	if (got == 2 && m[0] == 0x1f && m[1] == 0x8b) {
-		if (whole && (r->mem = gz_decode_whole(r->f, &r->mem_len)) != NULL) {
+		if (whole && (r->mem = gz_decode_whole(r->f, r->path, &r->mem_len)) != NULL) {
 			fclose(r->f);
 			r->f = NULL;
 			return 0;

@@ -3,8 +3,10 @@
  * aborts with a message instead (exit status 2: internal error). */
 #include "rt.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 struct nnd_sha256_ctx {
@@ -17,15 +19,37 @@ static void sha_fail(const char *what)
 	exit(2);
 }
 
+/* OpenSSL reads the system's openssl.cnf on first use (10 ms of a
+ * training program's start-up here) and, in 3.x, looks the SHA-256
+ * implementation up in its provider on every EVP_DigestInit.  nnd needs
+ * neither: no configuration, and one fetch kept for the process. */
+static const EVP_MD *sha_md;
+static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
+
+static void sha_init(void)
+{
+	if (OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL) != 1)
+		sha_fail("OPENSSL_init_crypto");
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+	sha_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+#endif
+	if (!sha_md)
+		sha_md = EVP_sha256();
+	if (!sha_md)
+		sha_fail("EVP_sha256");
+}
+
 nnd_sha256_ctx *nnd_sha256_begin(void)
 {
+	if (pthread_once(&sha_once, sha_init) != 0)
+		sha_fail("initialisation");
 	nnd_sha256_ctx *c = malloc(sizeof *c);
 	if (!c)
 		sha_fail("allocation");
 	c->md = EVP_MD_CTX_new();
 	if (!c->md)
 		sha_fail("EVP_MD_CTX_new");
-	if (EVP_DigestInit_ex(c->md, EVP_sha256(), NULL) != 1)
+	if (EVP_DigestInit_ex(c->md, sha_md, NULL) != 1)
 		sha_fail("EVP_DigestInit_ex");
 	return c;
 }

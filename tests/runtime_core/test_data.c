@@ -232,6 +232,25 @@ static void test_idx(void)
 	}
 }
 
+/* A gzip file that shrinks while it is mapped and decoded: the SIGBUS is
+ * caught and the file read again through zlib, which reports it cut
+ * short -- an error message, not a crash. */
+static void test_gzip_shrinks(void)
+{
+	enum { N = 200000 };
+	static uint8_t img[N + 16];
+	const uint32_t dims[3] = { 250, 20, 40 };
+	for (size_t i = 0; i < sizeof img; i++)
+		img[i] = (uint8_t)(i * 2654435761u >> 24);   /* incompressible enough to span pages */
+	size_t n = make_idx(img, 3, dims, 0) + N;   /* the bytes above after the header */
+	write_file(tmp("shrink.gz"), img, n, 1);
+	setenv("NND_TEST_SHRINK_MAPPED", "1", 1);
+	nnd_data d; char err[512] = "";
+	int rc = nnd_data_load_idx(tmp("shrink.gz"), tmp("lab"), false, &d, err, sizeof err);
+	unsetenv("NND_TEST_SHRINK_MAPPED");
+	expect_err(rc, &d, err, "corrupt gzip data: unexpected end of file", __LINE__);
+}
+
 /* one gzip member of data[0..n) appended to out at *len; hcrc: with a
  * header CRC (FHCRC), which only zlib checks */
 static void gz_member(const uint8_t *data, size_t n, int hcrc, uint8_t *out, size_t cap, size_t *len)
@@ -502,6 +521,7 @@ int main(void)
 	}
 	test_idx();
 	test_gzip_whole();
+	test_gzip_shrinks();
 	test_csv();
 	cleanup();
 	if (fails)
