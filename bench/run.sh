@@ -10,7 +10,7 @@
 # and prints a table of ratios, writing bench/results.json and
 # bench/results.svg.
 #   bench/run.sh [--quick] [--no-torch] [--no-kernels] [--models mlp_fashion,cnn_fashion]
-#                [--mlp-limit N] [--cnn-limit N] [--threads 1,2]
+#                [--mlp-limit N] [--cnn-limit N] [--threads 1,2] [--repeat N]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 case "${1:-}" in -h|--help) exec /usr/bin/python3 bench/bench.py --help ;; esac
