@@ -785,6 +785,69 @@ static int cu_SUM_TO(cu *c, const ir_node *n)
 /* ------------------------------------------------------------------ */
 /* matmul: a unit is one output c[b, i, j]; its k terms a*b in plan order */
 
+/* Register tiles: where the plan is seq, seq+fma or blocked:N+fma (the
+ * defaults) and the product is large, a thread computes a CU_TM x CU_TN
+ * tile of outputs, loading CU_TM values of a and CU_TN of b per k and
+ * reusing each for a row or column of the tile.  Every output still
+ * accumulates its own terms in plan order, exactly as in the one-output
+ * form; rows and columns past the end read a clamped index and are not
+ * stored. */
+enum { CU_TM = 4, CU_TN = 4 };
+/* outputs (at the program's batch size) from which a product is tiled:
+ * below it the one-output form keeps more threads busy than tiles would */
+#define CU_TILE_MIN (1 << 20)
+
+static bool mm_tiled_plan(ir_plan p)
+{
+	return p.family == IR_PLAN_SEQ || (p.fused && p.family == IR_PLAN_BLOCKED);
+}
+
+static void mm_tiled(cu *c, const ir_node *n, const ir_node *an, const ir_node *bn, bool ta, bool tb,
+                     int tm, int tn)
+{
+	line(c, "const int64_t TI = (M + %d) / %d, TJ = (N + %d) / %d, T = TI * TJ;", tm - 1, tm, tn - 1, tn);
+	line(c, "const int64_t bi = u / (T > 0 ? T : 1), rem = u - bi * T;");
+	line(c, "const int64_t i0 = rem / TJ * %d, j0 = rem %% TJ * %d;", tm, tn);
+	line(c, "const int64_t abase = %s, bbase = %s;", an->type.rank == 2 ? "0" : "bi * M * K",
+	     bn->type.rank == 2 ? "0" : "bi * K * N");
+	line(c, "int64_t ii[%d], jj[%d];", tm, tn);
+	line(c, "for (int r = 0; r < %d; r++) ii[r] = i0 + r < M ? i0 + r : M - 1;", tm);
+	line(c, "for (int q = 0; q < %d; q++) jj[q] = j0 + q < N ? j0 + q : N - 1;", tn);
+	line(c, "float s[%d][%d];", tm, tn);
+	line(c, "for (int r = 0; r < %d; r++) for (int q = 0; q < %d; q++) s[r][q] = 0.0f;", tm, tn);
+	const char *aidx = ta ? "k * M + ii[r]" : "ii[r] * K + k";
+	const char *bidx = tb ? "jj[q] * K + k" : "k * N + jj[q]";
+	if (n->plan.fused) {
+		/* acc = fma(a, b, acc) within a block from +0, the block sums
+		 * added in order from +0 (seq+fma: one block of K) */
+		line(c, "const int64_t nb = %" PRId64 "LL;", n->plan.family == IR_PLAN_BLOCKED ? n->plan.block : 0);
+		line(c, "for (int64_t k0 = 0; k0 < K; k0 += (nb > 0 ? nb : K)) {");
+		line(c, "\tconst int64_t e = nb > 0 && K - k0 > nb ? k0 + nb : K;");
+		line(c, "\tfloat p[%d][%d];", tm, tn);
+		line(c, "\tfor (int r = 0; r < %d; r++) for (int q = 0; q < %d; q++) p[r][q] = 0.0f;", tm, tn);
+		line(c, "\tfor (int64_t k = k0; k < e; k++) {");
+		line(c, "\t\tfloat av[%d], bv[%d];", tm, tn);
+		line(c, "\t\tfor (int r = 0; r < %d; r++) av[r] = %s;", tm, R(c, an, "abase + %s", aidx));
+		line(c, "\t\tfor (int q = 0; q < %d; q++) bv[q] = %s;", tn, R(c, bn, "bbase + %s", bidx));
+		line(c, "\t\tfor (int r = 0; r < %d; r++) for (int q = 0; q < %d; q++) p[r][q] = __fmaf_rn(av[r], bv[q], p[r][q]);",
+		     tm, tn);
+		line(c, "\t}");
+		line(c, "\tfor (int r = 0; r < %d; r++) for (int q = 0; q < %d; q++) s[r][q] = nb > 0 ? s[r][q] + p[r][q] : p[r][q];",
+		     tm, tn);
+		line(c, "}");
+	} else {
+		/* seq: s = s + a*b, the product rounded, then the sum */
+		line(c, "for (int64_t k = 0; k < K; k++) {");
+		line(c, "\tfloat av[%d], bv[%d];", tm, tn);
+		line(c, "\tfor (int r = 0; r < %d; r++) av[r] = %s;", tm, R(c, an, "abase + %s", aidx));
+		line(c, "\tfor (int q = 0; q < %d; q++) bv[q] = %s;", tn, R(c, bn, "bbase + %s", bidx));
+		line(c, "\tfor (int r = 0; r < %d; r++) for (int q = 0; q < %d; q++) s[r][q] = s[r][q] + av[r] * bv[q];", tm, tn);
+		line(c, "}");
+	}
+	line(c, "for (int r = 0; r < %d; r++) for (int q = 0; q < %d; q++)", tm, tn);
+	line(c, "\tif (i0 + r < M && j0 + q < N) %s = s[r][q];", W(c, n, "bi * M * N + (i0 + r) * N + j0 + q"));
+}
+
 static int cu_MATMUL(cu *c, const ir_node *n)
 {
 	const ir_node *an = in_node(c, n, 0), *bn = in_node(c, n, 1);
@@ -799,6 +862,31 @@ static int cu_MATMUL(cu *c, const ir_node *n)
 		return cu_err(c, n, "a matmul result needs storage");
 	int r = ct->rank;
 	ir_dim M = ct->d[r - 2], N = ct->d[r - 1], K = at->d[at->rank - (ta ? 2 : 1)];
+	ir_dim outs = ir_type_numel(ct);
+	int64_t bmax = c->prog && c->prog->batch > 0 ? c->prog->batch : 1;
+	/* NND_CUDA_TILE_MIN (tests): another threshold, 0 tiles every product */
+	const char *tmin = getenv("NND_CUDA_TILE_MIN");
+	int64_t tile_min = tmin && *tmin ? strtoll(tmin, NULL, 10) : CU_TILE_MIN;
+	if (mm_tiled_plan(n->plan) && ir_dim_eval(outs, bmax) >= tile_min) {
+		/* the launch covers every tile: a dim that follows B launches one
+		 * thread per row or column (a whole multiple of B), the kernel
+		 * loops over the exact tile count and the spare threads exit */
+		ir_dim Mt = M.sym ? M : dconst((M.c + CU_TM - 1) / CU_TM);
+		ir_dim Nt = N.sym ? N : dconst((N.c + CU_TN - 1) / CU_TN);
+		ir_dim nb = dprod(ct, 0, r - 2);
+		k_begin(c, n, dmul(nb, dmul(Mt, Nt)));
+		c->flops = dmul(dmul(dconst(2), K), dconst((int64_t)CU_TM * CU_TN));   /* edge tiles count whole */
+		use(c, an);
+		use(c, bn);
+		use(c, n);
+		fprintf(c->f, "\tconst int64_t M = %s, N = %s, K = %s;\n", DX(M), DX(N), DX(K));
+		fprintf(c->f, "\tconst int64_t units = %s * ((M + %d) / %d) * ((N + %d) / %d);\n", DX(nb), CU_TM - 1,
+		        CU_TM, CU_TN - 1, CU_TN);
+		fprintf(c->f, "\tfor (int64_t u = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; u < units;\n"
+		              "\t     u += (int64_t)gridDim.x * blockDim.x) {\n");
+		mm_tiled(c, n, an, bn, ta, tb, CU_TM, CU_TN);
+		return k_end(c);
+	}
 	k_begin(c, n, ir_type_numel(ct));
 	c->flops = dmul(dconst(2), K);
 	use(c, an);

@@ -101,6 +101,31 @@ emulate_every_op)
 	done
 	;;
 
+emulate_tiled)
+	# the register-tiled matmul kernel (large products; NND_CUDA_TILE_MIN=0
+	# tiles every one): fused plans seq+fma and blocked:3+fma on every op,
+	# the unfused seq plan on the MLP -- emulated device == CPU
+	need_cxx
+	for plan in default blocked:3+fma; do
+		p=(); [ $plan = default ] || p=(--plan $plan)
+		NND_CUDA_TILE_MIN=0 run 0 build.out "$NNDC" build "$SRC/e2e/every_op.nnd" "${p[@]}" -o every
+		grep -q 'float av\[4\]' <(NND_CUDA_TILE_MIN=0 "$NNDC" emit "$SRC/e2e/every_op.nnd" "${p[@]}" --stage cuda) ||
+			fail "no tiled matmul kernel in the source"
+		for t in every every_sgd; do
+			run 0 cpu ./every train --train $t
+			NND_CUDA_EMULATE=1 run 0 dev ./every train --train $t --device cuda
+			cmp -s cpu dev || { diff cpu dev >&2; fail "$t plan $plan (tiled): device $(sha dev), cpu $(sha cpu)"; }
+			echo "$t $plan, tiled: same bits $(sha cpu)"
+		done
+	done
+	need_fashion
+	NND_CUDA_TILE_MIN=0 run 0 build.out "$NNDC" build "$EX/mlp_fashion.nnd" --plan seq -o mlp
+	run 0 cpu ./mlp train --steps 8 --limit 2000
+	NND_CUDA_EMULATE=1 run 0 dev ./mlp train --steps 8 --limit 2000 --device cuda
+	[ "$(sha cpu)" = "$(sha dev)" ] || fail "mlp --plan seq (tiled): device $(sha dev), cpu $(sha cpu)"
+	echo "mlp seq, tiled: same bits $(sha cpu)"
+	;;
+
 emulate_ops|gpu_ops)
 	# the op tests of tests/grad (conv with groups, pooling, batchnorm,
 	# layernorm, embedding, slice/concat, random_flip, ...): device == CPU
