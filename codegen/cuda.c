@@ -445,42 +445,6 @@ static const char *scalar(cu *c, const ir_node *n, const char **x)
 	}
 }
 
-/* A fused elementwise tree (passes/fuse.c): the root's kernel computes,
- * per element, each node fused into it (inner, topological order, root
- * last) from the values it loads (leaf); every inner node has the root's
- * shape, so a leaf is read with its broadcast strides against the root. */
-enum { CU_TREE_INNER = 64, CU_TREE_LEAF = 8 };
-typedef struct cu_tree {
-	const ir_node *inner[CU_TREE_INNER]; int ninner;
-	const ir_node *leaf[CU_TREE_LEAF]; int nleaf;
-} cu_tree;
-
-static int tree_add(cu *c, cu_tree *t, const ir_node *n)
-{
-	for (int i = 0; i < n->nin; i++) {
-		const ir_node *x = in_node(c, n, i);
-		if (x->blk == IR_BLK_FUSED) {
-			if (x->off_c != n->id)
-				return cu_err(c, x, "fused into another node than its reader");
-			if (tree_add(c, t, x))
-				return -1;
-			continue;
-		}
-		bool seen = false;
-		for (int j = 0; j < t->nleaf; j++)
-			seen |= t->leaf[j] == x;
-		if (seen)
-			continue;
-		if (t->nleaf == CU_TREE_LEAF)
-			return cu_err(c, n, "fused tree reads more than %d values", CU_TREE_LEAF);
-		t->leaf[t->nleaf++] = x;
-	}
-	if (t->ninner == CU_TREE_INNER)
-		return cu_err(c, n, "fused tree has more than %d nodes", CU_TREE_INNER);
-	t->inner[t->ninner++] = n;
-	return 0;
-}
-
 /* the operand checks of one elementwise node (its own kernel's or fused) */
 static int elem_check(cu *c, const ir_node *n)
 {
@@ -504,9 +468,11 @@ static int emit_elementwise(cu *c, const ir_node *n)
 		return cu_err(c, n, "bad arity");
 	if (is_imm(n) || n->blk == IR_BLK_NONE || n->blk == IR_BLK_FUSED)
 		return cu_err(c, n, "an elementwise result needs storage");
-	cu_tree t = { .ninner = 0 };
-	if (tree_add(c, &t, n))
-		return -1;
+	ir_tree t;
+	const ir_node *bad;
+	char err[128];
+	if (ir_fused_tree(c->g, n, &t, &bad, err, sizeof err))   /* leaves: broadcast against the root */
+		return cu_err(c, bad, "%s", err);
 	for (int m = 0; m < t.ninner; m++) {
 		const ir_node *x = t.inner[m];
 		if (x != n && (!(ir_ops[x->op].flags & IR_F_ELEM) || x->type.rank != n->type.rank))

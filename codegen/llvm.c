@@ -710,7 +710,7 @@ static LLVMValueRef emit_reduce(cg *c, ir_plan plan, LLVMValueRef len, cg_term_f
  * per operand, each the dot product of the induction variables with that
  * operand's strides (0 for broadcast dims).  The innermost stride is a
  * literal 1 or 0 so the vectoriser sees unit-stride or invariant access. */
-#define CG_NEST_OPS 9   /* the result and up to 8 loads (passes/fuse.c) */
+#define CG_NEST_OPS (1 + IR_TREE_LEAVES)   /* the result and a fused tree's loads */
 typedef struct cg_nest {
 	int rank, nops;
 	LLVMValueRef dim[IR_MAX_RANK];      /* trip counts */
@@ -790,41 +790,15 @@ static void elem_units(cg *c, const ir_type *t, int64_t work, LLVMValueRef *unit
 	*grain = grain_of(c, work, dims_prod(c, t, 1, t->rank));
 }
 
-/* A fused elementwise tree (passes/fuse.c): the kernel of `root` also
- * computes, per element, every value fused into it.  inner: those nodes
- * in topological order, the root last; leaf: the distinct values loaded
- * from memory (or immediates).  The pass guarantees every inner node has
- * the root's shape, so a leaf is read with its broadcast strides against
- * the root's shape, exactly as its own consumer would read it. */
-#define CG_TREE_INNER 64
-typedef struct cg_tree {
-	const ir_node *inner[CG_TREE_INNER]; int ninner;
-	const ir_node *leaf[CG_NEST_OPS - 1]; int nleaf;
-} cg_tree;
-
-static int tree_add(cg *c, cg_tree *t, const ir_node *n)
+/* A fused elementwise tree (ir_fused_tree): its leaves are read with
+ * their broadcast strides against the root's shape, exactly as their own
+ * readers would read them. */
+static int tree_of(cg *c, const ir_node *n, ir_tree *t)
 {
-	for (int i = 0; i < n->nin; i++) {
-		const ir_node *x = in_node(c, n, i);
-		if (x->blk == IR_BLK_FUSED) {
-			if (x->off_c != n->id)
-				return cg_err(c, x, "fused into node %" PRId64 ", but read by node %d", x->off_c, n->id);
-			if (tree_add(c, t, x))
-				return -1;
-			continue;
-		}
-		bool seen = false;
-		for (int j = 0; j < t->nleaf; j++)
-			seen |= t->leaf[j] == x;
-		if (seen)
-			continue;
-		if (t->nleaf == CG_NEST_OPS - 1)
-			return cg_err(c, n, "fused tree reads more than %d values", CG_NEST_OPS - 1);
-		t->leaf[t->nleaf++] = x;
-	}
-	if (t->ninner == CG_TREE_INNER)
-		return cg_err(c, n, "fused tree has more than %d nodes", CG_TREE_INNER);
-	t->inner[t->ninner++] = n;
+	const ir_node *bad;
+	char err[128];
+	if (ir_fused_tree(c->g, n, t, &bad, err, sizeof err))
+		return cg_err(c, bad, "%s", err);
 	return 0;
 }
 
@@ -835,7 +809,7 @@ static cg_scalar_fn elem_rule(cg *c, const ir_node *n);
  * merged dim is contiguous, or stride 0, for every operand).  [B, 28, 28]
  * loops as [B, 784]: long unit-stride inner loops vectorise without a
  * scalar tail every 28 elements.  Dim 0 stays: it is the unit dim. */
-static void coalesce(const ir_type *out, const cg_tree *t, ir_type *mout, ir_type *mleaf)
+static void coalesce(const ir_type *out, const ir_tree *t, ir_type *mout, ir_type *mleaf)
 {
 	int R = out->rank;
 	/* bc[j][k]: leaf j is broadcast along root dim k (missing or 1) */
@@ -872,12 +846,12 @@ static void coalesce(const ir_type *out, const cg_tree *t, ir_type *mout, ir_typ
 static int emit_elementwise(cg *c, const ir_node *n, cg_scalar_fn f)
 {
 	cg_val out, in[CG_NEST_OPS];
-	cg_tree t = { .ninner = 0 };
+	ir_tree t;
 	if (n->type.rank > IR_MAX_RANK || n->nin > 4)
 		return cg_err(c, n, "bad rank or arity");
 	if (n->op == IR_CONST || n->op == IR_NUMEL || n->blk == IR_BLK_NONE || n->blk == IR_BLK_FUSED)
 		return cg_err(c, n, "an elementwise result needs storage");
-	if (tree_add(c, &t, n))
+	if (tree_of(c, n, &t))
 		return -1;
 	int64_t cost = GRAIN_CHEAP;
 	for (int m = 0; m < t.ninner; m++) {
@@ -916,9 +890,9 @@ static int emit_elementwise(cg *c, const ir_node *n, cg_scalar_fn f)
 	}
 	nest_begin(c, &ns);
 	/* values of this element: leaves first, then the inner nodes in order */
-	const ir_node *vn[CG_NEST_OPS - 1 + CG_TREE_INNER];
-	cg_val vv[CG_NEST_OPS - 1 + CG_TREE_INNER];
-	LLVMValueRef vx[CG_NEST_OPS - 1 + CG_TREE_INNER];
+	const ir_node *vn[IR_TREE_LEAVES + IR_TREE_INNER];
+	cg_val vv[IR_TREE_LEAVES + IR_TREE_INNER];
+	LLVMValueRef vx[IR_TREE_LEAVES + IR_TREE_INNER];
 	int nv = 0;
 	for (int i = 0; i < t.nleaf; i++, nv++) {
 		vn[nv] = t.leaf[i];

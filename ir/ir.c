@@ -158,3 +158,46 @@ ir_node *ir_add(arena *a, ir_graph *g, ir_opcode op, int nin, const int *in,
 	g->nodes[g->nnodes++] = n;
 	return n;
 }
+
+static int tree_add(const ir_graph *g, const ir_node *n, ir_tree *t, const ir_node **bad, char *err, size_t errlen)
+{
+	for (int i = 0; i < n->nin; i++) {
+		const ir_node *x = g->nodes[n->in[i]];
+		if (x->blk == IR_BLK_FUSED) {
+			if (x->off_c != n->id) {
+				*bad = x;
+				snprintf(err, errlen, "fused into node %" PRId64 ", but read by node %d", x->off_c, n->id);
+				return -1;
+			}
+			if (tree_add(g, x, t, bad, err, errlen))
+				return -1;
+			continue;
+		}
+		bool seen = false;
+		for (int j = 0; j < t->nleaf; j++)
+			seen |= t->leaf[j] == x;
+		if (seen)
+			continue;
+		if (t->nleaf == IR_TREE_LEAVES) {
+			*bad = n;
+			snprintf(err, errlen, "fused tree reads more than %d values", IR_TREE_LEAVES);
+			return -1;
+		}
+		t->leaf[t->nleaf++] = x;
+	}
+	if (t->ninner == IR_TREE_INNER) {
+		*bad = n;
+		snprintf(err, errlen, "fused tree has more than %d nodes", IR_TREE_INNER);
+		return -1;
+	}
+	t->inner[t->ninner++] = n;
+	return 0;
+}
+
+int ir_fused_tree(const ir_graph *g, const ir_node *root, ir_tree *t, const ir_node **bad,
+                  char *err, size_t errlen)
+{
+	t->ninner = t->nleaf = 0;
+	*bad = root;
+	return tree_add(g, root, t, bad, err, errlen);
+}

@@ -222,6 +222,21 @@ static inline bool ir_perm_unpack(int64_t code, int rank, int *perm)
 	return code == 0;
 }
 
+/* ---- fused elementwise trees (passes/fuse.c) ----
+ * The kernel of an unfused elementwise node `root` also computes every
+ * value fused into it: inner lists those nodes in topological order, root
+ * last; leaf the distinct values the kernel loads (at most IR_TREE_LEAVES,
+ * which the fuse pass respects).  Every inner node has root's shape.
+ * Returns 0, or -1 with *bad the offending node and the problem in err. */
+#define IR_TREE_INNER 64
+#define IR_TREE_LEAVES 8
+typedef struct ir_tree {
+	const ir_node *inner[IR_TREE_INNER]; int ninner;
+	const ir_node *leaf[IR_TREE_LEAVES]; int nleaf;
+} ir_tree;
+int ir_fused_tree(const ir_graph *g, const ir_node *root, ir_tree *t, const ir_node **bad,
+                  char *err, size_t errlen);
+
 /* ---- text: canonical dump (nndc emit --stage ir|plans) ---- */
 void ir_print_graph(const ir_program *p, const ir_graph *g, FILE *out);
 void ir_print_program(const ir_program *p, FILE *out);

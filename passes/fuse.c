@@ -28,7 +28,7 @@
 #include <string.h>
 #include "passes.h"
 
-#define FUSE_MAX_LOADS 8
+#define FUSE_MAX_LOADS IR_TREE_LEAVES
 
 static bool is_elem(const ir_node *n)
 {
