@@ -62,13 +62,16 @@ int main(int argc, char **argv)
 	}
 	arena *a = arena_new();
 	ir_program *p = compile(a, argv[1]);
-	if (!p)
+	if (!p) {
+		arena_free(a);
 		return 1;
+	}
 	expect(false, ir_verify_program(p, "test"), "the real plan");
 	ir_graph *g = p->train;
 	ir_node *x, *y;
 	if (!live_pair(g, &x, &y)) {
 		printf("FAIL: no pair of live regions in %s\n", argv[1]);
+		arena_free(a);
 		return 1;
 	}
 	int64_t saved = y->off_b;
@@ -114,5 +117,6 @@ int main(int argc, char **argv)
 		}
 	}
 	printf("%d failures\n", failures);
+	arena_free(a);
 	return failures ? 1 : 0;
 }
