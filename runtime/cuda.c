@@ -367,33 +367,6 @@ static void parse_records(rt_dev *d, const char *src)
 /* ------------------------------------------------------------------ */
 /* kernel cache                                                        */
 
-static bool cache_dir(char *buf, size_t n)
-{
-	const char *e = getenv("NND_CACHE_DIR"), *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
-	if (e && !strcmp(e, "off"))
-		return false;
-	if (e && *e)
-		snprintf(buf, n, "%s", e);
-	else if (x && *x)
-		snprintf(buf, n, "%s/nnd", x);
-	else if (h && *h)
-		snprintf(buf, n, "%s/.cache/nnd", h);
-	else
-		return false;
-	/* mkdir -p */
-	char tmp[4096];
-	snprintf(tmp, sizeof tmp, "%s", buf);
-	for (char *p = tmp + 1; *p; p++)
-		if (*p == '/') {
-			*p = 0;
-			mkdir(tmp, 0755);
-			*p = '/';
-		}
-	mkdir(tmp, 0755);
-	struct stat st;
-	return stat(buf, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 static void cache_key(const char *src, const char *arch, const char *devname, char hex[65])
 {
 	nnd_sha256_ctx *c = nnd_sha256_begin();
@@ -473,7 +446,7 @@ static bool load_module(rt_dev *d, const void *image, char *log, size_t loglen)
 static void device_module(rt_dev *d, const char *src)
 {
 	char dir[4096], path[4300] = "", hex[65], err[8192], log[8192];
-	bool cached = cache_dir(dir, sizeof dir);
+	bool cached = rt_cache_dir(dir, sizeof dir);
 	if (nvrtc_load(err, sizeof err) && !cached)
 		rt_die(1, "--device cuda: %s", err);
 	cache_key(src, d->arch, d->name, hex);
@@ -531,7 +504,7 @@ static void emulate_module(rt_dev *d, const char *src)
 	char cdir[4096], cpath[4400] = "", hex[65];
 	snprintf(d->name, sizeof d->name, "host emulation");
 	snprintf(d->arch, sizeof d->arch, "none");
-	if (cache_dir(cdir, sizeof cdir)) {
+	if (rt_cache_dir(cdir, sizeof cdir)) {
 		cache_key(src, "emulate", cxx && *cxx ? cxx : "c++", hex);
 		snprintf(cpath, sizeof cpath, "%s/%s.emu.so", cdir, hex);
 		if ((d->emu_lib = dlopen(cpath, RTLD_NOW | RTLD_LOCAL)))

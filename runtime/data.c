@@ -15,9 +15,11 @@
 #include "rt_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <libdeflate.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -53,6 +55,7 @@ typedef struct {
 	gzFile gz;
 	uint8_t *mem;            /* the decoded file (owned), or NULL */
 	uint64_t mem_len;
+	bool mem_mapped;         /* mem is a mapping of the cache (rt_data_unmap) */
 	uint64_t off;            /* bytes (decompressed) consumed so far */
 } reader;
 
@@ -87,17 +90,35 @@ static void *big_alloc(size_t n)
  * the decoder (which holds no locks and allocates nothing), so the file is
  * then read through zlib and gets the usual message.  On any other thread
  * the handler puts the previous action back and returns: the fault
- * repeats under that action, as if nnd had installed nothing. */
+ * repeats under that action, as if nnd had installed nothing.  The jump
+ * restores the signal mask (sigsetjmp(env, 1)): a SIGBUS left blocked
+ * would make the next one fatal. */
 static _Thread_local sigjmp_buf *bus_env;
 static struct sigaction bus_prev;
 static bool bus_ok;
 static pthread_once_t bus_once = PTHREAD_ONCE_INIT;
 
+/* decoded datasets mapped from the cache for the whole run (below): a
+ * fault inside one means its file shrank under us, which ends the run
+ * with a message naming it instead of a crash */
+enum { MAX_CACHED_MAPS = 16 };
+static struct { uint8_t *_Atomic base; size_t len; char msg[512]; size_t msglen; } cached_maps[MAX_CACHED_MAPS];
+static pthread_mutex_t cached_mu = PTHREAD_MUTEX_INITIALIZER;
+
 static void on_sigbus(int sig, siginfo_t *si, void *uc)
 {
-	(void)sig; (void)si; (void)uc;
+	(void)sig; (void)uc;
 	if (bus_env)
 		siglongjmp(*bus_env, 1);
+	uint8_t *a = si ? (uint8_t *)si->si_addr : NULL;
+	for (int i = 0; a && i < MAX_CACHED_MAPS; i++) {
+		uint8_t *b = atomic_load(&cached_maps[i].base);
+		if (b && a >= b && a < b + cached_maps[i].len) {
+			ssize_t w = write(2, cached_maps[i].msg, cached_maps[i].msglen);
+			(void)w;
+			_exit(1);
+		}
+	}
 	sigaction(SIGBUS, &bus_prev, NULL);
 }
 
@@ -115,6 +136,7 @@ static void bus_install(void)
 typedef struct gz_state {
 	uint8_t *volatile out;
 	volatile uint64_t cap, out_len;
+	volatile int members;
 } gz_state;
 
 /* Decodes every member of in[0, in_len) into st->out (grown as needed);
@@ -167,6 +189,7 @@ static bool gz_members(struct libdeflate_decompressor *dec, const uint8_t *in, s
 			return false;
 		in_pos += used_in;
 		st->out_len += used_out;
+		st->members++;
 		/* as gzread: bytes after a member that do not start another
 		 * one are ignored */
 		if (in_len - in_pos < 2 || in[in_pos] != 0x1f || in[in_pos + 1] != 0x8b)
@@ -174,12 +197,166 @@ static bool gz_members(struct libdeflate_decompressor *dec, const uint8_t *in, s
 	}
 }
 
+/* ---- decoded-dataset cache ----
+ * Decoding Fashion-MNIST's training images (and the kernel clearing the
+ * fresh pages they land in) is most of a training program's start-up.
+ * A gzip file of one member is therefore kept decoded in nnd's cache
+ * directory (rt_cache_dir; NND_CACHE_DIR=off disables it) and later runs
+ * map that copy: the page cache's pages, no decoding, no copying.
+ *
+ * The cache can never change a byte of the data: an entry is named by the
+ * source's identity (path, device, inode, size, modification and change
+ * times), and before it is used its bytes are checked against the source
+ * itself -- their CRC-32 and length must equal the gzip trailer's (which
+ * gzip computed from the original data).  An entry that fails is removed
+ * and the file decoded again.  Entries are written to a temporary file
+ * and renamed, so a reader sees a whole entry or none; any cache failure
+ * just means decoding.  Layout: a 4096-byte text header ("nnd-gunzip 1",
+ * the length, the CRC), then the bytes. */
+#define CACHE_HDR 4096
+
+static bool cache_path(const char *path, const struct stat *sb, char *out, size_t n)
+{
+	char dir[4096], real[4096], id[4600];
+	if (!rt_cache_dir(dir, sizeof dir) || !realpath(path, real))
+		return false;
+	snprintf(id, sizeof id, "%s|%llu|%llu|%lld|%lld.%09ld|%lld.%09ld", real, (unsigned long long)sb->st_dev,
+	         (unsigned long long)sb->st_ino, (long long)sb->st_size, (long long)sb->st_mtim.tv_sec,
+	         sb->st_mtim.tv_nsec, (long long)sb->st_ctim.tv_sec, sb->st_ctim.tv_nsec);
+	uint8_t dig[32];
+	char hex[65];
+	nnd_sha256(id, strlen(id), dig);
+	nnd_sha256_hex(dig, hex);
+	hex[32] = 0;
+	return snprintf(out, n, "%s/gunzip-%s.bin", dir, hex) < (int)n;
+}
+
+/* the gzip trailer of the (one-member) source: CRC-32 and length mod 2^32 */
+static bool gz_trailer(int fd, off_t size, uint32_t *crc, uint32_t *isize)
+{
+	uint8_t t[8];
+	if (size < 18 || pread(fd, t, 8, size - 8) != 8)
+		return false;
+	*crc = (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 | (uint32_t)t[3] << 24;
+	*isize = (uint32_t)t[4] | (uint32_t)t[5] << 8 | (uint32_t)t[6] << 16 | (uint32_t)t[7] << 24;
+	return true;
+}
+
+static void cached_register(uint8_t *base, size_t len, const char *cpath, const char *src)
+{
+	pthread_mutex_lock(&cached_mu);
+	for (int i = 0; i < MAX_CACHED_MAPS; i++)
+		if (!atomic_load(&cached_maps[i].base)) {
+			int k = snprintf(cached_maps[i].msg, sizeof cached_maps[i].msg,
+			                 "nnd: error: %s: its decoded copy %s shrank while in use; run again, or with "
+			                 "NND_CACHE_DIR=off\n", src, cpath);
+			cached_maps[i].msglen = k < 0 ? 0 : (size_t)k < sizeof cached_maps[i].msg ? (size_t)k
+			                                                                     : sizeof cached_maps[i].msg - 1;
+			cached_maps[i].len = len;
+			atomic_store(&cached_maps[i].base, base);
+			break;
+		}
+	pthread_mutex_unlock(&cached_mu);
+}
+
+/* Unmaps a decoded dataset mapped from the cache. */
+void rt_data_unmap(uint8_t *base, size_t len)
+{
+	pthread_mutex_lock(&cached_mu);
+	for (int i = 0; i < MAX_CACHED_MAPS; i++)
+		if (atomic_load(&cached_maps[i].base) == base)
+			atomic_store(&cached_maps[i].base, NULL);
+	pthread_mutex_unlock(&cached_mu);
+	munmap(base, len);
+}
+
+/* The cached decoded copy of the gzip file open as f, mapped; NULL when
+ * there is none that checks against the source. */
+static uint8_t *cache_load(FILE *f, const char *path, uint64_t *len)
+{
+	struct stat sb, cs;
+	char cpath[4700], hdr[128];
+	uint32_t crc, isize;
+	if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || !cache_path(path, &sb, cpath, sizeof cpath) ||
+	    !gz_trailer(fileno(f), sb.st_size, &crc, &isize))
+		return NULL;
+	int fd = open(cpath, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	unsigned long long n = 0;
+	unsigned c = 0;
+	ssize_t got = pread(fd, hdr, sizeof hdr - 1, 0);
+	hdr[got > 0 ? got : 0] = 0;
+	if (fstat(fd, &cs) != 0 || sscanf(hdr, "nnd-gunzip 1 len %llu crc %x", &n, &c) != 2 || n == 0 ||
+	    (uint64_t)cs.st_size != CACHE_HDR + n || (uint32_t)n != isize || c != crc) {
+		close(fd);
+		return NULL;
+	}
+	uint8_t *m = mmap(NULL, (size_t)n, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, CACHE_HDR);
+	close(fd);
+	if (m == MAP_FAILED)
+		return NULL;
+	/* the bytes themselves against the source's trailer (a fault: the
+	 * entry shrank meanwhile, treated as a mismatch) */
+	sigjmp_buf env;
+	volatile uint32_t sum = ~crc;
+	if (sigsetjmp(env, 1) == 0) {
+		bus_env = &env;
+		sum = libdeflate_crc32(0, m, (size_t)n);
+	}
+	bus_env = NULL;
+	if (sum != crc) {
+		munmap(m, (size_t)n);
+		unlink(cpath);
+		return NULL;
+	}
+	cached_register(m, (size_t)n, cpath, path);
+	*len = n;
+	return m;
+}
+
+/* Writes the decoded bytes of a one-member gzip file to the cache
+ * (temporary file, then rename); silently nothing on any failure. */
+static void cache_store(FILE *f, const char *path, const uint8_t *data, uint64_t len)
+{
+	struct stat sb;
+	char cpath[4700], tpath[4800], hdr[CACHE_HDR];
+	if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || !cache_path(path, &sb, cpath, sizeof cpath))
+		return;
+	snprintf(tpath, sizeof tpath, "%s.%ld.tmp", cpath, (long)getpid());
+	int fd = open(tpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return;
+	memset(hdr, '\n', sizeof hdr);
+	int k = snprintf(hdr, sizeof hdr, "nnd-gunzip 1 len %llu crc %08x\nsource %s\n", (unsigned long long)len,
+	                 (unsigned)libdeflate_crc32(0, data, (size_t)len), path);
+	if (k > 0 && k < (int)sizeof hdr)
+		hdr[k] = '\n';
+	bool ok = write(fd, hdr, sizeof hdr) == (ssize_t)sizeof hdr;
+	for (uint64_t done = 0; ok && done < len;) {
+		ssize_t w = write(fd, data + done, (size_t)(len - done > (1u << 30) ? (1u << 30) : len - done));
+		if (w <= 0 && errno != EINTR)
+			ok = false;
+		else if (w > 0)
+			done += (uint64_t)w;
+	}
+	ok = close(fd) == 0 && ok;
+	if (!ok || rename(tpath, cpath) != 0)
+		unlink(tpath);
+}
+
 /* Decodes the gzip file open as f (all its members, as gzread does) into a
  * fresh buffer.  Returns it with its length, or NULL for any failure: the
  * caller then reads the file through zlib, which gives the precise error
  * (or, where zlib accepts what libdeflate refused, the data). */
-static uint8_t *gz_decode_whole(FILE *f, const char *path, uint64_t *len)
+static uint8_t *gz_decode_whole(FILE *f, const char *path, uint64_t *len, bool *mapped)
 {
+	*mapped = false;
+	uint8_t *hit = cache_load(f, path, len);
+	if (hit) {
+		*mapped = true;
+		return hit;
+	}
 	struct stat sb;
 	if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size < 18)
 		return NULL;
@@ -194,10 +371,10 @@ static uint8_t *gz_decode_whole(FILE *f, const char *path, uint64_t *len)
 	if (shrink && *shrink && truncate(path, 64) != 0)
 		fprintf(stderr, "NND_TEST_SHRINK_MAPPED: cannot truncate %s\n", path);
 	struct libdeflate_decompressor *dec = libdeflate_alloc_decompressor();
-	gz_state st = { NULL, 0, 0 };
+	gz_state st = { NULL, 0, 0, 0 };
 	sigjmp_buf env;
 	volatile bool ok = false;
-	if (dec && sigsetjmp(env, 0) == 0) {
+	if (dec && sigsetjmp(env, 1) == 0) {
 		bus_env = &env;
 		ok = gz_members(dec, in, in_len, &st);
 	}
@@ -216,7 +393,36 @@ static uint8_t *gz_decode_whole(FILE *f, const char *path, uint64_t *len)
 			out = nout;
 	}
 	*len = st.out_len;
+	if (st.members == 1)
+		cache_store(f, path, out, st.out_len);
 	return out;
+}
+
+bool rt_cache_dir(char *buf, size_t n)
+{
+	const char *e = getenv("NND_CACHE_DIR"), *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
+	if (e && !strcmp(e, "off"))
+		return false;
+	if (e && *e)
+		snprintf(buf, n, "%s", e);
+	else if (x && *x)
+		snprintf(buf, n, "%s/nnd", x);
+	else if (h && *h)
+		snprintf(buf, n, "%s/.cache/nnd", h);
+	else
+		return false;
+	/* mkdir -p */
+	char tmp[4096];
+	snprintf(tmp, sizeof tmp, "%s", buf);
+	for (char *p = tmp + 1; *p; p++)
+		if (*p == '/') {
+			*p = 0;
+			mkdir(tmp, 0755);
+			*p = '/';
+		}
+	mkdir(tmp, 0755);
+	struct stat st;
+	return stat(buf, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 int rt_data_threads_init(char *err, size_t errlen)
@@ -254,7 +460,7 @@ static int reader_open(reader *r, const char *path, bool whole, char *err, size_
 	unsigned char m[2];
 	size_t got = fread(m, 1, 2, r->f);
 	if (got == 2 && m[0] == 0x1f && m[1] == 0x8b) {
-		if (whole && (r->mem = gz_decode_whole(r->f, r->path, &r->mem_len)) != NULL) {
+		if (whole && (r->mem = gz_decode_whole(r->f, r->path, &r->mem_len, &r->mem_mapped)) != NULL) {
 			fclose(r->f);
 			r->f = NULL;
 			return 0;
@@ -280,7 +486,10 @@ static void reader_close(reader *r)
 		fclose(r->f);
 	if (r->gz)
 		gzclose(r->gz);
-	free(r->mem);
+	if (r->mem_mapped)
+		rt_data_unmap(r->mem, (size_t)r->mem_len);
+	else
+		free(r->mem);
 	r->f = NULL;
 	r->gz = NULL;
 	r->mem = NULL;
@@ -433,7 +642,7 @@ static int idx_header(reader *r, int want_labels, int *ndims, int64_t dims[5],
  * (so that 47 MB are not copied after the header).  what: "image" or
  * "label". */
 static int idx_payload(reader *r, uint64_t n, const char *what, uint8_t **out, uint8_t **alloc,
-                       char *err, size_t errlen)
+                       size_t *maplen, char *err, size_t errlen)
 {
 	uint64_t start = r->off;
 	uint8_t *buf;
@@ -470,6 +679,7 @@ static int idx_payload(reader *r, uint64_t n, const char *what, uint8_t **out, u
 	*alloc = NULL;
 	if (r->mem) {
 		*alloc = r->mem;
+		*maplen = r->mem_mapped ? (size_t)r->mem_len : 0;
 		r->mem = NULL;
 	}
 	return 0;
@@ -517,7 +727,7 @@ int nnd_data_load_idx(const char *images, const char *labels, bool probe_only,
 	d->rank[1] = 0;
 	d->row_bytes[1] = 1;
 
-	if (!probe_only && idx_payload(&ri, total, "image", &d->buf[0], &d->alloc[0], err, errlen) < 0)
+	if (!probe_only && idx_payload(&ri, total, "image", &d->buf[0], &d->alloc[0], &d->maplen[0], err, errlen) < 0)
 		goto fail_i;
 	reader_close(&ri);
 
@@ -542,7 +752,7 @@ int nnd_data_load_idx(const char *images, const char *labels, bool probe_only,
 		     labels, (long long)di[0], images, (long long)dl[0]);
 		goto fail_l;
 	}
-	if (!probe_only && idx_payload(&rl, (uint64_t)dl[0], "label", &d->buf[1], &d->alloc[1], err, errlen) < 0)
+	if (!probe_only && idx_payload(&rl, (uint64_t)dl[0], "label", &d->buf[1], &d->alloc[1], &d->maplen[1], err, errlen) < 0)
 		goto fail_l;
 	reader_close(&rl);
 	return 0;
@@ -830,7 +1040,11 @@ void nnd_data_free(nnd_data *d)
 {
 	if (!d)
 		return;
-	for (int i = 0; i < 2; i++)
-		free(d->alloc[i] ? d->alloc[i] : d->buf[i]);
+	for (int i = 0; i < 2; i++) {
+		if (d->maplen[i])
+			rt_data_unmap(d->alloc[i], d->maplen[i]);
+		else
+			free(d->alloc[i] ? d->alloc[i] : d->buf[i]);
+	}
 	memset(d, 0, sizeof *d);
 }

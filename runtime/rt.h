@@ -157,6 +157,8 @@ typedef struct nnd_data {
 	uint8_t *alloc[2];           /* what buf[i] points into, when it is not the start of
 	                              * its allocation (the decoded file, header first); freed
 	                              * instead of buf[i] */
+	size_t maplen[2];            /* alloc[i] is a mapping of this many bytes (a decoded
+	                              * dataset from the cache), unmapped instead of freed */
 } nnd_data;
 /* Reads a dataset (or with probe_only, its headers/shape only).  On error
  * writes "FILE: offset N: expected ..., found ..." into err and returns -1. */

@@ -293,5 +293,11 @@ int rt_data_load_csv_features(const char *path, const char *label_col, nnd_data 
 /* Makes the dataset readers safe to run on several threads at once; call
  * it on one thread before they start.  0, or -1 with err set. */
 int rt_data_threads_init(char *err, size_t errlen);
+/* nnd's cache directory (compiled CUDA kernels, decoded datasets), made if
+ * missing: $NND_CACHE_DIR, $XDG_CACHE_HOME/nnd or ~/.cache/nnd; false when
+ * NND_CACHE_DIR=off or it cannot be made */
+bool rt_cache_dir(char *buf, size_t n);
+/* unmaps a decoded dataset mapped from the cache (data.c) */
+void rt_data_unmap(uint8_t *base, size_t len);
 
 #endif

@@ -3,9 +3,11 @@
  * nnd_data empty.  Files are written into a fresh temporary directory. */
 #include "runtime/rt.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -503,6 +505,102 @@ static void test_csv(void)
 	nnd_data_free(&d);
 }
 
+/* the one cache entry in dir c (its path into out); false if none or several */
+static bool cache_entry(const char *c, char *out, size_t n)
+{
+	DIR *d = opendir(c);
+	int found = 0;
+	struct dirent *e;
+	while (d && (e = readdir(d)))
+		if (!strncmp(e->d_name, "gunzip-", 7) && strstr(e->d_name, ".bin") && !strstr(e->d_name, ".tmp")) {
+			snprintf(out, n, "%s/%s", c, e->d_name);
+			found++;
+		}
+	if (d)
+		closedir(d);
+	return found == 1;
+}
+
+/* The decoded-dataset cache: a second load maps the entry the first one
+ * wrote, with the same bytes; an entry whose bytes do not match the
+ * source's gzip trailer is never used (and is replaced); an entry that
+ * shrinks while mapped ends the program with a message naming it;
+ * NND_CACHE_DIR=off writes nothing. */
+static void test_cache(void)
+{
+	enum { N = 100000 };
+	static uint8_t img[N + 16];
+	const uint32_t dims[3] = { 250, 20, 20 };
+	size_t hn = make_idx(img, 3, dims, 0);
+	for (size_t i = 0; i < N; i++)
+		img[hn + i] = (uint8_t)(i * 2654435761u >> 24);
+	write_file(tmp("c.gz"), img, hn + N, 1);
+	uint8_t lab[8 + 250];
+	const uint32_t ld[1] = { 250 };
+	size_t ln = make_idx(lab, 1, ld, 250);
+	lab[3] = 1;
+	write_file(tmp("cl.gz"), lab, ln, 1);
+	const char *cdir = tmp("cache");
+	setenv("NND_CACHE_DIR", cdir, 1);
+	nnd_data a, b;
+	char err[512] = "", ent[1024] = "";
+	CHECK(nnd_data_load_idx(tmp("c.gz"), NULL, false, &a, err, sizeof err) == 0);
+	CHECK(a.maplen[0] == 0);   /* decoded, then stored */
+	CHECK(cache_entry(cdir, ent, sizeof ent));
+	CHECK(nnd_data_load_idx(tmp("c.gz"), NULL, false, &b, err, sizeof err) == 0);
+	CHECK(b.maplen[0] > 0);    /* mapped from the cache */
+	CHECK(a.n == b.n && !memcmp(a.buf[0], b.buf[0], N) && !memcmp(b.buf[0], img + hn, N));
+	nnd_data_free(&b);
+	/* a damaged entry: not used, decoded again, replaced */
+	FILE *f = fopen(ent, "r+b");
+	CHECK(f && fseek(f, 4096 + 5000, SEEK_SET) == 0 && fputc(0x5a ^ img[hn + 5000 - 16], f) != EOF);
+	if (f)
+		fclose(f);
+	CHECK(nnd_data_load_idx(tmp("c.gz"), NULL, false, &b, err, sizeof err) == 0);
+	CHECK(b.maplen[0] == 0 && !memcmp(b.buf[0], img + hn, N));
+	nnd_data_free(&b);
+	CHECK(nnd_data_load_idx(tmp("c.gz"), NULL, false, &b, err, sizeof err) == 0);
+	CHECK(b.maplen[0] > 0 && !memcmp(b.buf[0], img + hn, N));
+	nnd_data_free(&b);
+	/* an entry cut short: not used */
+	CHECK(truncate(ent, 4096 + N / 2) == 0);
+	CHECK(nnd_data_load_idx(tmp("c.gz"), NULL, false, &b, err, sizeof err) == 0);
+	CHECK(b.maplen[0] == 0 && !memcmp(b.buf[0], img + hn, N));
+	nnd_data_free(&b);
+	/* the entry shrinks while a run uses it: exit 1 with a message */
+	CHECK(nnd_data_load_idx(tmp("c.gz"), NULL, false, &b, err, sizeof err) == 0 && b.maplen[0] > 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (!freopen(tmp("child.err"), "w", stderr) || truncate(ent, 4096) != 0)
+			_exit(3);
+		volatile uint8_t x = b.buf[0][N - 1];
+		(void)x;
+		_exit(0);
+	}
+	int st = 0;
+	CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+	if (!(WIFEXITED(st) && WEXITSTATUS(st) == 1))
+		fprintf(stderr, "child status 0x%x\n", st);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+	char msg[600] = "";
+	f = fopen(tmp("child.err"), "r");
+	if (f) {
+		size_t k = fread(msg, 1, sizeof msg - 1, f);
+		msg[k] = 0;
+		fclose(f);
+	}
+	CHECK(strstr(msg, "shrank while in use") && strstr(msg, "c.gz"));
+	nnd_data_free(&b);
+	nnd_data_free(&a);
+	/* off: nothing written */
+	unlink(ent);
+	setenv("NND_CACHE_DIR", "off", 1);
+	CHECK(nnd_data_load_idx(tmp("c.gz"), tmp("cl.gz"), false, &a, err, sizeof err) == 0 && a.maplen[0] == 0);
+	nnd_data_free(&a);
+	CHECK(!cache_entry(cdir, ent, sizeof ent));
+}
+
 static void cleanup(void)
 {
 	char cmd[600];
@@ -519,9 +617,12 @@ int main(void)
 		perror("mkdtemp");
 		return 2;
 	}
+	/* the decoded-dataset cache stays out of the other tests' way */
+	setenv("NND_CACHE_DIR", "off", 1);
 	test_idx();
 	test_gzip_whole();
 	test_gzip_shrinks();
+	test_cache();
 	test_csv();
 	cleanup();
 	if (fails)
