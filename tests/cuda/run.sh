@@ -41,6 +41,15 @@ need_gpu() {   # need_gpu PROGRAM [ARGS]
 	return 0
 }
 
+# before building anything: no driver library and no device node means no
+# GPU (need_gpu then decides for machines that have a driver)
+quick_gpu_check() {
+	if [ ! -e /dev/nvidiactl ] && ! { ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1'; }; then
+		skip "no CUDA driver (no /dev/nvidiactl, no libcuda.so.1)"
+	fi
+	return 0
+}
+
 ptx_case() {   # ptx_case MODEL.nnd
 	"$NNDC" emit "$1" --stage cuda >k.cu 2>k.cu.err || { cat k.cu.err >&2; fail "emit --stage cuda failed"; }
 	"$NNDC" emit "$1" --stage ptx >k.ptx 2>k.ptx.err
@@ -127,6 +136,7 @@ emulate_tiled)
 	;;
 
 emulate_ops|gpu_ops)
+	[ $CASE = gpu_ops ] && quick_gpu_check
 	# the op tests of tests/grad (conv with groups, pooling, batchnorm,
 	# layernorm, embedding, slice/concat, random_flip, ...): device == CPU
 	if [ $CASE = emulate_ops ]; then need_cxx; export NND_CUDA_EMULATE=1; fi
@@ -182,6 +192,7 @@ errors)
 	;;
 
 gpu_mlp|gpu_cnn)
+	quick_gpu_check
 	need_fashion
 	if [ $CASE = gpu_mlp ]; then model=mlp_fashion; args="--steps 50 --limit 10000"
 	else model=cnn_fashion; args="--steps 30 --limit 4000"; fi
@@ -205,6 +216,7 @@ gpu_mlp|gpu_cnn)
 	;;
 
 gpu_every_op)
+	quick_gpu_check
 	run 0 build.out "$NNDC" build "$SRC/e2e/every_op.nnd" -o every
 	need_gpu ./every
 	for plan in seq tree:3 blocked:4; do
@@ -225,6 +237,7 @@ gpu_every_op)
 	;;
 
 gpu_errors)
+	quick_gpu_check
 	run 0 build.out "$NNDC" build "$SRC/e2e/every_op.nnd" -o every
 	need_gpu ./every
 	NND_TEST_CUDA_EXTRA_BYTES=400000000000 run 1 oom ./every train --device cuda
