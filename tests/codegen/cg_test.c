@@ -1253,7 +1253,8 @@ static float ref_dot_fused(ir_plan p, const float *a, const float *b, int64_t n)
 static const ir_plan test_plans[] = {
 	{ IR_PLAN_SEQ, 0, 0, false },
 	{ IR_PLAN_BLOCKED, 2, 0, false }, { IR_PLAN_BLOCKED, 7, 0, false }, { IR_PLAN_BLOCKED, 64, 0, false },
-	{ IR_PLAN_BLOCKED, 300, 0, false },   /* > the matmul kernel's k chunk: its generic path */
+	{ IR_PLAN_BLOCKED, 300, 0, false },   /* the matmul kernel's k chunks become 900 wide */
+	{ IR_PLAN_BLOCKED, 1100, 0, false },  /* > the matmul kernel's k chunk (1024): its generic path */
 	{ IR_PLAN_TREE, 0, 2, false }, { IR_PLAN_TREE, 0, 3, false }, { IR_PLAN_TREE, 0, 5, false },
 };
 #define NPLANS ((int)(sizeof test_plans / sizeof test_plans[0]))
@@ -1261,7 +1262,7 @@ static const ir_plan test_plans[] = {
 /* fused plans, for dot products (matmul) only */
 static const ir_plan fused_plans[] = {
 	{ IR_PLAN_SEQ, 0, 0, true }, { IR_PLAN_BLOCKED, 2, 0, true }, { IR_PLAN_BLOCKED, 7, 0, true },
-	{ IR_PLAN_BLOCKED, 64, 0, true }, { IR_PLAN_BLOCKED, 300, 0, true },
+	{ IR_PLAN_BLOCKED, 64, 0, true }, { IR_PLAN_BLOCKED, 300, 0, true }, { IR_PLAN_BLOCKED, 1100, 0, true },
 };
 
 /* the plans' own reference against hand-computed orders */
@@ -1401,11 +1402,11 @@ static void test_plan_sum_to(ir_plan p)
 }
 
 /* matmul under plan p, one transpose combination: K of 0, 1, not a
- * multiple of any block, across the kernel's 256-wide k chunks; M and N
+ * multiple of any block, across the kernel's 1024-wide k chunks; M and N
  * with row and column remainders; one B-dependent M */
 static void test_plan_matmul(ir_plan p, bool ta, bool tb_)
 {
-	static const int mk[][3] = { { 7, 0, 5 }, { 5, 1, 33 }, { 13, 37, 40 }, { 6, 300, 17 }, { 3, 517, 70 },
+	static const int mk[][3] = { { 7, 0, 5 }, { 5, 1, 33 }, { 13, 37, 40 }, { 6, 300, 17 }, { 3, 517, 70 }, { 2, 2300, 9 },
 	                             { 1, 64, 1 }, { -3, 29, 35 } };
 	enum { NC = sizeof mk / sizeof mk[0] };
 	tb t;
@@ -2652,7 +2653,7 @@ int main(int argc, char **argv)
 		for (int ta = 0; ta < 2; ta++)
 			for (int tb_ = 0; tb_ < 2; tb_++) {
 				test_matmul(7, 13, 5, ta, tb_, 4, 0);
-				test_matmul(13, 129, 17, ta, tb_, 2, 2);
+				test_matmul(13, 513, 17, ta, tb_, 2, 2);
 				test_plan_matmul(fused_plans[0], ta, tb_);
 			}
 		test_matmul(64, 64, 64, false, false, 1, 0);
@@ -2674,7 +2675,7 @@ int main(int argc, char **argv)
 	test_matmul(1, 1, 1, false, false, 1, 0);
 	test_matmul(64, 64, 64, false, false, 1, 0);
 	/* sizes around the LLVM kernel's tiling: 6-row blocks, 8/16-lane vectors
-	 * two per block, k in chunks of 256 (every remainder of each) */
+	 * two per block, k in chunks of 1024 (every remainder of each) */
 	{
 		static const int sz[] = { 1, 3, 4, 5, 6, 7, 12, 16, 17, 32, 33, 64, 100 };
 		static const int ks[] = { 1, 3, 4, 5, 7, 16, 17, 33, 64, 100 };
@@ -2682,9 +2683,9 @@ int main(int argc, char **argv)
 		for (int ta = 0; ta < 2; ta++)
 			for (int tb_ = 0; tb_ < 2; tb_++) {
 				test_matmul_grid(ta, tb_, sz, nsz, ks, nks, sz, nsz);
-				test_matmul(7, 600, 33, ta, tb_, 1, 0);        /* 3 k chunks */
-				test_matmul(13, 129, 17, ta, tb_, 2, 2);       /* K = 258: B-dependent, 2 chunks */
-				test_matmul(5, 256, 100, ta, tb_, 1, 0);       /* exactly one chunk */
+				test_matmul(7, 2100, 33, ta, tb_, 1, 0);       /* 3 k chunks */
+				test_matmul(13, 513, 17, ta, tb_, 2, 2);       /* K = 1026: B-dependent, 2 chunks */
+				test_matmul(5, 1024, 100, ta, tb_, 1, 0);      /* exactly one chunk */
 			}
 		/* B-dependent M: every row remainder through the run-time switch */
 		for (int B = 1; B <= 6; B++)
