@@ -10,6 +10,11 @@ target_link_options(nnd_cg_test PRIVATE -Wl,--whole-archive $<TARGET_FILE:nndrt>
 file(MAKE_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/codegen)
 add_test(NAME codegen_kernels
          COMMAND nnd_cg_test --aot-dir ${CMAKE_CURRENT_BINARY_DIR}/codegen)
+# the whole kernel grid (thousands of JIT'd products, ~5 minutes under the
+# sanitizers) runs in the plain build; the sanitizer pass of scripts/test.sh
+# leaves out "slow" and runs the vector-width subsets below through the
+# same code generator instead
+set_tests_properties(codegen_kernels PROPERTIES LABELS "codegen;slow")
 # the same kernels with the narrower vector widths of AVX2 and SSE hosts
 # (NND_MM_VW: lanes of the matmul and dropout vectors; results never change)
 foreach(vw 8 4)

@@ -6,3 +6,6 @@ foreach(case mlp_ci cnn_ci tiny_same_bits truncated_idx corrupt_idx missing_file
       ${CMAKE_CURRENT_BINARY_DIR}/e2e/${case} ${case})
   set_tests_properties(e2e_${case} PROPERTIES LABELS e2e SKIP_RETURN_CODE 77)
 endforeach()
+# two builds of every_op and the MLP compared bit for bit: the plain build
+# only (every other e2e case compiles with fusion on under the sanitizers)
+set_tests_properties(e2e_fuse PROPERTIES LABELS "e2e;slow")
