@@ -385,6 +385,10 @@ static void cache_store(FILE *f, const char *path, const uint8_t *data, uint64_t
 static uint8_t *gz_decode_whole(FILE *f, const char *path, uint64_t *len, bool *mapped)
 {
 	*mapped = false;
+	/* before the cache: a mapped entry relies on the handler for the
+	 * whole run, the decoder below for its jump */
+	if (pthread_once(&bus_once, bus_install) != 0 || !bus_ok)
+		return NULL;
 	uint8_t *hit = cache_load(f, path, len);
 	if (hit) {
 		*mapped = true;
@@ -392,8 +396,6 @@ static uint8_t *gz_decode_whole(FILE *f, const char *path, uint64_t *len, bool *
 	}
 	struct stat sb;
 	if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size < 18)
-		return NULL;
-	if (pthread_once(&bus_once, bus_install) != 0 || !bus_ok)
 		return NULL;
 	size_t in_len = (size_t)sb.st_size;
 	uint8_t *in = mmap(NULL, in_len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fileno(f), 0);
