@@ -1490,18 +1490,29 @@ static void pool_consts(cu *c, const pgeo *g)
 	line(c, "(void)H; (void)OH;");
 }
 
+/* the head of a pooling kernel: its checks, one unit per element of the
+ * result, every input declared in order, the window geometry (of the
+ * pooled input `in` and output `out`) as constants */
+static int pool_open(cu *c, const ir_node *n, const ir_type *in, const ir_type *out, pgeo *g)
+{
+	if (need_f32(c, n) || pool_geo(c, n, in, out, g))
+		return -1;
+	k_begin(c, n, ir_type_numel(&n->type));
+	for (int i = 0; i < n->nin; i++)
+		use(c, in_node(c, n, i));
+	use(c, n);
+	k_loop(c);
+	pool_consts(c, g);
+	return 0;
+}
+
 /* a unit is an output element: the MAX rule over the window, rows then columns */
 static int cu_MAX_POOL2D(cu *c, const ir_node *n)
 {
 	const ir_node *x = in_node(c, n, 0);
 	pgeo g = { 0 };
-	if (need_f32(c, n) || pool_geo(c, n, &x->type, &n->type, &g))
+	if (pool_open(c, n, &x->type, &n->type, &g))
 		return -1;
-	k_begin(c, n, ir_type_numel(&n->type));
-	use(c, x);
-	use(c, n);
-	k_loop(c);
-	pool_consts(c, &g);
 	line(c, "const int64_t ow = u %% OW, oh = (u / OW) %% OH, pl = u / (OW * OH);");
 	line(c, "const int64_t wb = pl * H * W + oh * S * W + ow * S;");
 	line(c, "float m = -NND_INF;");
@@ -1529,14 +1540,8 @@ static int cu_MAX_POOL2D_BWD(cu *c, const ir_node *n)
 {
 	const ir_node *dy = in_node(c, n, 0), *x = in_node(c, n, 1);
 	pgeo g = { 0 };
-	if (need_f32(c, n) || pool_geo(c, n, &x->type, &dy->type, &g))
+	if (pool_open(c, n, &x->type, &dy->type, &g))
 		return -1;
-	k_begin(c, n, ir_type_numel(&n->type));
-	use(c, dy);
-	use(c, x);
-	use(c, n);
-	k_loop(c);
-	pool_consts(c, &g);
 	pool_bwd_windows(c);
 	line(c, "for (int64_t oh = oh0; oh <= oh1; oh++)");
 	line(c, "\tfor (int64_t ow = ow0; ow <= ow1; ow++) {");
@@ -1556,13 +1561,8 @@ static int cu_AVG_POOL2D(cu *c, const ir_node *n)
 {
 	const ir_node *x = in_node(c, n, 0);
 	pgeo g = { 0 };
-	if (need_f32(c, n) || check_plan(c, n) || pool_geo(c, n, &x->type, &n->type, &g))
+	if (check_plan(c, n) || pool_open(c, n, &x->type, &n->type, &g))
 		return -1;
-	k_begin(c, n, ir_type_numel(&n->type));
-	use(c, x);
-	use(c, n);
-	k_loop(c);
-	pool_consts(c, &g);
 	line(c, "const int64_t ow = u %% OW, oh = (u / OW) %% OH, pl = u / (OW * OH);");
 	line(c, "const int64_t wb = pl * H * W + oh * S * W + ow * S;");
 	reduce_open(c, "s", n->plan, "Kp * Kp");
@@ -1578,13 +1578,8 @@ static int cu_AVG_POOL2D_BWD(cu *c, const ir_node *n)
 {
 	const ir_node *dy = in_node(c, n, 0);
 	pgeo g = { 0 };
-	if (need_f32(c, n) || pool_geo(c, n, &n->type, &dy->type, &g))
+	if (pool_open(c, n, &n->type, &dy->type, &g))
 		return -1;
-	k_begin(c, n, ir_type_numel(&n->type));
-	use(c, dy);
-	use(c, n);
-	k_loop(c);
-	pool_consts(c, &g);
 	pool_bwd_windows(c);
 	line(c, "for (int64_t oh = oh0; oh <= oh1; oh++)");
 	line(c, "\tfor (int64_t ow = ow0; ow <= ow1; ow++)");
