@@ -3171,6 +3171,21 @@ static void conv_range(cg *c, LLVMValueRef off, int64_t s, int64_t lim, int64_t 
 
 static LLVMValueRef srem(cg *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildSRem(c->b, a, b, ""); }
 
+/* A row of OW values in vector steps for im2col/col2im at stride 1:
+ * opens the loop lv and returns the first lane's index ow0; *in is the
+ * mask of the lanes with lo <= ow0 + lane < hi (the others are neither
+ * read nor written, and plain GEPs let their addresses lie outside). */
+static LLVMValueRef row_lanes(cg *c, pool2v *p, cg_loop *lv, int64_t OW, LLVMValueRef lo, LLVMValueRef hi,
+                              LLVMValueRef *in)
+{
+	pool2v_init(c, p);
+	p->m.plain_gep = true;
+	LLVMValueRef ow0 = mul(c, loop_begin(c, lv, ci64(c, (OW + c->vw - 1) / c->vw)), ci64(c, c->vw));
+	*in = LLVMBuildAnd(c->b, LLVMBuildNot(c->b, lanes_below(p, sub(c, lo, ow0), 0), ""),
+	                   lanes_below(p, sub(c, hi, ow0), 0), "");
+	return ow0;
+}
+
 /* Units: the rows (c, kh, kw, n) of the columns, each one OH x OW plane:
  * for each oh, the run of ow whose input lies inside the image is copied
  * (unit stride when s = 1), the rest of the row is +0. */
@@ -3212,12 +3227,8 @@ static int emit_IM2COL(cg *c, const ir_node *n)
 		/* the row in vectors: lanes in [lo, hi) loaded (masked: the others
 		 * are neither read nor addressed in bounds), the rest +0 */
 		pool2v p;
-		pool2v_init(c, &p);
-		p.m.plain_gep = true;
 		cg_loop lv;
-		LLVMValueRef ow0 = mul(c, loop_begin(c, &lv, ci64(c, (g.OW + c->vw - 1) / c->vw)), ci64(c, c->vw));
-		LLVMValueRef in = LLVMBuildAnd(c->b, LLVMBuildNot(c->b, lanes_below(&p, sub(c, lo, ow0), 0), ""),
-		                               lanes_below(&p, sub(c, hi, ow0), 0), "");
+		LLVMValueRef in, ow0 = row_lanes(c, &p, &lv, g.OW, lo, hi, &in);
 		LLVMValueRef v = mm_vload(c, &p.m, x.base, add(c, xrow, ow0), in);
 		mm_vstore(c, &p.m, col.base, add(c, row, ow0), v, lanes_below(&p, sub(c, OWv, ow0), 0));
 		loop_end(c, &lv);
@@ -3327,12 +3338,8 @@ static int emit_COL2IM(cg *c, const ir_node *n)
 		/* dx[ih, ow + offw] += col[oh, ow] for ow in [wl, wh), in vectors
 		 * (lanes outside masked: neither read nor written) */
 		pool2v p;
-		pool2v_init(c, &p);
-		p.m.plain_gep = true;
 		cg_loop lv;
-		LLVMValueRef ow0 = mul(c, loop_begin(c, &lv, ci64(c, (g.OW + c->vw - 1) / c->vw)), ci64(c, c->vw));
-		LLVMValueRef in = LLVMBuildAnd(c->b, LLVMBuildNot(c->b, lanes_below(&p, sub(c, wl, ow0), 0), ""),
-		                               lanes_below(&p, sub(c, wh, ow0), 0), "");
+		LLVMValueRef in, ow0 = row_lanes(c, &p, &lv, g.OW, wl, wh, &in);
 		LLVMValueRef xi = add(c, xrow, ow0);
 		LLVMValueRef v = fadd(c, mm_vload(c, &p.m, dx.base, xi, in), mm_vload(c, &p.m, col.base, add(c, crow, ow0), in));
 		mm_vstore(c, &p.m, dx.base, xi, v, in);
