@@ -13,23 +13,8 @@
 #   gpu_*       with a GPU: CPU == GPU sha256, GPU run to run, the kernel
 #               cache; out of device memory
 # Exit 0 pass, 1 fail, 77 skipped (NVRTC, c++, data or GPU missing).
-set -u
-NNDC=$1; W=$2; CASE=$3
-SRC=$(cd "$(dirname "$0")/.." && pwd)
-EX=$SRC/../examples
-FM=/usr/share/datasets/fashion-mnist
-rm -rf "$W" && mkdir -p "$W" && cd "$W" || exit 1
+. "$(dirname "$0")/../lib.sh" "$@"
 export NND_CACHE_DIR=$W/cache
-fail() { echo "FAIL [$CASE]: $*" >&2; exit 1; }
-skip() { echo "skipped: $*"; exit 77; }
-run() {   # run EXPECTED_RC OUT CMD...: stdout to OUT, stderr to OUT.err
-	local want=$1 out=$2; shift 2
-	"$@" >"$out" 2>"$out.err"
-	local rc=$?
-	[ "$rc" = "$want" ] || { cat "$out" "$out.err" >&2; fail "'$*' exited $rc, expected $want"; }
-}
-sha() { tail -n 1 "$1" | sed -n 's/^sha256 \([0-9a-f]\{64\}\)$/\1/p'; }
-need_fashion() { [ -f $FM/train-images-idx3-ubyte.gz ] || skip "dataset-fashion-mnist not installed"; }
 need_cxx() { command -v "${NND_CXX:-c++}" >/dev/null 2>&1 || skip "no C++ compiler for the host emulation"; }
 # a built program's --device cuda start: skip when this machine has no GPU
 need_gpu() {   # need_gpu PROGRAM [ARGS]
