@@ -922,16 +922,23 @@ static int softmax_rows(cu *c, const ir_node *n, const ir_node *x)
 	return 0;
 }
 
+/* s = the plan's sum over the row of e_k = exp(x_k - m), each e_k stored
+ * in the result at its place on the way (softmax, cross_entropy_bwd) */
+static void sum_exp_store(cu *c, const ir_node *n, const ir_node *x, ir_plan plan)
+{
+	reduce_open(c, "s", plan, "C");
+	line(c, "\tconst float e = nnd_rt_expf(%s - m);", R(c, x, "base + k"));
+	line(c, "\t%s = e;", W(c, n, "base + k"));
+	line(c, "\treturn e;");
+	reduce_close(c);
+}
+
 static int cu_SOFTMAX(cu *c, const ir_node *n)
 {
 	const ir_node *x = in_node(c, n, 0);
 	if (softmax_rows(c, n, x))
 		return -1;
-	reduce_open(c, "s", n->plan, "C");
-	line(c, "\tconst float e = nnd_rt_expf(%s - m);", R(c, x, "base + k"));
-	line(c, "\t%s = e;", W(c, n, "base + k"));
-	line(c, "\treturn e;");
-	reduce_close(c);
+	sum_exp_store(c, n, x, n->plan);
 	line(c, "for (int64_t k = 0; k < C; k++)");
 	line(c, "\t%s = %s / s;", W(c, n, "base + k"), R(c, n, "base + k"));
 	return k_end(c);
@@ -1049,11 +1056,7 @@ static int cu_CROSS_ENTROPY_BWD(cu *c, const ir_node *n)
 	line(c, "if ((uint64_t)label >= (uint64_t)C) continue;   /* cross_entropy recorded it */");
 	line(c, "const int64_t base = u * C;");
 	row_max(c, x);
-	reduce_open(c, "s", row_plan(n), "C");
-	line(c, "\tconst float e = nnd_rt_expf(%s - m);", R(c, x, "base + k"));
-	line(c, "\t%s = e;", W(c, n, "base + k"));
-	line(c, "\treturn e;");
-	reduce_close(c);
+	sum_exp_store(c, n, x, row_plan(n));
 	line(c, "for (int64_t k = 0; k < C; k++)");
 	line(c, "\t%s = (%s / s - (k == label ? 1.0f : 0.0f)) * g;", W(c, n, "base + k"), R(c, n, "base + k"));
 	return k_end(c);
