@@ -201,3 +201,136 @@ int ir_fused_tree(const ir_graph *g, const ir_node *root, ir_tree *t, const ir_n
 	*bad = root;
 	return tree_add(g, root, t, bad, err, errlen);
 }
+
+/* ---- convolutions as whole operations ---- */
+
+const char *ir_conv_kind_name(ir_conv_kind k)
+{
+	switch (k) {
+	case IR_CONV_FWD: return "fwd";
+	case IR_CONV_BWD_FILTER: return "bwd_filter";
+	case IR_CONV_BWD_DATA: return "bwd_data";
+	case IR_CONV_NONE: break;
+	}
+	return "-";
+}
+
+/* the value a chain of reshapes starts from (same elements, same order) */
+static const ir_node *unreshape(const ir_graph *g, const ir_node *n)
+{
+	while (n->op == IR_RESHAPE && n->nin == 1)
+		n = g->nodes[n->in[0]];
+	return n;
+}
+
+static bool dim_is(ir_dim d, int64_t c) { return d.sym == 0 && d.c == c; }
+
+static bool f32_rank(const ir_node *n, int rank) { return n->type.dt == IR_F32 && n->type.rank == rank; }
+
+/* the matrices of a (batched) matmul operand: [rows, cols] or [G, rows, cols] */
+static bool mat_is(const ir_node *n, int64_t G, ir_dim rows, ir_dim cols)
+{
+	const ir_type *t = &n->type;
+	if (t->dt != IR_F32 || t->rank != (G == 1 ? 2 : 3) || (G != 1 && !dim_is(t->d[0], G)))
+		return false;
+	ir_dim r = t->d[t->rank - 2], c = t->d[t->rank - 1];
+	return r.c == rows.c && r.sym == rows.sym && c.c == cols.c && c.sym == cols.sym;
+}
+
+/* geometry from the col tensor f32[C,KH,KW,N,OH,OW] and x f32[N,C,H,W] */
+static bool conv_geometry(const ir_node *colt, const ir_node *xt, const int64_t *ia, ir_conv *cv)
+{
+	if (!f32_rank(colt, 6) || !f32_rank(xt, 4))
+		return false;
+	const ir_dim *c = colt->type.d, *x = xt->type.d;
+	for (int i = 0; i < 6; i++)
+		if (i != 3 && c[i].sym)
+			return false;
+	for (int i = 1; i < 4; i++)
+		if (x[i].sym)
+			return false;
+	if (c[3].c != x[0].c || c[3].sym != x[0].sym || c[0].c != x[1].c || x[0].sym > 1)
+		return false;
+	cv->N = x[0];
+	cv->C = x[1].c; cv->H = x[2].c; cv->W = x[3].c;
+	cv->KH = c[1].c; cv->KW = c[2].c; cv->OH = c[4].c; cv->OW = c[5].c;
+	cv->stride = ia[0]; cv->pad = ia[1]; cv->dil = ia[2];
+	if (cv->stride < 1 || cv->pad < 0 || cv->dil < 1 || cv->KH < 1 || cv->KW < 1 || cv->N.c < 1)
+		return false;
+	/* ops.def's output size: anything else is not this im2col */
+	return cv->OH == (cv->H + 2 * cv->pad - cv->dil * (cv->KH - 1) - 1) / cv->stride + 1 &&
+	       cv->OW == (cv->W + 2 * cv->pad - cv->dil * (cv->KW - 1) - 1) / cv->stride + 1 && cv->OH >= 1 &&
+	       cv->OW >= 1;
+}
+
+/* wside f32[G?, O/G, C/G*KH*KW] and yside f32[G?, O/G, N*OH*OW], G from
+ * mm's rank (the leading axis of a batched matmul); sets G and O */
+static bool conv_mats(ir_conv *cv, const ir_node *mm, const ir_node *wside, const ir_node *yside)
+{
+	int64_t G = mm->type.rank == 3 ? mm->type.d[0].c : 1;
+	if (G < 1 || cv->C % G)
+		return false;
+	int64_t Kg = cv->C / G * cv->KH * cv->KW;
+	ir_dim NP = { cv->N.c * cv->OH * cv->OW, cv->N.sym };
+	const ir_type *wtp = &wside->type;
+	if (wtp->rank != (G == 1 ? 2 : 3))
+		return false;
+	ir_dim og = wtp->d[wtp->rank - 2];
+	if (og.sym || og.c < 1)
+		return false;
+	if (!mat_is(wside, G, og, (ir_dim){ Kg, 0 }) || !mat_is(yside, G, og, NP))
+		return false;
+	cv->G = G;
+	cv->O = G * og.c;
+	return true;
+}
+
+ir_conv_kind ir_conv_match(const ir_graph *g, const ir_node *n, ir_conv *cv)
+{
+	memset(cv, 0, sizeof *cv);
+	cv->x = cv->w = cv->y = cv->col = -1;
+	if (n->op == IR_MATMUL && n->nin == 2 && n->ia[0] == 0 && n->type.dt == IR_F32) {
+		const ir_node *a = g->nodes[n->in[0]], *b = g->nodes[n->in[1]], *col = unreshape(g, b);
+		if (col->op != IR_IM2COL || col->nin != 1 || !conv_geometry(col, g->nodes[col->in[0]], col->ia, cv))
+			return IR_CONV_NONE;
+		int64_t G = n->type.rank == 3 ? n->type.d[0].c : 1;
+		ir_dim NP = { cv->N.c * cv->OH * cv->OW, cv->N.sym };
+		if (G < 1 || cv->C % G)
+			return IR_CONV_NONE;
+		ir_dim kg = { cv->C / G * cv->KH * cv->KW, 0 };
+		if (!mat_is(b, G, kg, NP))
+			return IR_CONV_NONE;
+		cv->x = col->in[0];
+		cv->col = col->id;
+		if (n->ia[1] == 0 && conv_mats(cv, n, a, n)) {
+			cv->w = a->id;
+			cv->y = n->id;
+			return cv->kind = IR_CONV_FWD;
+		}
+		if (n->ia[1] == 1 && conv_mats(cv, n, n, a)) {
+			cv->w = n->id;
+			cv->y = a->id;
+			return cv->kind = IR_CONV_BWD_FILTER;
+		}
+		return IR_CONV_NONE;
+	}
+	if (n->op == IR_COL2IM && n->nin == 1) {
+		const ir_node *colv = g->nodes[n->in[0]], *mm = unreshape(g, colv);
+		if (mm->op != IR_MATMUL || mm->nin != 2 || mm->ia[0] != 1 || mm->ia[1] != 0 ||
+		    !conv_geometry(colv, n, n->ia, cv))
+			return IR_CONV_NONE;
+		const ir_node *a = g->nodes[mm->in[0]], *d = g->nodes[mm->in[1]];
+		if (!conv_mats(cv, mm, a, d))
+			return IR_CONV_NONE;
+		int64_t Kg = cv->C / cv->G * cv->KH * cv->KW;
+		ir_dim NP = { cv->N.c * cv->OH * cv->OW, cv->N.sym };
+		if (!mat_is(mm, cv->G, (ir_dim){ Kg, 0 }, NP))
+			return IR_CONV_NONE;
+		cv->x = n->id;
+		cv->w = a->id;
+		cv->y = d->id;
+		cv->col = mm->id;
+		return cv->kind = IR_CONV_BWD_DATA;
+	}
+	return IR_CONV_NONE;
+}

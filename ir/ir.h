@@ -237,6 +237,35 @@ typedef struct ir_tree {
 int ir_fused_tree(const ir_graph *g, const ir_node *root, ir_tree *t, const ir_node **bad,
                   char *err, size_t errlen);
 
+/* ---- convolutions as whole operations (cuDNN, docs/cuda.md) ----
+ * passes/conv.c lowers conv2d to im2col + matmul, and autodiff turns that
+ * into two more matmuls and a col2im.  A backend that computes a whole
+ * convolution at once (cuDNN) replaces three nodes by one call each:
+ *   FWD         the matmul w' x col'          y  from x and w
+ *   BWD_FILTER  the matmul dy' x col'^T       dw from x and dy
+ *   BWD_DATA    col2im(w'^T x dy')            dx from w and dy
+ * ir_conv_match recognises them from the nodes alone (any operand that
+ * is a value of the right shape, reshapes looked through), so it holds
+ * for every graph autodiff or a tool builds.  It fills the geometry and
+ * three node ids whose storage holds, row-major and dense,
+ *   x  f32[N, C, H, W]       (BWD_DATA: n itself, the output)
+ *   w  f32[O, C/G, KH, KW]   (BWD_FILTER: n itself, the output)
+ *   y  f32[O, N, OH, OW]     (the matmul's layout; FWD: n itself)
+ * The replacement reads the two that are not n when n runs, and those
+ * reads extend lifetimes in the memory plan (passes/memplan.c, verified
+ * by ir/verify.c), so a CPU program's plan serves the cuDNN path too. */
+typedef enum { IR_CONV_NONE, IR_CONV_FWD, IR_CONV_BWD_FILTER, IR_CONV_BWD_DATA } ir_conv_kind;
+typedef struct ir_conv {
+	ir_conv_kind kind;
+	int x, w, y;             /* node ids (see above) */
+	int col;                 /* FWD, BWD_FILTER: the im2col node; BWD_DATA: the inner matmul */
+	ir_dim N;
+	int64_t C, H, W, O, G, KH, KW, OH, OW, stride, pad, dil;
+} ir_conv;
+ir_conv_kind ir_conv_match(const ir_graph *g, const ir_node *n, ir_conv *cv);
+/* the kind's name: "fwd", "bwd_filter", "bwd_data" ("-" for NONE) */
+const char *ir_conv_kind_name(ir_conv_kind k);
+
 /* ---- text: canonical dump (nndc emit --stage ir|plans) ---- */
 void ir_print_graph(const ir_program *p, const ir_graph *g, FILE *out);
 void ir_print_program(const ir_program *p, FILE *out);

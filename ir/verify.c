@@ -71,8 +71,9 @@ static int verify_graph(const ir_program *p, const ir_graph *g, const char *afte
  * kernel it names, of its shape); and no two activation regions that are
  * live at the same time overlap.  A region is live from the kernel that
  * writes it to the last kernel that reads it (a fused reader reads in its
- * kernel), or to the end for the loss and outputs; a reshape shares its
- * input's region and extends its life. */
+ * kernel; a convolution of ir_conv_match also reads its x, w and dy), or
+ * to the end for the loss and outputs; a reshape shares its input's region
+ * and extends its life. */
 static void bytes_of(const ir_node *n, int64_t *c, int64_t *b)
 {
 	ir_dim ne = ir_type_numel(&n->type);
@@ -127,12 +128,22 @@ static int verify_storage(const ir_graph *g, const char *after)
 		}
 		first[i] = last[i] = kern[i];
 	}
-	for (int i = 0; i < nn; i++)
+	for (int i = 0; i < nn; i++) {
 		for (int k = 0; k < g->nodes[i]->nin; k++) {
 			int o = root[g->nodes[i]->in[k]];
 			if (o >= 0 && last[o] < kern[i])
 				last[o] = kern[i];
 		}
+		ir_conv cv;   /* computed whole (cuDNN): reads x, w and dy at node i */
+		if (ir_conv_match(g, g->nodes[i], &cv)) {
+			int rd[3] = { cv.x, cv.w, cv.y };
+			for (int k = 0; k < 3; k++) {
+				int o = rd[k] == i ? -1 : root[rd[k]];
+				if (o >= 0 && last[o] < kern[i])
+					last[o] = kern[i];
+			}
+		}
+	}
 	if (g->loss >= 0 && root[g->loss] >= 0)
 		last[root[g->loss]] = nn;
 	for (int i = 0; i < g->noutputs; i++)

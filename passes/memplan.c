@@ -16,7 +16,9 @@
  * only after its last reader's own result has been placed, so no kernel
  * ever writes over its inputs; the loss and the graph outputs (read after
  * the step) live to the end.  A read by a fused value counts as a read by
- * the kernel that computes it.  Reuse never changes a bit: every kernel
+ * the kernel that computes it, and a convolution that a backend may
+ * compute whole (ir_conv_match: cuDNN) reads its x, w and dy at the node
+ * it replaces.  Reuse never changes a bit: every kernel
  * writes all of its result before anything reads it. */
 #include <string.h>
 #include <stdlib.h>
@@ -158,6 +160,16 @@ static int plan_graph(ir_program *p, ir_graph *g, bool train)
 			int o = owner[n->in[j]];
 			if (o >= 0 && last[o] < k)
 				last[o] = k;
+		}
+		/* a convolution computed whole (cuDNN) reads its x, w and dy here */
+		ir_conv cv;
+		if (ir_conv_match(g, n, &cv)) {
+			int rd[3] = { cv.x, cv.w, cv.y };
+			for (int j = 0; j < 3; j++) {
+				int o = rd[j] == i ? -1 : owner[rd[j]];
+				if (o >= 0 && last[o] < k)
+					last[o] = k;
+			}
 		}
 	}
 	if (g->loss >= 0 && owner[g->loss] >= 0)
