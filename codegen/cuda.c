@@ -1621,6 +1621,98 @@ static int outputs_kernel(cu *c)
 	return k_end(c);
 }
 
+/* ------------------------------------------------------------------ */
+/* convolutions for cuDNN (--cudnn, docs/cuda.md)                      */
+
+#undef W   /* the kernels' write helper; ir_conv has a field W */
+
+/* the storage of v as the launch records spell it: false when it has none */
+static bool conv_loc(const ir_node *v, int *blk, int64_t *offc, int64_t *offb)
+{
+	if (v->blk == IR_BLK_NONE || v->blk == IR_BLK_FUSED || v->blk == IR_BLK_OUTPUT || v->blk == IR_BLK_RESULT ||
+	    v->type.dt != IR_F32)
+		return false;
+	*blk = (int)v->blk;
+	*offc = v->blk == IR_BLK_INPUT ? v->ia[0] : v->off_c;
+	*offb = v->blk == IR_BLK_ACT ? v->off_b : 0;
+	return true;
+}
+
+/* which nodes run when the convolutions marked in rep[] are computed
+ * whole: from the loss, the outputs, the result, the updates and the
+ * gradients, backwards through each node's reads (a replaced node reads
+ * its x, w and dy instead of its inputs) */
+static void conv_needed(const ir_graph *g, const ir_conv *cv, const bool *rep, bool *need)
+{
+	int nn = g->nnodes;
+	for (int i = 0; i < nn; i++) {
+		const ir_node *n = g->nodes[i];
+		need[i] = i == g->loss || i == g->result || (ir_ops[n->op].flags & IR_F_UPDATE) || n->blk == IR_BLK_GRAD;
+	}
+	for (int i = 0; i < g->noutputs; i++)
+		need[g->outputs[i]] = true;
+	for (int i = nn - 1; i >= 0; i--) {
+		if (!need[i])
+			continue;
+		if (rep && rep[i]) {
+			int rd[3] = { cv[i].x, cv[i].w, cv[i].y };
+			for (int k = 0; k < 3; k++)
+				need[rd[k]] = true;
+		} else {
+			for (int k = 0; k < g->nodes[i]->nin; k++)
+				need[g->nodes[i]->in[k]] = true;
+		}
+	}
+}
+
+/* One record per convolution node a backend may compute whole:
+ *   //@conv P G NODE KIND NC NSYM C H W O GROUPS KH KW OH OW STRIDE PAD DIL
+ *           XBLK XOFFC XOFFB WBLK WOFFC WOFFB YBLK YOFFC YOFFB
+ * (KIND fwd, bwd_filter or bwd_data; N = NC * B^NSYM; x f32[N,C,H,W],
+ * w f32[O,C/GROUPS,KH,KW], y f32[O,N,OH,OW], dense, at the locations of
+ * the launch records), then one
+ *   //@skip P G NODE
+ * per node whose result nothing needs once they are: the im2col feeding
+ * them, the matmul of a replaced col2im. */
+static void conv_records(cu *c, const ir_graph *g)
+{
+	int nn = g->nnodes, nrep = 0;
+	ir_conv *cv = xcalloc((size_t)nn + 1, sizeof *cv);
+	bool *rep = xcalloc((size_t)nn + 1, 1);
+	for (int i = 0; i < nn; i++) {
+		const ir_node *n = g->nodes[i];
+		ir_conv *v = &cv[i];
+		int b[3];
+		int64_t oc[3], ob[3];
+		if (!ir_conv_match(g, n, v) || v->C > INT32_MAX || v->O > INT32_MAX || v->H > INT32_MAX ||
+		    v->W > INT32_MAX || !conv_loc(g->nodes[v->x], &b[0], &oc[0], &ob[0]) ||
+		    !conv_loc(g->nodes[v->w], &b[1], &oc[1], &ob[1]) || !conv_loc(g->nodes[v->y], &b[2], &oc[2], &ob[2]))
+			continue;
+		rep[i] = true;
+		nrep++;
+		fprintf(c->rec,
+		        "//@conv %d %d %d %s %" PRId64 " %d %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64
+		        " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64,
+		        c->pi, c->gi, i, ir_conv_kind_name(v->kind), v->N.c, v->N.sym, v->C, v->H, v->W, v->O, v->G, v->KH,
+		        v->KW, v->OH, v->OW, v->stride, v->pad, v->dil);
+		for (int k = 0; k < 3; k++)
+			fprintf(c->rec, " %d %" PRId64 " %" PRId64, b[k], oc[k], ob[k]);
+		fputc('\n', c->rec);
+	}
+	if (nrep) {
+		bool *plain = xcalloc((size_t)nn + 1, 1), *whole = xcalloc((size_t)nn + 1, 1);
+		conv_needed(g, cv, NULL, plain);
+		conv_needed(g, cv, rep, whole);
+		for (int i = 0; i < nn; i++)
+			if (plain[i] && !whole[i])
+				fprintf(c->rec, "//@skip %d %d %d\n", c->pi, c->gi, i);
+		free(plain);
+		free(whole);
+	}
+	free(cv);
+	free(rep);
+}
+
 static int build_graph(cu *c, const ir_graph *g, int gi)
 {
 	static const char *const names[3] = { "train", "eval", "infer" };
@@ -1642,8 +1734,10 @@ static int build_graph(cu *c, const ir_graph *g, int gi)
 		if (cu_emitters[n->op](c, n) && !c->failed)
 			cu_err(c, n, "no CUDA kernel");
 	}
-	if (!c->failed)
+	if (!c->failed) {
 		outputs_kernel(c);
+		conv_records(c, g);
+	}
 	free(c->decl);
 	c->decl = NULL;
 	return c->failed ? -1 : 0;
