@@ -29,9 +29,13 @@
 #include "rt_internal.h"
 #include "nnd_dev.h"
 
+#include <cjson/cJSON.h>
+
 #include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -296,7 +300,27 @@ typedef struct rec {
 	void *fn;                    /* CUfunction or host function */
 	double ms, flops;            /* NND_CUDA_PROFILE: time and work so far */
 	int64_t launches;
+	int conv;                    /* --cudnn: index into rt_dev.convs computing it, else -1 */
+	bool skip;                   /* --cudnn: nothing reads its result (//@skip) */
 } rec;
+
+/* a value's place, as the launch records spell it (value_at) */
+typedef struct loc { int blk; int64_t offc, offb; } loc;
+
+/* one convolution computed whole by cuDNN (//@conv, codegen/cuda.c) */
+typedef struct dconv {
+	int graph;
+	int64_t node;
+	int kind;                    /* DC_FWD, DC_BWD_FILTER, DC_BWD_DATA */
+	int64_t nc; int nsym;        /* N = nc * B^nsym */
+	int64_t C, H, W, O, G, KH, KW, OH, OW, stride, pad, dil;
+	loc x, w, y;                 /* x [N,C,H,W], w [O,C/G,KH,KW], y [O,N,OH,OW] */
+	int algo;                    /* pinned: the first of the kind's list cuDNN supports */
+	size_t ws;                   /* its workspace at cur_n rows */
+	int64_t cur_n;               /* N the descriptors are set for (0: none yet) */
+	void *xd, *yd, *wd, *cd;     /* cuDNN descriptors */
+} dconv;
+enum { DC_FWD, DC_BWD_FILTER, DC_BWD_DATA };
 
 typedef struct recs { rec *v; int n, cap; } recs;
 
@@ -324,6 +348,14 @@ struct rt_dev {
 	size_t scratch_len;
 	bool profile;                /* NND_CUDA_PROFILE: time every kernel */
 	void *ev[2];
+	/* --cudnn */
+	bool cudnn;
+	dconv *convs;
+	int nconvs;
+	void *dnn;                   /* cudnnHandle_t (NULL in emulation) */
+	CUdeviceptr ws;              /* one workspace for every call */
+	size_t ws_len;
+	char dnn_version[32];
 };
 
 static int64_t pow_b(int64_t c, int sym, int64_t B)
@@ -358,9 +390,62 @@ static void parse_records(rt_dev *d, const char *src)
 			r->v = nv_;
 		}
 		rec nr = { node, strcmp(kname, "-") ? rt_xstrdup(kname) : NULL, uc, usym, vblk, voffc, voffb, vbc, vbsym,
-		           fc, fsym, "", NULL, 0, 0, 0 };
+		           fc, fsym, "", NULL, 0, 0, 0, -1, false };
 		snprintf(nr.op, sizeof nr.op, "%s", op);
 		r->v[r->n++] = nr;
+	}
+}
+
+static rec *rec_of(rt_dev *d, int g, int64_t node)
+{
+	for (int i = 0; i < d->graphs[g].n; i++)
+		if (d->graphs[g].v[i].node == node)
+			return &d->graphs[g].v[i];
+	return NULL;
+}
+
+/* --cudnn: the //@conv and //@skip records of program `prog` */
+static void parse_conv_records(rt_dev *d, const char *src)
+{
+	for (const char *s = src; s && *s; s = strchr(s, '\n') ? strchr(s, '\n') + 1 : NULL) {
+		int p, g;
+		int64_t node;
+		if (!strncmp(s, "//@skip ", 8)) {
+			if (sscanf(s + 8, "%d %d %" SCNd64, &p, &g, &node) != 3 || g < 0 || g >= RT_NGRAPHS)
+				rt_die(2, "--device cuda: malformed skip record: %.80s", s);
+			rec *r = p == d->prog ? rec_of(d, g, node) : NULL;
+			if (r)
+				r->skip = true;
+			continue;
+		}
+		if (strncmp(s, "//@conv ", 8))
+			continue;
+		dconv c;
+		memset(&c, 0, sizeof c);
+		char kind[16];
+		if (sscanf(s + 8,
+		           "%d %d %" SCNd64 " %15s %" SCNd64 " %d %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNd64
+		           " %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNd64 " %d %" SCNd64
+		           " %" SCNd64 " %d %" SCNd64 " %" SCNd64 " %d %" SCNd64 " %" SCNd64,
+		           &p, &g, &node, kind, &c.nc, &c.nsym, &c.C, &c.H, &c.W, &c.O, &c.G, &c.KH, &c.KW, &c.OH, &c.OW,
+		           &c.stride, &c.pad, &c.dil, &c.x.blk, &c.x.offc, &c.x.offb, &c.w.blk, &c.w.offc, &c.w.offb,
+		           &c.y.blk, &c.y.offc, &c.y.offb) != 27 ||
+		    g < 0 || g >= RT_NGRAPHS || c.G < 1 || c.C % c.G || c.O % c.G)
+			rt_die(2, "--device cuda: malformed convolution record: %.80s", s);
+		if (p != d->prog)
+			continue;
+		c.kind = !strcmp(kind, "fwd") ? DC_FWD : !strcmp(kind, "bwd_filter") ? DC_BWD_FILTER
+		       : !strcmp(kind, "bwd_data") ? DC_BWD_DATA : -1;
+		rec *r = rec_of(d, g, node);
+		if (c.kind < 0 || !r)
+			rt_die(2, "--device cuda: convolution record of an unknown node or kind: %.80s", s);
+		c.graph = g;
+		c.node = node;
+		d->convs = realloc(d->convs, (size_t)(d->nconvs + 1) * sizeof *d->convs);
+		if (!d->convs)
+			rt_die(2, "out of memory");
+		r->conv = d->nconvs;
+		d->convs[d->nconvs++] = c;
 	}
 }
 
@@ -629,6 +714,9 @@ static void layout(rt_dev *d, const rt_program *p, int64_t rows)
 	d->rows = rows;
 }
 
+static void cudnn_open(rt_dev *d, int64_t rows);
+static void cudnn_close(rt_dev *d);
+
 static rt_dev *the_dev;   /* at most one per process (nndc run, built programs) */
 
 void rt_dev_open(rt_run *r, int64_t rows)
@@ -691,6 +779,14 @@ void rt_dev_open(rt_run *r, int64_t rows)
 		CU_CHECK(cu.MemsetD8(d->base, 0, d->total), 2, "cuMemsetD8");
 	}
 	find_kernels(d);
+	if (r->cudnn) {
+		d->cudnn = true;
+		parse_conv_records(d, src);
+		if (d->nconvs)
+			cudnn_open(d, rows);
+		else
+			fprintf(stderr, "cuda: --cudnn: train block %s has no convolutions; cuDNN is not used\n", p->name);
+	}
 	const char *pf = getenv("NND_CUDA_PROFILE");
 	d->profile = pf && *pf && strcmp(pf, "0") && !d->emulate;
 	if (d->profile && !(cu.EventCreate && cu.EventRecord && cu.EventSynchronize && cu.EventElapsedTime)) {
@@ -728,19 +824,426 @@ static uint64_t dptr(rt_dev *d, size_t off)
 	return d->emulate ? (uint64_t)(uintptr_t)host_of(d, off) : (uint64_t)(d->base + off);
 }
 
+/* device offset of a value at l; false when it has none */
+static bool loc_at(rt_dev *d, loc l, int64_t Bmax, size_t *off)
+{
+	switch (l.blk) {
+	case 1: *off = d->o_acts + (size_t)(l.offc + l.offb * Bmax); return true;          /* ACT */
+	case 2: *off = d->o_params + (size_t)l.offc * 4; return true;                      /* PARAM */
+	case 3: *off = d->o_grads + (size_t)l.offc * 4; return true;                       /* GRAD */
+	case 4: *off = d->o_opt + (size_t)l.offc * 4; return true;                         /* OPT */
+	case 5: *off = d->o_state + (size_t)l.offc * 4; return true;                       /* STATE */
+	case 6:                                                                            /* INPUT */
+		if (l.offc < 0 || l.offc >= RT_MAX_FIELDS)
+			return false;
+		*off = d->o_in[l.offc];
+		return true;
+	case 7: *off = d->o_out + (size_t)l.offc * 4; return true;                         /* OUTPUT */
+	case 8: *off = d->o_res + (size_t)l.offc * 4; return true;                         /* RESULT */
+	default: return false;
+	}
+}
+
 /* device offset of a record's value; false when it has none */
 static bool value_at(rt_dev *d, const rec *v, int64_t Bmax, size_t *off)
 {
-	switch (v->vblk) {
-	case 1: *off = d->o_acts + (size_t)(v->voffc + v->voffb * Bmax); return true;         /* ACT */
-	case 2: *off = d->o_params + (size_t)v->voffc * 4; return true;                     /* PARAM */
-	case 3: *off = d->o_grads + (size_t)v->voffc * 4; return true;                      /* GRAD */
-	case 4: *off = d->o_opt + (size_t)v->voffc * 4; return true;                        /* OPT */
-	case 5: *off = d->o_state + (size_t)v->voffc * 4; return true;                      /* STATE */
-	case 6: *off = d->o_in[v->voffc]; return v->voffc >= 0 && v->voffc < RT_MAX_FIELDS;  /* INPUT */
-	case 7: *off = d->o_out + (size_t)v->voffc * 4; return true;                        /* OUTPUT */
-	case 8: *off = d->o_res + (size_t)v->voffc * 4; return true;                        /* RESULT */
-	default: return false;
+	return loc_at(d, (loc){ v->vblk, v->voffc, v->voffb }, Bmax, off);
+}
+
+/* ------------------------------------------------------------------ */
+/* cuDNN (--cudnn): convolutions computed whole                        */
+/*
+ * The program's IR computes a convolution as im2col + matmul (and, for
+ * its gradients, two matmuls and a col2im: passes/conv.c); codegen marks
+ * the nodes cuDNN can compute whole (//@conv, ir_conv_match) and those
+ * whose results nothing needs then (//@skip).  With --cudnn each marked
+ * node is one cuDNN call on the same stream, reading and writing the
+ * memory plan's regions (y and dy in the matmul's [O, N, OH, OW] layout,
+ * through strided descriptors), and the skipped kernels do not run.
+ *
+ * Algorithms are pinned, never searched for: cudnnFind* times candidates
+ * and may pick another one on the next run.  Forward: IMPLICIT_PRECOMP_GEMM,
+ * else IMPLICIT_GEMM; backward data: ALGO_1; backward filter: ALGO_1
+ * (cuDNN's deterministic ones; BWD_DATA_ALGO_0 and BWD_FILTER_ALGO_0/3
+ * add with atomics).  CUDNN_FMA_MATH keeps tensor cores (TF32) out.  The
+ * results are cuDNN's, not nnd's plan: the same bits run to run on one GPU
+ * model and library version only (docs/determinism.md §4).
+ *
+ * In emulation (NND_CUDA_EMULATE=1, tests) the descriptors are still set
+ * by the real library, which checks them (and the output size), but the
+ * convolutions are computed on the host by dnn_emulate in the order of
+ * nnd's default plans (seq+fma matmuls, seq col2im), so that the whole
+ * path -- records, descriptors' strides, offsets, skipped nodes, the
+ * memory plan's lifetimes -- is checked bit for bit against the CPU. */
+
+typedef int dnnStatus;
+enum { DNN_FLOAT = 0, DNN_NCHW = 0, DNN_CROSS_CORRELATION = 1, DNN_FMA_MATH = 3, DNN_NOT_SUPPORTED = 3000 };
+
+static struct {
+	void *lib;
+	size_t (*GetVersion)(void);
+	const char *(*GetErrorString)(dnnStatus);
+	void (*GetLastErrorString)(char *, size_t);   /* cuDNN 9; optional */
+	dnnStatus (*Create)(void **);
+	dnnStatus (*Destroy)(void *);
+	dnnStatus (*SetStream)(void *, void *);
+	dnnStatus (*CreateTensorDescriptor)(void **);
+	dnnStatus (*SetTensor4dDescriptorEx)(void *, int, int, int, int, int, int, int, int, int);
+	dnnStatus (*DestroyTensorDescriptor)(void *);
+	dnnStatus (*CreateFilterDescriptor)(void **);
+	dnnStatus (*SetFilter4dDescriptor)(void *, int, int, int, int, int, int);
+	dnnStatus (*DestroyFilterDescriptor)(void *);
+	dnnStatus (*CreateConvolutionDescriptor)(void **);
+	dnnStatus (*SetConvolution2dDescriptor)(void *, int, int, int, int, int, int, int, int);
+	dnnStatus (*SetConvolutionGroupCount)(void *, int);
+	dnnStatus (*SetConvolutionMathType)(void *, int);
+	dnnStatus (*DestroyConvolutionDescriptor)(void *);
+	dnnStatus (*GetConvolution2dForwardOutputDim)(void *, void *, void *, int *, int *, int *, int *);
+	dnnStatus (*GetConvolutionForwardWorkspaceSize)(void *, void *, void *, void *, void *, int, size_t *);
+	dnnStatus (*ConvolutionForward)(void *, const void *, void *, const void *, void *, const void *, void *, int,
+	                                void *, size_t, const void *, void *, void *);
+	dnnStatus (*GetConvolutionBackwardDataWorkspaceSize)(void *, void *, void *, void *, void *, int, size_t *);
+	dnnStatus (*ConvolutionBackwardData)(void *, const void *, void *, const void *, void *, const void *, void *, int,
+	                                     void *, size_t, const void *, void *, void *);
+	dnnStatus (*GetConvolutionBackwardFilterWorkspaceSize)(void *, void *, void *, void *, void *, int, size_t *);
+	dnnStatus (*ConvolutionBackwardFilter)(void *, const void *, void *, const void *, void *, const void *, void *,
+	                                       int, void *, size_t, const void *, void *, void *);
+} dnn;
+
+static const char *const dnn_kind_names[3] = { "fwd", "bwd_filter", "bwd_data" };
+/* the pinned algorithms, in order of preference, and their names */
+static const int dnn_algos[3][2] = { { 1, 0 }, { 1, -1 }, { 1, -1 } };
+static const char *dnn_algo_name(int kind, int algo)
+{
+	static const char *const fwd[2] = { "CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM",
+	                                    "CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM" };
+	if (kind == DC_FWD)
+		return algo == 0 || algo == 1 ? fwd[algo] : "?";
+	if (algo != 1)
+		return "?";
+	return kind == DC_BWD_DATA ? "CUDNN_CONVOLUTION_BWD_DATA_ALGO_1" : "CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1";
+}
+
+static void dnn_load(void)
+{
+	if (dnn.lib)
+		return;
+	char why[1536] = "";
+	const char *env = getenv("NND_CUDNN");
+	/* $NND_CUDNN names the one library to use; else the system's, else the toolkit's */
+	const char *mine[] = { env, NULL };
+	const char *sys[] = { "libcudnn.so.9", "libcudnn.so", "/usr/local/cuda/lib64/libcudnn.so.9", NULL };
+	const char *const *names = env && *env ? mine : sys;
+	void *h = open_first(names, why, sizeof why);
+	if (!h)
+		rt_die(1, "--cudnn: no cuDNN: libcudnn.so.9 not found (dlopen: %s)", why);
+#define DNN_SYM(f)                                                                                  \
+	if (!(*(void **)&dnn.f = dlsym(h, "cudnn" #f)))                                                 \
+		rt_die(1, "--cudnn: the cuDNN library lacks cudnn" #f " (cuDNN 8 or 9 needed; dlsym: %s)", dlerror());
+	DNN_SYM(GetVersion) DNN_SYM(GetErrorString) DNN_SYM(Create) DNN_SYM(Destroy) DNN_SYM(SetStream)
+	DNN_SYM(CreateTensorDescriptor) DNN_SYM(SetTensor4dDescriptorEx) DNN_SYM(DestroyTensorDescriptor)
+	DNN_SYM(CreateFilterDescriptor) DNN_SYM(SetFilter4dDescriptor) DNN_SYM(DestroyFilterDescriptor)
+	DNN_SYM(CreateConvolutionDescriptor) DNN_SYM(SetConvolution2dDescriptor) DNN_SYM(SetConvolutionGroupCount)
+	DNN_SYM(SetConvolutionMathType) DNN_SYM(DestroyConvolutionDescriptor) DNN_SYM(GetConvolution2dForwardOutputDim)
+	DNN_SYM(GetConvolutionForwardWorkspaceSize) DNN_SYM(ConvolutionForward)
+	DNN_SYM(GetConvolutionBackwardDataWorkspaceSize) DNN_SYM(ConvolutionBackwardData)
+	DNN_SYM(GetConvolutionBackwardFilterWorkspaceSize) DNN_SYM(ConvolutionBackwardFilter)
+#undef DNN_SYM
+	*(void **)&dnn.GetLastErrorString = dlsym(h, "cudnnGetLastErrorString");
+	dnn.lib = h;
+}
+
+/* cuDNN's status and its own last message */
+static const char *dnn_msg(dnnStatus st)
+{
+	static char buf[1400];
+	char last[1024] = "";
+	if (dnn.GetLastErrorString)
+		dnn.GetLastErrorString(last, sizeof last);
+	snprintf(buf, sizeof buf, "%s (%d)%s%s", dnn.GetErrorString ? dnn.GetErrorString(st) : "?", st,
+	         last[0] ? ": " : "", last);
+	return buf;
+}
+
+static void dnn_fail(const dconv *c, const char *call, dnnStatus st)
+{
+	rt_die(2, "--cudnn: %s (%s graph node %" PRId64 ", %s convolution C=%" PRId64 " H=%" PRId64 " W=%" PRId64
+	       " O=%" PRId64 " groups=%" PRId64 " kernel %" PRId64 "x%" PRId64 " stride %" PRId64 " pad %" PRId64
+	       " dilation %" PRId64 "): %s",
+	       call, rt_graph_names[c->graph], c->node, dnn_kind_names[c->kind], c->C, c->H, c->W, c->O, c->G, c->KH,
+	       c->KW, c->stride, c->pad, c->dil, dnn_msg(st));
+}
+#define DNN_CHECK(c, call, what)                     \
+	do {                                             \
+		dnnStatus st_ = (call);                      \
+		if (st_) dnn_fail((c), (what), st_);          \
+	} while (0)
+
+static int dnn_int(const dconv *c, int64_t v, const char *what)
+{
+	if (v < 0 || v > INT32_MAX)
+		rt_die(2, "--cudnn: %s graph node %" PRId64 ": %s = %" PRId64 " does not fit cuDNN's int", rt_graph_names[c->graph],
+		       c->node, what, v);
+	return (int)v;
+}
+
+/* the descriptors for N rows: x dense NCHW, y [O, N, OH, OW] in memory */
+static void dnn_describe(dconv *c, int64_t N)
+{
+	if (c->cur_n == N)
+		return;
+	int n = dnn_int(c, N, "N"), C = dnn_int(c, c->C, "C"), H = dnn_int(c, c->H, "H"), W = dnn_int(c, c->W, "W");
+	int O = dnn_int(c, c->O, "O"), OH = dnn_int(c, c->OH, "OH"), OW = dnn_int(c, c->OW, "OW");
+	DNN_CHECK(c, dnn.SetTensor4dDescriptorEx(c->xd, DNN_FLOAT, n, C, H, W, dnn_int(c, c->C * c->H * c->W, "C*H*W"),
+	                                         dnn_int(c, c->H * c->W, "H*W"), W, 1), "cudnnSetTensor4dDescriptorEx (x)");
+	DNN_CHECK(c, dnn.SetTensor4dDescriptorEx(c->yd, DNN_FLOAT, n, O, OH, OW, dnn_int(c, c->OH * c->OW, "OH*OW"),
+	                                         dnn_int(c, N * c->OH * c->OW, "N*OH*OW"), OW, 1),
+	          "cudnnSetTensor4dDescriptorEx (y)");
+	int on, oc, oh, ow;
+	DNN_CHECK(c, dnn.GetConvolution2dForwardOutputDim(c->cd, c->xd, c->wd, &on, &oc, &oh, &ow),
+	          "cudnnGetConvolution2dForwardOutputDim");
+	if (on != n || oc != O || oh != OH || ow != OW)
+		rt_die(2, "--cudnn: %s graph node %" PRId64 ": cuDNN's output is %dx%dx%dx%d, nnd's %dx%dx%dx%d",
+		       rt_graph_names[c->graph], c->node, on, oc, oh, ow, n, O, OH, OW);
+	c->cur_n = N;
+}
+
+static dnnStatus dnn_ws_size(rt_dev *d, dconv *c, int algo, size_t *ws)
+{
+	*ws = 0;
+	if (d->emulate)
+		return 0;
+	switch (c->kind) {
+	case DC_FWD: return dnn.GetConvolutionForwardWorkspaceSize(d->dnn, c->xd, c->wd, c->cd, c->yd, algo, ws);
+	case DC_BWD_DATA: return dnn.GetConvolutionBackwardDataWorkspaceSize(d->dnn, c->wd, c->yd, c->cd, c->xd, algo, ws);
+	default: return dnn.GetConvolutionBackwardFilterWorkspaceSize(d->dnn, c->xd, c->yd, c->cd, c->wd, algo, ws);
+	}
+}
+
+/* a workspace of at least n bytes */
+static void dnn_workspace(rt_dev *d, size_t n)
+{
+	if (n <= d->ws_len || d->emulate)
+		return;
+	if (d->ws)
+		CU_CHECK(cu.MemFree(d->ws), 2, "cuMemFree (the cuDNN workspace)");
+	d->ws = 0;
+	d->ws_len = 0;
+	CUresult rc = cu.MemAlloc(&d->ws, n);
+	if (rc == CU_OOM)
+		rt_die(1, "--device cuda: out of device memory: cannot allocate %zu bytes (%.1f MiB) of cuDNN workspace on %s",
+		       n, (double)n / 1048576.0, d->name);
+	if (rc)
+		rt_die(2, "--device cuda: cuMemAlloc of %zu bytes (the cuDNN workspace): %s", n, cu_msg(rc));
+	d->ws_len = n;
+}
+
+static void cudnn_open(rt_dev *d, int64_t rows)
+{
+	dnn_load();
+	size_t v = dnn.GetVersion();
+	snprintf(d->dnn_version, sizeof d->dnn_version, "%zu.%zu.%zu", v / 10000, v / 100 % 100, v % 100);
+	if (v < 10000)   /* cuDNN 8 numbers its versions major*1000 + minor*100 + patch */
+		snprintf(d->dnn_version, sizeof d->dnn_version, "%zu.%zu.%zu", v / 1000, v / 100 % 10, v % 100);
+	if (!d->emulate) {
+		dnnStatus st = dnn.Create(&d->dnn);
+		if (st)
+			rt_die(1, "--cudnn: cudnnCreate: %s", dnn_msg(st));
+		st = dnn.SetStream(d->dnn, NULL);   /* the legacy default stream: the kernels' */
+		if (st)
+			rt_die(2, "--cudnn: cudnnSetStream: %s", dnn_msg(st));
+	}
+	size_t most = 0;
+	for (int i = 0; i < d->nconvs; i++) {
+		dconv *c = &d->convs[i];
+		DNN_CHECK(c, dnn.CreateTensorDescriptor(&c->xd), "cudnnCreateTensorDescriptor");
+		DNN_CHECK(c, dnn.CreateTensorDescriptor(&c->yd), "cudnnCreateTensorDescriptor");
+		DNN_CHECK(c, dnn.CreateFilterDescriptor(&c->wd), "cudnnCreateFilterDescriptor");
+		DNN_CHECK(c, dnn.CreateConvolutionDescriptor(&c->cd), "cudnnCreateConvolutionDescriptor");
+		DNN_CHECK(c, dnn.SetFilter4dDescriptor(c->wd, DNN_FLOAT, DNN_NCHW, dnn_int(c, c->O, "O"),
+		                                       dnn_int(c, c->C / c->G, "C/groups"), dnn_int(c, c->KH, "KH"),
+		                                       dnn_int(c, c->KW, "KW")), "cudnnSetFilter4dDescriptor");
+		int pad = dnn_int(c, c->pad, "pad"), str = dnn_int(c, c->stride, "stride"), dil = dnn_int(c, c->dil, "dilation");
+		DNN_CHECK(c, dnn.SetConvolution2dDescriptor(c->cd, pad, pad, str, str, dil, dil, DNN_CROSS_CORRELATION, DNN_FLOAT),
+		          "cudnnSetConvolution2dDescriptor");
+		DNN_CHECK(c, dnn.SetConvolutionGroupCount(c->cd, dnn_int(c, c->G, "groups")), "cudnnSetConvolutionGroupCount");
+		DNN_CHECK(c, dnn.SetConvolutionMathType(c->cd, DNN_FMA_MATH), "cudnnSetConvolutionMathType");
+		dnn_describe(c, pow_b(c->nc, c->nsym, rows));
+		/* the first pinned algorithm cuDNN supports for this convolution */
+		dnnStatus st = DNN_NOT_SUPPORTED;
+		for (int k = 0; k < 2 && dnn_algos[c->kind][k] >= 0 && st; k++) {
+			c->algo = dnn_algos[c->kind][k];
+			st = dnn_ws_size(d, c, c->algo, &c->ws);
+		}
+		if (st)
+			dnn_fail(c, "no deterministic algorithm (cudnnGetConvolution*WorkspaceSize)", st);
+		if (c->ws > most)
+			most = c->ws;
+	}
+	dnn_workspace(d, most);
+	int n[3] = { 0, 0, 0 };
+	for (int i = 0; i < d->nconvs; i++)
+		n[d->convs[i].graph]++;
+	fprintf(stderr, "cuda: cuDNN %s%s: %d convolution nodes (train %d, eval %d, infer %d), pinned deterministic "
+	        "algorithms, FMA math; %.1f MiB workspace\n", d->dnn_version, d->emulate ? " (emulated)" : "", d->nconvs,
+	        n[0], n[1], n[2], (double)d->ws_len / 1048576.0);
+}
+
+/* emulation: the convolution on the host in the order of nnd's default
+ * plans (ops.def: seq+fma matmuls over k = (cl, kh, kw), resp. (n, oh, ow),
+ * resp. ol; col2im seq over (kh, kw)); x and y as the descriptors say */
+static void dnn_emulate(const dconv *c, int64_t N, float *x, float *w, float *y)
+{
+	int64_t C = c->C, H = c->H, W = c->W, O = c->O, KH = c->KH, KW = c->KW, OH = c->OH, OW = c->OW;
+	int64_t Cg = C / c->G, Og = O / c->G, P = OH * OW, s = c->stride, p = c->pad, dl = c->dil;
+#define XI(n, ch, ih, iw) ((((n) * C + (ch)) * H + (ih)) * W + (iw))
+#define WI(o, cl, kh, kw) ((((o) * Cg + (cl)) * KH + (kh)) * KW + (kw))
+#define YI(o, n, oh, ow) (((o) * N + (n)) * P + (oh) * OW + (ow))
+	if (c->kind == DC_FWD || c->kind == DC_BWD_FILTER) {
+		for (int64_t o = 0; o < O; o++) {
+			int64_t g = o / Og;
+			if (c->kind == DC_FWD) {
+				for (int64_t n = 0; n < N; n++)
+					for (int64_t oh = 0; oh < OH; oh++)
+						for (int64_t ow = 0; ow < OW; ow++) {
+							float acc = 0.0f;
+							for (int64_t cl = 0; cl < Cg; cl++)
+								for (int64_t kh = 0; kh < KH; kh++)
+									for (int64_t kw = 0; kw < KW; kw++) {
+										int64_t ih = oh * s - p + kh * dl, iw = ow * s - p + kw * dl;
+										float xv = ih >= 0 && ih < H && iw >= 0 && iw < W ? x[XI(n, g * Cg + cl, ih, iw)]
+										                                                : 0.0f;
+										acc = fmaf(w[WI(o, cl, kh, kw)], xv, acc);
+									}
+							y[YI(o, n, oh, ow)] = acc;
+						}
+			} else {
+				for (int64_t cl = 0; cl < Cg; cl++)
+					for (int64_t kh = 0; kh < KH; kh++)
+						for (int64_t kw = 0; kw < KW; kw++) {
+							float acc = 0.0f;
+							for (int64_t n = 0; n < N; n++)
+								for (int64_t oh = 0; oh < OH; oh++)
+									for (int64_t ow = 0; ow < OW; ow++) {
+										int64_t ih = oh * s - p + kh * dl, iw = ow * s - p + kw * dl;
+										float xv = ih >= 0 && ih < H && iw >= 0 && iw < W ? x[XI(n, g * Cg + cl, ih, iw)]
+										                                                : 0.0f;
+										acc = fmaf(y[YI(o, n, oh, ow)], xv, acc);
+									}
+							w[WI(o, cl, kh, kw)] = acc;
+						}
+			}
+		}
+		return;
+	}
+	for (int64_t n = 0; n < N; n++)
+		for (int64_t ch = 0; ch < C; ch++) {
+			int64_t g = ch / Cg, cl = ch % Cg;
+			for (int64_t ih = 0; ih < H; ih++)
+				for (int64_t iw = 0; iw < W; iw++) {
+					float acc = 0.0f;
+					for (int64_t kh = 0; kh < KH; kh++)
+						for (int64_t kw = 0; kw < KW; kw++) {
+							int64_t th = ih + p - kh * dl, tw = iw + p - kw * dl;
+							if (th < 0 || tw < 0 || th % s || tw % s || th / s >= OH || tw / s >= OW)
+								continue;   /* a +0 term: acc (never -0) unchanged */
+							float t = 0.0f;
+							for (int64_t ol = 0; ol < Og; ol++)
+								t = fmaf(w[WI(g * Og + ol, cl, kh, kw)], y[YI(g * Og + ol, n, th / s, tw / s)], t);
+							acc = acc + t;
+						}
+					x[XI(n, ch, ih, iw)] = acc;
+				}
+		}
+#undef XI
+#undef WI
+#undef YI
+}
+
+/* one marked node: its convolution for B rows */
+static void dnn_run(rt_dev *d, dconv *c, int64_t B, int64_t Bmax)
+{
+	size_t ox, ow, oy;
+	if (!loc_at(d, c->x, Bmax, &ox) || !loc_at(d, c->w, Bmax, &ow) || !loc_at(d, c->y, Bmax, &oy))
+		rt_die(2, "--cudnn: %s graph node %" PRId64 ": an operand without storage", rt_graph_names[c->graph], c->node);
+	int64_t N = pow_b(c->nc, c->nsym, B);
+	dnn_describe(c, N);
+	if (d->emulate) {
+		dnn_emulate(c, N, (float *)host_of(d, ox), (float *)host_of(d, ow), (float *)host_of(d, oy));
+		return;
+	}
+	size_t ws = 0;
+	dnnStatus st = dnn_ws_size(d, c, c->algo, &ws);
+	if (st)
+		dnn_fail(c, "cudnnGetConvolution*WorkspaceSize", st);
+	dnn_workspace(d, ws);
+	const float one = 1.0f, zero = 0.0f;
+	void *X = (void *)(uintptr_t)dptr(d, ox), *Wp = (void *)(uintptr_t)dptr(d, ow), *Y = (void *)(uintptr_t)dptr(d, oy);
+	void *WS = (void *)(uintptr_t)d->ws;
+	switch (c->kind) {
+	case DC_FWD:
+		DNN_CHECK(c, dnn.ConvolutionForward(d->dnn, &one, c->xd, X, c->wd, Wp, c->cd, c->algo, WS, d->ws_len, &zero, c->yd, Y),
+		          "cudnnConvolutionForward");
+		break;
+	case DC_BWD_DATA:
+		DNN_CHECK(c, dnn.ConvolutionBackwardData(d->dnn, &one, c->wd, Wp, c->yd, Y, c->cd, c->algo, WS, d->ws_len, &zero,
+		                                         c->xd, X), "cudnnConvolutionBackwardData");
+		break;
+	default:
+		DNN_CHECK(c, dnn.ConvolutionBackwardFilter(d->dnn, &one, c->xd, X, c->yd, Y, c->cd, c->algo, WS, d->ws_len,
+		                                           &zero, c->wd, Wp), "cudnnConvolutionBackwardFilter");
+		break;
+	}
+}
+
+static void cudnn_close(rt_dev *d)
+{
+	for (int i = 0; i < d->nconvs; i++) {
+		dconv *c = &d->convs[i];
+		if (c->xd) dnn.DestroyTensorDescriptor(c->xd);
+		if (c->yd) dnn.DestroyTensorDescriptor(c->yd);
+		if (c->wd) dnn.DestroyFilterDescriptor(c->wd);
+		if (c->cd) dnn.DestroyConvolutionDescriptor(c->cd);
+	}
+	if (d->dnn)
+		dnn.Destroy(d->dnn);
+	if (d->ws && cu.lib)
+		cu.MemFree(d->ws);
+	free(d->convs);
+	d->convs = NULL;
+	d->nconvs = 0;
+}
+
+void rt_dev_manifest(const rt_run *r, cJSON *run)
+{
+	const rt_dev *d = r->dev;
+	cJSON_AddStringToObject(run, "backend", !d ? "cpu-llvm" : d->cudnn ? "cuda-nvrtc+cudnn" : "cuda-nvrtc");
+	if (!d)
+		return;
+	cJSON_AddStringToObject(run, "device", d->name);
+	cJSON_AddStringToObject(run, "arch", d->arch);
+	if (!d->cudnn)
+		return;
+	cJSON *o = cJSON_AddObjectToObject(run, "cudnn");
+	cJSON_AddStringToObject(o, "version", d->dnn_version);
+	if (d->emulate)   /* NND_CUDA_EMULATE: descriptors checked by cuDNN, convolutions computed on the host */
+		cJSON_AddBoolToObject(o, "emulated", 1);
+	cJSON_AddStringToObject(o, "math", "CUDNN_FMA_MATH");
+	cJSON_AddStringToObject(o, "determinism", "same bits run to run on this GPU model and cuDNN version only");
+	cJSON *arr = cJSON_AddArrayToObject(o, "convolutions");
+	for (int i = 0; i < d->nconvs; i++) {
+		const dconv *c = &d->convs[i];
+		cJSON *e = cJSON_CreateObject();
+		cJSON_AddStringToObject(e, "graph", rt_graph_names[c->graph]);
+		cJSON_AddNumberToObject(e, "node", (double)c->node);
+		cJSON_AddStringToObject(e, "kind", dnn_kind_names[c->kind]);
+		cJSON_AddStringToObject(e, "algo", dnn_algo_name(c->kind, c->algo));
+		char geo[160];
+		snprintf(geo, sizeof geo, "C=%" PRId64 " H=%" PRId64 " W=%" PRId64 " O=%" PRId64 " groups=%" PRId64 " kernel=%" PRId64
+		         "x%" PRId64 " stride=%" PRId64 " pad=%" PRId64 " dilation=%" PRId64,
+		         c->C, c->H, c->W, c->O, c->G, c->KH, c->KW, c->stride, c->pad, c->dil);
+		cJSON_AddStringToObject(e, "shape", geo);
+		cJSON_AddItemToArray(arr, e);
 	}
 }
 
@@ -779,36 +1282,47 @@ void rt_dev_step(rt_run *r, int graph, nnd_step_args *a)
 	bool sync_each = getenv("NND_CUDA_SYNC") != NULL;
 	for (int i = 0; i < rs->n; i++) {
 		const rec *v = &rs->v[i];
-		if (v->fn) {
-			int64_t units = pow_b(v->uc, v->usym, B);
-			if (units > 0) {
-				if (d->emulate) {
+		dconv *dc = d->cudnn && v->conv >= 0 ? &d->convs[v->conv] : NULL;
+		if (d->cudnn && v->skip && !dc)
+			continue;   /* nothing reads it when cuDNN computes the convolutions: no kernel, no digest */
+		int64_t units = pow_b(v->uc, v->usym, B);
+		if ((v->fn || dc) && units > 0) {
+			if (d->emulate) {
+				if (dc)
+					dnn_run(d, dc, B, a->Bmax);
+				else
 					((void (*)(nnd_dargs))v->fn)(da);
-				} else {
-					int64_t blocks = (units + 255) / 256;
-					if (blocks > (1 << 20))
-						blocks = 1 << 20;
-					void *args[1] = { &da };
-					if (d->profile)
-						CU_CHECK(cu.EventRecord(d->ev[0], NULL), 2, "cuEventRecord");
-					CUresult rc = cu.LaunchKernel((CUfunction)v->fn, (unsigned)blocks, 1, 1, 256, 1, 1, 0, NULL,
-					                              args, NULL);
-					if (!rc && sync_each)
-						rc = cu.CtxSynchronize();
-					if (!rc && d->profile) {
-						float ms = 0;
-						rec *pv = (rec *)v;
-						if (!(rc = cu.EventRecord(d->ev[1], NULL)) && !(rc = cu.EventSynchronize(d->ev[1])) &&
-						    !(rc = cu.EventElapsedTime(&ms, d->ev[0], d->ev[1]))) {
-							pv->ms += ms;
+			} else {
+				int64_t blocks = (units + 255) / 256;
+				if (blocks > (1 << 20))
+					blocks = 1 << 20;
+				void *args[1] = { &da };
+				if (d->profile)
+					CU_CHECK(cu.EventRecord(d->ev[0], NULL), 2, "cuEventRecord");
+				CUresult rc = 0;
+				if (dc)
+					dnn_run(d, dc, B, a->Bmax);   /* dies on its own errors */
+				else
+					rc = cu.LaunchKernel((CUfunction)v->fn, (unsigned)blocks, 1, 1, 256, 1, 1, 0, NULL, args, NULL);
+				if (!rc && sync_each)
+					rc = cu.CtxSynchronize();
+				if (!rc && d->profile) {
+					float ms = 0;
+					rec *pv = (rec *)v;
+					if (!(rc = cu.EventRecord(d->ev[1], NULL)) && !(rc = cu.EventSynchronize(d->ev[1])) &&
+					    !(rc = cu.EventElapsedTime(&ms, d->ev[0], d->ev[1]))) {
+						pv->ms += ms;
+						if (dc)   /* 2 flops per multiply-add of the convolution */
+							pv->flops += 2.0 * (double)pow_b(dc->nc, dc->nsym, B) * (double)(dc->O * dc->OH * dc->OW) *
+							             (double)(dc->C / dc->G * dc->KH * dc->KW);
+						else
 							pv->flops += (double)units * (double)pow_b(v->fc, v->fsym, B);
-							pv->launches++;
-						}
+						pv->launches++;
 					}
-					if (rc)
-						rt_die(2, "--device cuda: kernel %s (%s graph node %" PRId64 "): %s", v->kernel,
-						       rt_graph_names[graph], v->node, cu_msg(rc));
 				}
+				if (rc)
+					rt_die(2, "--device cuda: %s %s (%s graph node %" PRId64 "): %s", dc ? "cuDNN convolution of" : "kernel",
+					       v->kernel ? v->kernel : "-", rt_graph_names[graph], v->node, cu_msg(rc));
 			}
 		}
 		size_t off;
@@ -862,11 +1376,15 @@ static void print_profile(rt_dev *d)
 			}
 	qsort(v, (size_t)k, sizeof *v, by_time);
 	fprintf(stderr, "cuda profile: %d kernels, %.3f ms in kernels (%s)\n", k, tot, d->name);
-	for (int i = 0; i < k && i < 25; i++)
-		fprintf(stderr, "cuda profile: %-28s %-16s %8" PRId64 " launches %10.3f ms %5.1f%%%s%.0f%s\n", v[i]->kernel,
-		        v[i]->op, v[i]->launches, v[i]->ms, tot > 0 ? 100.0 * v[i]->ms / tot : 0.0,
+	for (int i = 0; i < k && i < 25; i++) {
+		char lab[48];
+		if (d->cudnn && v[i]->conv >= 0)
+			snprintf(lab, sizeof lab, "cudnn_%s_n%" PRId64, dnn_kind_names[d->convs[v[i]->conv].kind], v[i]->node);
+		fprintf(stderr, "cuda profile: %-28s %-16s %8" PRId64 " launches %10.3f ms %5.1f%%%s%.0f%s\n",
+		        d->cudnn && v[i]->conv >= 0 ? lab : v[i]->kernel, v[i]->op, v[i]->launches, v[i]->ms, tot > 0 ? 100.0 * v[i]->ms / tot : 0.0,
 		        v[i]->flops > 0 ? "  " : "", v[i]->flops > 0 ? v[i]->flops / (v[i]->ms * 1e6) : 0.0,
 		        v[i]->flops > 0 ? " GFLOP/s" : "");
+	}
 	free(v);
 }
 
@@ -880,6 +1398,7 @@ void rt_dev_close(rt_run *r)
 	r->dev = NULL;
 	if (the_dev == d)
 		the_dev = NULL;
+	cudnn_close(d);
 	if (d->emulate) {
 		free(d->emu_mem);
 		if (d->emu_lib)

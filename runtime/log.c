@@ -89,7 +89,7 @@ void rt_log_open(rt_log *lg, const char *path, const rt_run *r)
 	/* as a string: a u64 does not fit a JSON number read as a double */
 	snprintf(seed, sizeof seed, "%" PRIu64, r->seed);
 	cJSON_AddStringToObject(run, "seed", seed);
-	cJSON_AddStringToObject(run, "backend", "cpu-llvm");
+	rt_dev_manifest(r, run);   /* backend, device, cuDNN's pinned algorithms */
 	cJSON_AddStringToObject(run, "train", p->name);
 	cJSON_AddNumberToObject(run, "batch", (double)p->batch);
 	cJSON_AddNumberToObject(run, "epochs", (double)r->epochs);

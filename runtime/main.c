@@ -115,13 +115,13 @@ typedef struct optdef { const char *name; int kind; } optdef;
 static const optdef train_opts[] = {
 	{ "train", O_STR }, { "threads", O_POS }, { "device", O_DEVICE }, { "epochs", O_POS },
 	{ "steps", O_NONNEG }, { "limit", O_POS }, { "seed", O_U64 }, { "log", O_STR },
-	{ "save", O_STR }, { "resume", O_STR }, { "debug-digests", O_FLAG }, { "profile", O_FLAG }, { NULL, 0 } };
+	{ "save", O_STR }, { "resume", O_STR }, { "debug-digests", O_FLAG }, { "profile", O_FLAG }, { "cudnn", O_FLAG }, { NULL, 0 } };
 static const optdef eval_opts[] = {
 	{ "weights", O_STR }, { "data", O_STR }, { "train", O_STR }, { "threads", O_POS },
-	{ "device", O_DEVICE }, { NULL, 0 } };
+	{ "device", O_DEVICE }, { "cudnn", O_FLAG }, { NULL, 0 } };
 static const optdef infer_opts[] = {
 	{ "weights", O_STR }, { "input", O_STR }, { "batch", O_POS }, { "train", O_STR },
-	{ "threads", O_POS }, { "device", O_DEVICE }, { "output", O_STR }, { NULL, 0 } };
+	{ "threads", O_POS }, { "device", O_DEVICE }, { "output", O_STR }, { "cudnn", O_FLAG }, { NULL, 0 } };
 static const optdef info_opts[] = { { NULL, 0 } };
 
 static const char *usage_train =
@@ -130,6 +130,9 @@ static const char *usage_train =
 	"  --train NAME       train block to run (default: the first)\n"
 	"  --threads N        worker threads (results do not depend on it)\n"
 	"  --device cpu|cuda  backend (default cpu); cuda gives the same bits (docs/cuda.md)\n"
+	"  --cudnn            with --device cuda: convolutions through cuDNN (pinned\n"
+	"                     deterministic algorithms: same bits run to run on one GPU\n"
+	"                     model and cuDNN version, not the CPU's bits)\n"
 	"  --epochs E         number of epochs (default: the train block's)\n"
 	"  --steps S          stop after S optimizer steps in total, counting those\n"
 	"                     before a resume (0 with --save writes the initial weights)\n"
@@ -145,6 +148,7 @@ static const char *usage_train =
 	"Prints one line per epoch and, last, `sha256 HEX` of the final parameters.\n";
 static const char *usage_eval =
 	"usage: %s eval --weights FILE.safetensors [--data NAME] [--train NAME] [--threads N]\n"
+	"       [--device cpu|cuda] [--cudnn]\n"
 	"Evaluate saved weights on the eval dataset (or the dataset NAME).\n";
 static const char *usage_infer =
 	"usage: %s infer --weights FILE.safetensors --input FILE [--batch N] [--output FILE]\n"
@@ -154,7 +158,7 @@ static const char *usage_infer =
 	"  --batch N          samples per step (default: the train batch); results do\n"
 	"                     not depend on it\n"
 	"  --output FILE      write the per-sample lines to FILE instead of stdout\n"
-	"  --train NAME, --threads N, --device cpu|cuda  as for train\n"
+	"  --train NAME, --threads N, --device cpu|cuda, --cudnn  as for train\n"
 	"Prints one line per sample (the result's values, %%.9g) and, last,\n"
 	"`sha256 HEX` of all result floats (little-endian binary32).\n";
 static const char *usage_logdiff =
@@ -255,12 +259,16 @@ static int opt_index(const optdef *defs, const char *name)
  * initial (or loaded) values; batches of up to `rows` rows */
 static bool want_cuda(const parsed *P, const optdef *defs)
 {
-	int k = opt_index(defs, "device");
-	return P->set[k] && !strcmp(P->val[k], "cuda");
+	int k = opt_index(defs, "device"), c = opt_index(defs, "cudnn");
+	bool cuda = P->set[k] && !strcmp(P->val[k], "cuda");
+	if (c >= 0 && P->set[c] && !cuda)
+		rt_die(1, "--cudnn: needs --device cuda (cuDNN runs on the GPU)");
+	return cuda;
 }
 
-static void start_device(rt_run *r, int64_t rows)
+static void start_device(rt_run *r, const parsed *P, const optdef *defs, int64_t rows)
 {
+	r->cudnn = P->set[opt_index(defs, "cudnn")];
 	rt_dev_open(r, rows);
 	rt_dev_upload(r);
 }
@@ -339,7 +347,7 @@ static int cmd_train(int argc, char **argv, const nnd_model *model, const rt_man
 	rt_run_alloc(&r);
 	rt_init_params(&r);
 	if (o.resume) rt_ckpt_resume(&r, o.resume);
-	if (want_cuda(&P, D)) start_device(&r, p->batch);
+	if (want_cuda(&P, D)) start_device(&r, &P, D, p->batch);
 	int rc = rt_train(&r, &o);
 	rt_run_free(&r);
 	live_run = NULL;
@@ -380,7 +388,7 @@ static int cmd_eval(int argc, char **argv, const nnd_model *model, const rt_mani
 	r.have_eval = true;
 	rt_run_alloc(&r);
 	rt_load_weights(&r, weights);
-	if (want_cuda(&P, D)) start_device(&r, p->batch);
+	if (want_cuda(&P, D)) start_device(&r, &P, D, p->batch);
 	const rt_graph *G = &p->graphs[RT_GRAPH_EVAL];
 	double *out = rt_xcalloc((size_t)G->nout, sizeof(double));
 	rt_evaluate(&r, &r.eval, out);
@@ -418,7 +426,7 @@ static int cmd_infer(int argc, char **argv, const nnd_model *model, const rt_man
 	r.have_data = true;
 	rt_run_alloc(&r);
 	rt_load_weights(&r, weights);
-	if (want_cuda(&P, D)) start_device(&r, batch);
+	if (want_cuda(&P, D)) start_device(&r, &P, D, batch);
 	FILE *out = stdout;
 	if (output) {
 		infer_out = fopen(output, "w");

@@ -160,6 +160,7 @@ struct rt_dev;
 typedef struct rt_run {
 	const nnd_model *model;
 	struct rt_dev *dev;          /* --device cuda (cuda.c), else NULL */
+	bool cudnn;                  /* --cudnn: convolutions through cuDNN (cuda.c) */
 	const rt_manifest *man;
 	const rt_program *prog;
 	uint64_t seed;
@@ -220,6 +221,11 @@ void rt_dev_upload(rt_run *r);
 void rt_dev_download(rt_run *r);
 void rt_dev_step(rt_run *r, int graph, nnd_step_args *a);
 void rt_dev_close(rt_run *r);
+/* The run manifest's device part (log.c): "backend", the device, and with
+ * --cudnn the library version and every convolution's pinned algorithm;
+ * `run` is the manifest's cJSON object. */
+struct cJSON;
+void rt_dev_manifest(const rt_run *r, struct cJSON *run);
 
 /* ---- checkpoints (checkpoint.c) ---- */
 void rt_ckpt_save(const rt_run *r, const char *dir);

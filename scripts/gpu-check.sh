@@ -6,7 +6,8 @@
 #      CPU == GPU, run to run, kernel cache, out of memory)
 #   3. trains mlp_fashion and cnn_fashion for a bounded number of steps on
 #      the CPU and twice on the GPU and compares their sha256
-#   4. throughput: samples/s on CPU and GPU, PyTorch on the same GPU when
+#   4. cnn_fashion with --cudnn twice: the same bits run to run, its manifest
+#   5. throughput: samples/s on CPU and GPU, PyTorch on the same GPU when
 #      python3 has torch with CUDA; nnd's matmul kernels (NND_CUDA_PROFILE)
 #      against cuBLAS SGEMM at the same shapes
 # Everything goes to stdout and, when $OUT is set, to $OUT/gpu-check.txt.
@@ -74,6 +75,11 @@ else
 	NNDC=$B/nndc
 	"$NNDC" --version
 fi
+# --cudnn: no system cuDNN, but PyTorch's wheel may carry one (nvidia.cudnn)
+if ! ldconfig -p 2>/dev/null | grep -q 'libcudnn\.so\.[89]' && [ ! -e /usr/local/cuda/lib64/libcudnn.so.9 ] && [ -z "${NND_CUDNN:-}" ]; then
+	p=$(python3 -c 'import os, nvidia.cudnn as m; print(os.path.join(list(m.__path__)[0], "lib", "libcudnn.so.9"))' 2>/dev/null)
+	if [ -n "$p" ] && [ -e "$p" ]; then export NND_CUDNN=$p; echo "cuDNN: $p (PyTorch's)"; fi
+fi
 export NND_CACHE_DIR=$B/kernel-cache
 rm -rf "$NND_CACHE_DIR"
 
@@ -131,6 +137,25 @@ train_pair() {   # train_pair NAME MODEL ARGS...: CPU once, GPU twice, same sha2
 
 train_pair mlp mlp_fashion --steps "$STEPS" --limit 20000
 train_pair cnn cnn_fashion --steps "$STEPS" --limit 20000
+
+section "cnn --cudnn: pinned deterministic cuDNN convolutions (GPU run to run; not the CPU's bits)"
+if ./cnn train --steps "$STEPS" --limit 20000 --device cuda --cudnn --log cnn.dnn1.jsonl >cnn.dnn1 2>cnn.dnn1.err &&
+   ./cnn train --steps "$STEPS" --limit 20000 --device cuda --cudnn >cnn.dnn2 2>cnn.dnn2.err; then
+	grep -h -e '^cuda:' cnn.dnn1.err
+	echo "cudnn 1 sha256 $(sha cnn.dnn1)   samples_per_s $(sps cnn.dnn1.err)"
+	echo "cudnn 2 sha256 $(sha cnn.dnn2)   samples_per_s $(sps cnn.dnn2.err)"
+	grep -h ' acc ' cnn.cpu cnn.dnn1 | sed 's/^/  /'
+	[ "$(sha cnn.dnn1)" = "$(sha cnn.dnn2)" ] && echo "cnn --cudnn: GPU == GPU (same bits)" || bad "cnn --cudnn: not the same bits run to run"
+	head -n 1 cnn.dnn1.jsonl | python3 -c 'import json,sys; c=json.loads(sys.stdin.readline())["run"].get("cudnn",{}); print("manifest cudnn", c.get("version"), c.get("math"), sorted({(x["kind"], x["algo"]) for x in c.get("convolutions",[])}))' 2>/dev/null
+	./cnn train --steps 300 --device cuda --cudnn >cnn.dnnlong 2>cnn.dnnlong.err || bad "cnn --cudnn 300 steps"
+	echo "cnn --cudnn 300 steps: $(sps cnn.dnnlong.err) samples/s"
+	NND_CUDA_PROFILE=1 ./cnn train --steps 20 --device cuda --cudnn >/dev/null 2>cnn.dnnprof.err && grep '^cuda profile' cnn.dnnprof.err | head -n 8
+elif grep -q 'no cuDNN' cnn.dnn1.err; then
+	echo "no cuDNN on this machine: $(head -n 1 cnn.dnn1.err)"
+else
+	cat cnn.dnn1.err cnn.dnn2.err 2>/dev/null | tail -n 20
+	bad "cnn --cudnn run"
+fi
 
 section "throughput: a whole epoch of mlp_fashion on the GPU (60000 samples)"
 ./mlp train --epochs 1 --device cuda >mlp.epoch 2>mlp.epoch.err || { cat mlp.epoch.err; bad "mlp epoch on the GPU"; }

@@ -9,9 +9,15 @@
 #               function of runtime/math.c is defined with an fma
 #   emulate_*   NND_CUDA_EMULATE=1: the generated kernels and the device
 #               layer, run on the host, give the CPU's bits
+#   emulate_cudnn  --cudnn in the host emulation: the convolution records,
+#               cuDNN's own descriptor checks (the real library, no GPU
+#               needed), host convolutions in the default plans' order: the
+#               CPU's bits for strides, padding, dilation, groups and data
+#               gradients (train, eval, infer); --cudnn's errors
 #   errors      clear messages without a GPU (no driver / no device)
 #   gpu_*       with a GPU: CPU == GPU sha256, GPU run to run, the kernel
-#               cache; out of device memory
+#               cache; out of device memory; --cudnn: GPU run to run, close
+#               to the CPU
 # Exit 0 pass, 1 fail, 77 skipped (NVRTC, c++, data or GPU missing).
 . "$(dirname "$0")/../lib.sh" "$@"
 export NND_CACHE_DIR=$W/cache
@@ -160,6 +166,54 @@ PY
 	echo "infer: same bits $(sha icpu)"
 	;;
 
+emulate_cudnn)
+	cp -r "$SRC/grad" "$SRC/data" . && cd grad || fail "cannot copy the models"
+	# the records: fwd, bwd_filter, bwd_data in train, fwd in eval and infer;
+	# the im2col (and its reshape) and the data gradient's matmul skipped
+	"$NNDC" emit g_conv_groups.nnd --stage cuda >k.cu 2>k.err || { cat k.err >&2; fail "emit --stage cuda failed"; }
+	grep '^//@conv ' k.cu | cut -d' ' -f3,5-19 >conv.got
+	g="1 1 2 5 5 4 2 2 2 3 3 2 1 2"
+	printf '%s\n' "0 fwd $g" "0 bwd_filter $g" "0 bwd_data $g" "1 fwd $g" "2 fwd $g" >conv.want
+	diff conv.want conv.got >&2 || fail "convolution records (graph kind N NSYM C H W O groups KH KW OH OW stride pad dilation)"
+	[ "$(grep -c '^//@skip 0 0 ' k.cu)" = 4 ] && [ "$(grep -c '^//@skip 0 1 ' k.cu)" = 2 ] || fail "skip records: $(grep '^//@skip' k.cu)"
+	echo "convolution records: as expected"
+	need_cxx
+	export NND_CUDA_EMULATE=1
+	for m in g_conv g_conv_groups; do
+		run 0 ../b.out "$NNDC" build $m.nnd -o $m
+		run 0 ../cpu env -u NND_CUDA_EMULATE ./$m train --epochs 2 --save ck
+		run 1 ../nocuda ./$m train --cudnn
+		has ../nocuda.err 'error: --cudnn: needs --device cuda'
+		NND_CUDNN=/nonexistent/libcudnn.so.9 run 1 ../nolib ./$m train --epochs 2 --device cuda --cudnn
+		has ../nolib.err "error: --cudnn: no cuDNN: libcudnn.so.9 not found (dlopen: /nonexistent/libcudnn.so.9"
+		./$m train --epochs 2 --device cuda --cudnn --log dev.jsonl >../dev 2>../dev.err
+		rc=$?
+		grep -q 'no cuDNN' ../dev.err && skip "$(head -n 1 ../dev.err)"
+		[ $rc = 0 ] || { cat ../dev.err >&2; fail "$m --cudnn exited $rc"; }
+		has ../dev.err 'cuda: cuDNN [0-9.]* (emulated): 5 convolution nodes (train 3, eval 1, infer 1), pinned deterministic algorithms, FMA math'
+		[ -n "$(sha ../cpu)" ] && [ "$(sha ../cpu)" = "$(sha ../dev)" ] || fail "$m --cudnn (emulated): device $(sha ../dev), cpu $(sha ../cpu)"
+		head -n 1 dev.jsonl >man.json
+		for want in '"backend":"cuda-nvrtc+cudnn"' '"kind":"bwd_data","algo":"CUDNN_CONVOLUTION_BWD_DATA_ALGO_1"' \
+			'"kind":"bwd_filter","algo":"CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1"' '"math":"CUDNN_FMA_MATH"' \
+			'"kind":"fwd","algo":"CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM"'; do
+			tr -d ' ' <man.json | grep -qF "$want" || { cat man.json >&2; fail "$m: the manifest lacks $want"; }
+		done
+		run 0 ../ecpu env -u NND_CUDA_EMULATE ./$m eval --weights ck/params.safetensors --data tiny
+		run 0 ../edev ./$m eval --weights ck/params.safetensors --data tiny --device cuda --cudnn
+		cmp -s ../ecpu ../edev || fail "$m eval --cudnn: $(cat ../edev), cpu $(cat ../ecpu)"
+		run 0 ../icpu env -u NND_CUDA_EMULATE ./$m infer --weights ck/params.safetensors --input ../data/tiny.csv --batch 3
+		run 0 ../idev ./$m infer --weights ck/params.safetensors --input ../data/tiny.csv --batch 3 --device cuda --cudnn
+		cmp -s ../icpu ../idev || fail "$m infer --cudnn: device $(sha ../idev), cpu $(sha ../icpu)"
+		echo "$m --cudnn (emulated): train, eval, infer: the CPU's bits $(sha ../cpu)"
+	done
+	# no convolution: said, and nothing changes
+	run 0 ../b.out "$NNDC" build g_binary.nnd -o bin
+	run 0 ../bcpu env -u NND_CUDA_EMULATE ./bin train --epochs 1
+	run 0 ../bdev ./bin train --epochs 1 --device cuda --cudnn
+	has ../bdev.err 'has no convolutions; cuDNN is not used'
+	[ "$(sha ../bcpu)" = "$(sha ../bdev)" ] || fail "g_binary --cudnn: device $(sha ../bdev), cpu $(sha ../bcpu)"
+	;;
+
 errors)
 	# without a GPU: a clear message; never a crash
 	run 1 bad "$NNDC" run "$SRC/e2e/every_op.nnd" -- train --device tpu
@@ -219,6 +273,34 @@ gpu_every_op)
 			echo "$t $plan: cpu == gpu: $(sha cpu)"
 		done
 	done
+	;;
+
+gpu_cudnn)
+	# --cudnn on the GPU: pinned deterministic algorithms give the same bits
+	# run to run (not the CPU's: cuDNN sums in its own order), recorded in
+	# the manifest; the training stays close to the CPU's
+	quick_gpu_check
+	need_fashion
+	run 0 build.out "$NNDC" build "$EX/cnn_fashion.nnd" -o prog
+	need_gpu ./prog
+	args="--steps 30 --limit 4000"
+	./prog train $args --device cuda --cudnn --log g1.jsonl >gpu1 2>gpu1.err
+	rc=$?
+	grep -q 'no cuDNN' gpu1.err && skip "$(head -n 1 gpu1.err)"
+	[ $rc = 0 ] || { cat gpu1.err >&2; fail "--cudnn exited $rc"; }
+	has gpu1.err 'cuda: cuDNN [0-9.]*: 9 convolution nodes (train 5, eval 2, infer 2)'
+	run 0 gpu2 ./prog train $args --device cuda --cudnn
+	run 0 cpu ./prog train $args
+	grep -e '^cuda:' -e samples_per_s gpu1.err gpu2.err
+	[ "$(sha gpu1)" = "$(sha gpu2)" ] || fail "--cudnn run to run: $(sha gpu1) then $(sha gpu2)"
+	head -n 1 g1.jsonl | tr -d ' ' | grep -qF '"kind":"bwd_filter","algo":"CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1"' ||
+		fail "the manifest lacks the pinned backward-filter algorithm"
+	# close to the CPU: accuracy after 30 steps within 0.05
+	a_cpu=$(sed -n 's/.* acc \([0-9.]*\).*/\1/p' cpu | tail -n 1)
+	a_gpu=$(sed -n 's/.* acc \([0-9.]*\).*/\1/p' gpu1 | tail -n 1)
+	echo "cnn $args --cudnn: gpu == gpu: $(sha gpu1); cpu $(sha cpu); acc cpu $a_cpu, cudnn $a_gpu"
+	awk -v a="$a_cpu" -v b="$a_gpu" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && b != "" && d <= 0.05) }' ||
+		fail "--cudnn accuracy $a_gpu, cpu $a_cpu"
 	;;
 
 gpu_errors)
