@@ -61,6 +61,7 @@ typedef struct cu {
 	char *err;
 	size_t errlen;
 	bool failed;
+	bool swap_written;       /* nnd_swap01 (for --cudnn) is in the source */
 } cu;
 
 static int cu_err(cu *c, const ir_node *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -1698,6 +1699,19 @@ static void conv_records(cu *c, const ir_graph *g)
 		for (int k = 0; k < 3; k++)
 			fprintf(c->rec, " %d %" PRId64 " %" PRId64, b[k], oc[k], ob[k]);
 		fputc('\n', c->rec);
+	}
+	if (nrep && !c->swap_written) {
+		/* --cudnn, when cuDNN refuses y's strided [O, N, OH, OW] layout:
+		 * the copy between it and a packed [N, O, OH, OW] buffer */
+		c->swap_written = true;
+		fprintf(c->f, "\n/* --cudnn: dst[b][a][p] = src[a][b][p] (runtime/cuda.c, packed layout) */\n"
+		              "extern \"C\" __global__ void NND_BOUNDS nnd_swap01(const float *__restrict__ src,\n"
+		              "\tfloat *__restrict__ dst, int64_t A, int64_t Bn, int64_t P)\n{\n"
+		              "\tconst int64_t units = A * Bn * P;\n"
+		              "\tfor (int64_t u = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; u < units;\n"
+		              "\t     u += (int64_t)gridDim.x * blockDim.x) {\n"
+		              "\t\tconst int64_t p = u %% P, b = u / P %% Bn, a = u / P / Bn;\n"
+		              "\t\tdst[(b * A + a) * P + p] = src[u];\n\t}\n}\n");
 	}
 	if (nrep) {
 		bool *plain = xcalloc((size_t)nn + 1, 1), *whole = xcalloc((size_t)nn + 1, 1);

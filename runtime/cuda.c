@@ -315,6 +315,8 @@ typedef struct dconv {
 	int64_t nc; int nsym;        /* N = nc * B^nsym */
 	int64_t C, H, W, O, G, KH, KW, OH, OW, stride, pad, dil;
 	loc x, w, y;                 /* x [N,C,H,W], w [O,C/G,KH,KW], y [O,N,OH,OW] */
+	bool packed;                 /* cuDNN refused y's strided layout: y goes through a packed
+	                                [N, O, OH, OW] copy (nnd_swap01) */
 	int algo;                    /* pinned: the first of the kind's list cuDNN supports */
 	size_t ws;                   /* its workspace at cur_n rows */
 	int64_t cur_n;               /* N the descriptors are set for (0: none yet) */
@@ -355,6 +357,10 @@ struct rt_dev {
 	void *dnn;                   /* cudnnHandle_t (NULL in emulation) */
 	CUdeviceptr ws;              /* one workspace for every call */
 	size_t ws_len;
+	CUdeviceptr stg;             /* packed y of a packed convolution */
+	uint8_t *emu_stg;            /* (emulation) */
+	size_t stg_len;
+	void *swap_fn;               /* nnd_swap01 */
 	char dnn_version[32];
 };
 
@@ -996,9 +1002,13 @@ static void dnn_describe(dconv *c, int64_t N)
 	int O = dnn_int(c, c->O, "O"), OH = dnn_int(c, c->OH, "OH"), OW = dnn_int(c, c->OW, "OW");
 	DNN_CHECK(c, dnn.SetTensor4dDescriptorEx(c->xd, DNN_FLOAT, n, C, H, W, dnn_int(c, c->C * c->H * c->W, "C*H*W"),
 	                                         dnn_int(c, c->H * c->W, "H*W"), W, 1), "cudnnSetTensor4dDescriptorEx (x)");
-	DNN_CHECK(c, dnn.SetTensor4dDescriptorEx(c->yd, DNN_FLOAT, n, O, OH, OW, dnn_int(c, c->OH * c->OW, "OH*OW"),
-	                                         dnn_int(c, N * c->OH * c->OW, "N*OH*OW"), OW, 1),
-	          "cudnnSetTensor4dDescriptorEx (y)");
+	int P = dnn_int(c, c->OH * c->OW, "OH*OW");
+	if (c->packed)
+		DNN_CHECK(c, dnn.SetTensor4dDescriptorEx(c->yd, DNN_FLOAT, n, O, OH, OW, dnn_int(c, c->O * P, "O*OH*OW"), P, OW, 1),
+		          "cudnnSetTensor4dDescriptorEx (y, packed)");
+	else
+		DNN_CHECK(c, dnn.SetTensor4dDescriptorEx(c->yd, DNN_FLOAT, n, O, OH, OW, P, dnn_int(c, N * P, "N*OH*OW"), OW, 1),
+		          "cudnnSetTensor4dDescriptorEx (y)");
 	int on, oc, oh, ow;
 	DNN_CHECK(c, dnn.GetConvolution2dForwardOutputDim(c->cd, c->xd, c->wd, &on, &oc, &oh, &ow),
 	          "cudnnGetConvolution2dForwardOutputDim");
@@ -1038,6 +1048,28 @@ static void dnn_workspace(rt_dev *d, size_t n)
 	d->ws_len = n;
 }
 
+/* the first pinned algorithm cuDNN supports for c at n rows, in c's
+ * current layout; its status */
+static dnnStatus dnn_pick(rt_dev *d, dconv *c, int64_t n)
+{
+	dnn_describe(c, n);
+	dnnStatus st = DNN_NOT_SUPPORTED;
+	for (int k = 0; k < 2 && dnn_algos[c->kind][k] >= 0 && st; k++) {
+		c->algo = dnn_algos[c->kind][k];
+		st = dnn_ws_size(d, c, c->algo, &c->ws);
+	}
+	return st;
+}
+
+/* y through a packed copy from now on (cuDNN refused the strided one) */
+static void dnn_go_packed(dconv *c)
+{
+	c->packed = true;
+	c->cur_n = 0;
+	fprintf(stderr, "cuda: cuDNN refused the strided y layout of %s graph node %" PRId64 " (%s); y goes through a "
+	        "packed copy\n", rt_graph_names[c->graph], c->node, dnn_kind_names[c->kind]);
+}
+
 static void cudnn_open(rt_dev *d, int64_t rows)
 {
 	dnn_load();
@@ -1068,12 +1100,14 @@ static void cudnn_open(rt_dev *d, int64_t rows)
 		          "cudnnSetConvolution2dDescriptor");
 		DNN_CHECK(c, dnn.SetConvolutionGroupCount(c->cd, dnn_int(c, c->G, "groups")), "cudnnSetConvolutionGroupCount");
 		DNN_CHECK(c, dnn.SetConvolutionMathType(c->cd, DNN_FMA_MATH), "cudnnSetConvolutionMathType");
-		dnn_describe(c, pow_b(c->nc, c->nsym, rows));
-		/* the first pinned algorithm cuDNN supports for this convolution */
-		dnnStatus st = DNN_NOT_SUPPORTED;
-		for (int k = 0; k < 2 && dnn_algos[c->kind][k] >= 0 && st; k++) {
-			c->algo = dnn_algos[c->kind][k];
-			st = dnn_ws_size(d, c, c->algo, &c->ws);
+		int64_t n = pow_b(c->nc, c->nsym, rows);
+		const char *tp = getenv("NND_TEST_CUDNN_PACKED");   /* test only: the packed path everywhere */
+		if (tp && *tp && strcmp(tp, "0"))
+			c->packed = true;
+		dnnStatus st = dnn_pick(d, c, n);
+		if (st == DNN_NOT_SUPPORTED && !c->packed) {
+			dnn_go_packed(c);
+			st = dnn_pick(d, c, n);
 		}
 		if (st)
 			dnn_fail(c, "no deterministic algorithm (cudnnGetConvolution*WorkspaceSize)", st);
@@ -1081,6 +1115,10 @@ static void cudnn_open(rt_dev *d, int64_t rows)
 			most = c->ws;
 	}
 	dnn_workspace(d, most);
+	if (!d->emulate)
+		CU_CHECK(cu.ModuleGetFunction((CUfunction *)&d->swap_fn, d->mod, "nnd_swap01"), 2, "nnd_swap01");
+	else if (!(d->swap_fn = dlsym(d->emu_lib, "nnd_swap01")))
+		rt_die(2, "NND_CUDA_EMULATE: kernel nnd_swap01 missing: %s", dlerror());
 	int n[3] = { 0, 0, 0 };
 	for (int i = 0; i < d->nconvs; i++)
 		n[d->convs[i].graph]++;
@@ -1098,7 +1136,7 @@ static void dnn_emulate(const dconv *c, int64_t N, float *x, float *w, float *y)
 	int64_t Cg = C / c->G, Og = O / c->G, P = OH * OW, s = c->stride, p = c->pad, dl = c->dil;
 #define XI(n, ch, ih, iw) ((((n) * C + (ch)) * H + (ih)) * W + (iw))
 #define WI(o, cl, kh, kw) ((((o) * Cg + (cl)) * KH + (kh)) * KW + (kw))
-#define YI(o, n, oh, ow) (((o) * N + (n)) * P + (oh) * OW + (ow))
+#define YI(o, n, oh, ow) ((c->packed ? (n) * O + (o) : (o) * N + (n)) * P + (oh) * OW + (ow))
 	if (c->kind == DC_FWD || c->kind == DC_BWD_FILTER) {
 		for (int64_t o = 0; o < O; o++) {
 			int64_t g = o / Og;
@@ -1160,6 +1198,72 @@ static void dnn_emulate(const dconv *c, int64_t N, float *x, float *w, float *y)
 #undef YI
 }
 
+/* a staging buffer of at least n bytes (packed y) */
+static void dnn_staging(rt_dev *d, size_t n)
+{
+	if (n <= d->stg_len)
+		return;
+	if (d->emulate) {
+		free(d->emu_stg);
+		d->emu_stg = rt_xmalloc(n);
+	} else {
+		if (d->stg)
+			CU_CHECK(cu.MemFree(d->stg), 2, "cuMemFree (the cuDNN staging buffer)");
+		d->stg = 0;
+		CUresult rc = cu.MemAlloc(&d->stg, n);
+		if (rc == CU_OOM)
+			rt_die(1, "--device cuda: out of device memory: cannot allocate %zu bytes (%.1f MiB) for cuDNN's packed "
+			       "layout on %s", n, (double)n / 1048576.0, d->name);
+		if (rc)
+			rt_die(2, "--device cuda: cuMemAlloc of %zu bytes (cuDNN's packed layout): %s", n, cu_msg(rc));
+	}
+	d->stg_len = n;
+}
+
+/* dst[b][a][p] = src[a][b][p] on the device (nnd_swap01) */
+static void dnn_swap(rt_dev *d, uint64_t src, uint64_t dst, int64_t A, int64_t Bn, int64_t P)
+{
+	if (d->emulate) {
+		((void (*)(const float *, float *, int64_t, int64_t, int64_t))d->swap_fn)(
+			(const float *)(uintptr_t)src, (float *)(uintptr_t)dst, A, Bn, P);
+		return;
+	}
+	int64_t blocks = (A * Bn * P + 255) / 256;
+	if (blocks > (1 << 20))
+		blocks = 1 << 20;
+	CUdeviceptr s_ = (CUdeviceptr)src, d_ = (CUdeviceptr)dst;
+	void *args[5] = { &s_, &d_, &A, &Bn, &P };
+	CU_CHECK(cu.LaunchKernel((CUfunction)d->swap_fn, (unsigned)blocks, 1, 1, 256, 1, 1, 0, NULL, args, NULL), 2,
+	         "kernel nnd_swap01 (cuDNN's packed layout)");
+}
+
+/* the cuDNN call (emulation: the host's) with y at Y, in c's layout */
+static dnnStatus dnn_call(rt_dev *d, dconv *c, int64_t N, uint64_t xp, uint64_t wp, uint64_t Y)
+{
+	void *X = (void *)(uintptr_t)xp, *Wp = (void *)(uintptr_t)wp, *Yp = (void *)(uintptr_t)Y;
+	if (d->emulate) {
+		dnn_emulate(c, N, X, Wp, Yp);
+		return 0;
+	}
+	size_t ws = 0;
+	dnnStatus st = dnn_ws_size(d, c, c->algo, &ws);
+	if (st)
+		return st;
+	dnn_workspace(d, ws);
+	const float one = 1.0f, zero = 0.0f;
+	void *WS = (void *)(uintptr_t)d->ws;
+	switch (c->kind) {
+	case DC_FWD:
+		return dnn.ConvolutionForward(d->dnn, &one, c->xd, X, c->wd, Wp, c->cd, c->algo, WS, d->ws_len, &zero, c->yd, Yp);
+	case DC_BWD_DATA:
+		return dnn.ConvolutionBackwardData(d->dnn, &one, c->wd, Wp, c->yd, Yp, c->cd, c->algo, WS, d->ws_len, &zero,
+		                                   c->xd, X);
+	default:
+		return dnn.ConvolutionBackwardFilter(d->dnn, &one, c->xd, X, c->yd, Yp, c->cd, c->algo, WS, d->ws_len, &zero,
+		                                     c->wd, Wp);
+	}
+}
+
 /* one marked node: its convolution for B rows */
 static void dnn_run(rt_dev *d, dconv *c, int64_t B, int64_t Bmax)
 {
@@ -1167,32 +1271,29 @@ static void dnn_run(rt_dev *d, dconv *c, int64_t B, int64_t Bmax)
 	if (!loc_at(d, c->x, Bmax, &ox) || !loc_at(d, c->w, Bmax, &ow) || !loc_at(d, c->y, Bmax, &oy))
 		rt_die(2, "--cudnn: %s graph node %" PRId64 ": an operand without storage", rt_graph_names[c->graph], c->node);
 	int64_t N = pow_b(c->nc, c->nsym, B);
-	dnn_describe(c, N);
-	if (d->emulate) {
-		dnn_emulate(c, N, (float *)host_of(d, ox), (float *)host_of(d, ow), (float *)host_of(d, oy));
+	for (int attempt = 0;; attempt++) {
+		dnn_describe(c, N);
+		uint64_t Y = dptr(d, oy);
+		if (c->packed) {
+			size_t need = (size_t)(N * c->O * c->OH * c->OW) * 4;
+			dnn_staging(d, need);
+			Y = d->emulate ? (uint64_t)(uintptr_t)d->emu_stg : (uint64_t)d->stg;
+			if (c->kind != DC_FWD)   /* dy [O, N, P] -> [N, O, P] */
+				dnn_swap(d, dptr(d, oy), Y, c->O, N, c->OH * c->OW);
+		}
+		dnnStatus st = dnn_call(d, c, N, dptr(d, ox), dptr(d, ow), Y);
+		if (st == DNN_NOT_SUPPORTED && !c->packed && attempt == 0) {
+			dnn_go_packed(c);
+			if ((st = dnn_pick(d, c, N)))
+				dnn_fail(c, "no deterministic algorithm for the packed layout", st);
+			continue;
+		}
+		if (st)
+			dnn_fail(c, c->kind == DC_FWD ? "cudnnConvolutionForward" : c->kind == DC_BWD_DATA
+			            ? "cudnnConvolutionBackwardData" : "cudnnConvolutionBackwardFilter", st);
+		if (c->packed && c->kind == DC_FWD)   /* y [N, O, P] -> [O, N, P] */
+			dnn_swap(d, Y, dptr(d, oy), N, c->O, c->OH * c->OW);
 		return;
-	}
-	size_t ws = 0;
-	dnnStatus st = dnn_ws_size(d, c, c->algo, &ws);
-	if (st)
-		dnn_fail(c, "cudnnGetConvolution*WorkspaceSize", st);
-	dnn_workspace(d, ws);
-	const float one = 1.0f, zero = 0.0f;
-	void *X = (void *)(uintptr_t)dptr(d, ox), *Wp = (void *)(uintptr_t)dptr(d, ow), *Y = (void *)(uintptr_t)dptr(d, oy);
-	void *WS = (void *)(uintptr_t)d->ws;
-	switch (c->kind) {
-	case DC_FWD:
-		DNN_CHECK(c, dnn.ConvolutionForward(d->dnn, &one, c->xd, X, c->wd, Wp, c->cd, c->algo, WS, d->ws_len, &zero, c->yd, Y),
-		          "cudnnConvolutionForward");
-		break;
-	case DC_BWD_DATA:
-		DNN_CHECK(c, dnn.ConvolutionBackwardData(d->dnn, &one, c->wd, Wp, c->yd, Y, c->cd, c->algo, WS, d->ws_len, &zero,
-		                                         c->xd, X), "cudnnConvolutionBackwardData");
-		break;
-	default:
-		DNN_CHECK(c, dnn.ConvolutionBackwardFilter(d->dnn, &one, c->xd, X, c->yd, Y, c->cd, c->algo, WS, d->ws_len,
-		                                           &zero, c->wd, Wp), "cudnnConvolutionBackwardFilter");
-		break;
 	}
 }
 
@@ -1209,6 +1310,9 @@ static void cudnn_close(rt_dev *d)
 		dnn.Destroy(d->dnn);
 	if (d->ws && cu.lib)
 		cu.MemFree(d->ws);
+	if (d->stg && cu.lib)
+		cu.MemFree(d->stg);
+	free(d->emu_stg);
 	free(d->convs);
 	d->convs = NULL;
 	d->nconvs = 0;
@@ -1238,6 +1342,7 @@ void rt_dev_manifest(const rt_run *r, cJSON *run)
 		cJSON_AddNumberToObject(e, "node", (double)c->node);
 		cJSON_AddStringToObject(e, "kind", dnn_kind_names[c->kind]);
 		cJSON_AddStringToObject(e, "algo", dnn_algo_name(c->kind, c->algo));
+		cJSON_AddStringToObject(e, "y_layout", c->packed ? "packed copy" : "strided");
 		char geo[160];
 		snprintf(geo, sizeof geo, "C=%" PRId64 " H=%" PRId64 " W=%" PRId64 " O=%" PRId64 " groups=%" PRId64 " kernel=%" PRId64
 		         "x%" PRId64 " stride=%" PRId64 " pad=%" PRId64 " dilation=%" PRId64,

@@ -13,7 +13,8 @@
 #               cuDNN's own descriptor checks (the real library, no GPU
 #               needed), host convolutions in the default plans' order: the
 #               CPU's bits for strides, padding, dilation, groups and data
-#               gradients (train, eval, infer); --cudnn's errors
+#               gradients (train, eval, infer), y strided or packed;
+#               --cudnn's errors
 #   errors      clear messages without a GPU (no driver / no device)
 #   gpu_*       with a GPU: CPU == GPU sha256, GPU run to run, the kernel
 #               cache; out of device memory; --cudnn: GPU run to run, close
@@ -205,6 +206,11 @@ emulate_cudnn)
 		run 0 ../idev ./$m infer --weights ck/params.safetensors --input ../data/tiny.csv --batch 3 --device cuda --cudnn
 		cmp -s ../icpu ../idev || fail "$m infer --cudnn: device $(sha ../idev), cpu $(sha ../icpu)"
 		echo "$m --cudnn (emulated): train, eval, infer: the CPU's bits $(sha ../cpu)"
+		# y through the packed copy (what a cuDNN that refuses strided y gets)
+		NND_TEST_CUDNN_PACKED=1 run 0 ../pdev ./$m train --epochs 2 --device cuda --cudnn --log pk.jsonl
+		[ "$(sha ../cpu)" = "$(sha ../pdev)" ] || fail "$m --cudnn, packed y (emulated): device $(sha ../pdev), cpu $(sha ../cpu)"
+		head -n 1 pk.jsonl | tr -d ' ' | grep -qF '"y_layout":"packedcopy"' || fail "$m: the manifest does not say packed"
+		echo "$m --cudnn, packed y (emulated): the CPU's bits"
 	done
 	# no convolution: said, and nothing changes
 	run 0 ../b.out "$NNDC" build g_binary.nnd -o bin
