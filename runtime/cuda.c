@@ -1127,6 +1127,14 @@ static void cudnn_open(rt_dev *d, int64_t rows)
 	        n[0], n[1], n[2], (double)d->ws_len / 1048576.0);
 }
 
+/* emulation: im2col's value, the input tap (kh, kw) of output (oh, ow) or +0 in the padding */
+static float emu_tap(const dconv *c, const float *x, int64_t n, int64_t ch, int64_t oh, int64_t ow, int64_t kh,
+                     int64_t kw)
+{
+	int64_t ih = oh * c->stride - c->pad + kh * c->dil, iw = ow * c->stride - c->pad + kw * c->dil;
+	return ih >= 0 && ih < c->H && iw >= 0 && iw < c->W ? x[((n * c->C + ch) * c->H + ih) * c->W + iw] : 0.0f;
+}
+
 /* emulation: the convolution on the host in the order of nnd's default
  * plans (ops.def: seq+fma matmuls over k = (cl, kh, kw), resp. (n, oh, ow),
  * resp. ol; col2im seq over (kh, kw)); x and y as the descriptors say */
@@ -1147,12 +1155,8 @@ static void dnn_emulate(const dconv *c, int64_t N, float *x, float *w, float *y)
 							float acc = 0.0f;
 							for (int64_t cl = 0; cl < Cg; cl++)
 								for (int64_t kh = 0; kh < KH; kh++)
-									for (int64_t kw = 0; kw < KW; kw++) {
-										int64_t ih = oh * s - p + kh * dl, iw = ow * s - p + kw * dl;
-										float xv = ih >= 0 && ih < H && iw >= 0 && iw < W ? x[XI(n, g * Cg + cl, ih, iw)]
-										                                                : 0.0f;
-										acc = fmaf(w[WI(o, cl, kh, kw)], xv, acc);
-									}
+									for (int64_t kw = 0; kw < KW; kw++)
+										acc = fmaf(w[WI(o, cl, kh, kw)], emu_tap(c, x, n, g * Cg + cl, oh, ow, kh, kw), acc);
 							y[YI(o, n, oh, ow)] = acc;
 						}
 			} else {
@@ -1162,12 +1166,8 @@ static void dnn_emulate(const dconv *c, int64_t N, float *x, float *w, float *y)
 							float acc = 0.0f;
 							for (int64_t n = 0; n < N; n++)
 								for (int64_t oh = 0; oh < OH; oh++)
-									for (int64_t ow = 0; ow < OW; ow++) {
-										int64_t ih = oh * s - p + kh * dl, iw = ow * s - p + kw * dl;
-										float xv = ih >= 0 && ih < H && iw >= 0 && iw < W ? x[XI(n, g * Cg + cl, ih, iw)]
-										                                                : 0.0f;
-										acc = fmaf(y[YI(o, n, oh, ow)], xv, acc);
-									}
+									for (int64_t ow = 0; ow < OW; ow++)
+										acc = fmaf(y[YI(o, n, oh, ow)], emu_tap(c, x, n, g * Cg + cl, oh, ow, kh, kw), acc);
 							w[WI(o, cl, kh, kw)] = acc;
 						}
 			}
