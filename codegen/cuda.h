@@ -18,6 +18,9 @@
  * for the arena, floats for the float blocks, the input index for an
  * input) and spans VBYTESC * B^VBYTESSYM bytes (for node digests).  ID -1
  * is the kernel that copies the graph's scalar outputs to args.outputs.
+ * Convolutions that --cudnn computes whole get a //@conv record each and
+ * the nodes nothing then needs a //@skip record (conv_records in cuda.c,
+ * ir_conv_match in ir/ir.c; docs/cuda.md "cuDNN").
  * A source that could not be generated is the single line
  *   //@error MESSAGE
  *
