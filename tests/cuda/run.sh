@@ -205,6 +205,12 @@ emulate_cudnn)
 		run 0 ../icpu env -u NND_CUDA_EMULATE ./$m infer --weights ck/params.safetensors --input ../data/tiny.csv --batch 3
 		run 0 ../idev ./$m infer --weights ck/params.safetensors --input ../data/tiny.csv --batch 3 --device cuda --cudnn
 		cmp -s ../icpu ../idev || fail "$m infer --cudnn: device $(sha ../idev), cpu $(sha ../icpu)"
+		# node by node: the nodes --cudnn skips are in one log only
+		run 0 ../dcpu env -u NND_CUDA_EMULATE ./$m train --epochs 1 --log dc.jsonl --debug-digests
+		run 0 ../ddev ./$m train --epochs 1 --device cuda --cudnn --log dd.jsonl --debug-digests
+		run 0 ../ld ./$m logdiff dc.jsonl dd.jsonl
+		has ../ld '^same: [0-9]* steps compared, node by node$'
+		has ../ld 'node digests are in one log only and were not compared'
 		echo "$m --cudnn (emulated): train, eval, infer: the CPU's bits $(sha ../cpu)"
 		# y through the packed copy (what a cuDNN that refuses strided y gets)
 		NND_TEST_CUDNN_PACKED=1 run 0 ../pdev ./$m train --epochs 2 --device cuda --cudnn --log pk.jsonl
