@@ -938,7 +938,7 @@ static void dnn_load(void)
 	const char *env = getenv("NND_CUDNN");
 	/* $NND_CUDNN names the one library to use; else the system's, else the toolkit's */
 	const char *mine[] = { env, NULL };
-	const char *sys[] = { "libcudnn.so.9", "libcudnn.so", "/usr/local/cuda/lib64/libcudnn.so.9", NULL };
+	const char *sys[] = { "libcudnn.so.9", "libcudnn.so.8", "libcudnn.so", "/usr/local/cuda/lib64/libcudnn.so.9", NULL };
 	const char *const *names = env && *env ? mine : sys;
 	void *h = open_first(names, why, sizeof why);
 	if (!h)
