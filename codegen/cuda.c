@@ -815,6 +815,78 @@ static void mm_tiled(cu *c, const ir_node *n, const ir_node *an, const ir_node *
 	line(c, "\tif (i0 + r < M && j0 + q < N) %s = s[r][q];", W(c, n, "bi * M * N + (i0 + r) * N + j0 + q"));
 }
 
+/* Shared-memory tiles (NND_CUDA_MM=smem at build time; not the default
+ * until timed on a GPU): a block of 256 threads computes a 64 x 64 tile of
+ * outputs, 4 x 4 per thread, staging k chunks of 16 of a and b in shared
+ * memory so each value is read from global memory once per block.  Every
+ * output still accumulates its own terms in plan order (k ascending, the
+ * blocked plan's partial sums closed at the same k), so the bits are the
+ * one-output form's.  Written so that any blockDim works: a thread loops
+ * over micro-tiles threadIdx.x, +blockDim.x, ... (NND_MMT of them, 1 on the
+ * GPU; the host emulation runs one thread, which does all 256). */
+enum { CU_SM = 64, CU_SK = 16 };
+
+static void mm_smem(cu *c, const ir_node *n, const ir_node *an, const ir_node *bn, bool ta, bool tb)
+{
+	line(c, "const int64_t TI = (M + %d) / %d, TJ = (N + %d) / %d, T = TI * TJ;", CU_SM - 1, CU_SM, CU_SM - 1, CU_SM);
+	line(c, "const int64_t bi = bt / (T > 0 ? T : 1), rem = bt - bi * T;");
+	line(c, "const int64_t i0 = rem / TJ * %d, j0 = rem %% TJ * %d;", CU_SM, CU_SM);
+	line(c, "const int64_t abase = %s, bbase = %s;", an->type.rank == 2 ? "0" : "bi * M * K",
+	     bn->type.rank == 2 ? "0" : "bi * K * N");
+	line(c, "__shared__ float As[%d][%d], Bs[%d][%d];", CU_SK, CU_SM, CU_SK, CU_SM);
+	line(c, "const int64_t nb = %" PRId64 "LL;",
+	     n->plan.fused && n->plan.family == IR_PLAN_BLOCKED ? n->plan.block : 0);
+	line(c, "float s[NND_MMT][4][4], p[NND_MMT][4][4];");
+	line(c, "for (int m = 0; m < NND_MMT; m++) for (int r = 0; r < 4; r++) for (int q = 0; q < 4; q++)");
+	line(c, "	s[m][r][q] = p[m][r][q] = 0.0f;");
+	line(c, "for (int64_t k0 = 0; k0 < K; k0 += %d) {", CU_SK);
+	line(c, "	const int kn = K - k0 < %d ? (int)(K - k0) : %d;", CU_SK, CU_SK);
+	/* consecutive threads read consecutive addresses of the operand as stored */
+	line(c, "	for (int e = threadIdx.x; e < %d; e += blockDim.x) {", CU_SK * CU_SM);
+	if (ta)
+		line(c, "		const int kk = e / %d, ii = e %% %d;", CU_SM, CU_SM);
+	else
+		line(c, "		const int ii = e / %d, kk = e %% %d;", CU_SK, CU_SK);
+	line(c, "		const int64_t i = i0 + ii < M ? i0 + ii : M - 1, k = k0 + kk < K ? k0 + kk : K - 1;");
+	line(c, "		As[kk][ii] = %s;", R(c, an, "abase + %s", ta ? "k * M + i" : "i * K + k"));
+	if (tb)
+		line(c, "		const int jj = e / %d, kk2 = e %% %d;", CU_SK, CU_SK);
+	else
+		line(c, "		const int kk2 = e / %d, jj = e %% %d;", CU_SM, CU_SM);
+	line(c, "		const int64_t j = j0 + jj < N ? j0 + jj : N - 1, k2 = k0 + kk2 < K ? k0 + kk2 : K - 1;");
+	line(c, "		Bs[kk2][jj] = %s;", R(c, bn, "bbase + %s", tb ? "j * K + k2" : "k2 * N + j"));
+	line(c, "	}");
+	line(c, "	__syncthreads();");
+	line(c, "	for (int m = 0; m < NND_MMT; m++) {");
+	line(c, "		const int mt = threadIdx.x + m * blockDim.x;");
+	line(c, "		if (mt >= 256) break;");
+	line(c, "		const int ty = mt / 16 * 4, tx = mt %% 16 * 4;");
+	line(c, "		for (int kk = 0; kk < kn; kk++) {");
+	line(c, "			const int64_t k = k0 + kk;");
+	line(c, "			if (nb > 0 && k > 0 && k %% nb == 0)   /* the blocked plan: close a block */");
+	line(c, "				for (int r = 0; r < 4; r++) for (int q = 0; q < 4; q++) { s[m][r][q] = s[m][r][q] + p[m][r][q]; p[m][r][q] = 0.0f; }");
+	line(c, "			float av[4], bv[4];");
+	line(c, "			for (int r = 0; r < 4; r++) av[r] = As[kk][ty + r];");
+	line(c, "			for (int q = 0; q < 4; q++) bv[q] = Bs[kk][tx + q];");
+	if (n->plan.fused)
+		line(c, "			for (int r = 0; r < 4; r++) for (int q = 0; q < 4; q++) p[m][r][q] = __fmaf_rn(av[r], bv[q], p[m][r][q]);");
+	else
+		line(c, "			for (int r = 0; r < 4; r++) for (int q = 0; q < 4; q++) p[m][r][q] = p[m][r][q] + av[r] * bv[q];");
+	line(c, "		}");
+	line(c, "	}");
+	line(c, "	__syncthreads();");
+	line(c, "}");
+	line(c, "for (int m = 0; m < NND_MMT; m++) {");
+	line(c, "	const int mt = threadIdx.x + m * blockDim.x;");
+	line(c, "	if (mt >= 256) break;");
+	line(c, "	const int ty = mt / 16 * 4, tx = mt %% 16 * 4;");
+	line(c, "	for (int r = 0; r < 4; r++) for (int q = 0; q < 4; q++)");
+	line(c, "		if (i0 + ty + r < M && j0 + tx + q < N)");
+	line(c, "			%s = nb > 0 ? s[m][r][q] + p[m][r][q] : p[m][r][q];",
+	     W(c, n, "bi * M * N + (i0 + ty + r) * N + j0 + tx + q"));
+	line(c, "}");
+}
+
 static int cu_MATMUL(cu *c, const ir_node *n)
 {
 	const ir_node *an = in_node(c, n, 0), *bn = in_node(c, n, 1);
@@ -834,6 +906,29 @@ static int cu_MATMUL(cu *c, const ir_node *n)
 	/* NND_CUDA_TILE_MIN (tests): another threshold, 0 tiles every product */
 	const char *tmin = getenv("NND_CUDA_TILE_MIN");
 	int64_t tile_min = tmin && *tmin ? strtoll(tmin, NULL, 10) : CU_TILE_MIN;
+	const char *mmk = getenv("NND_CUDA_MM");
+	if (mmk && !strcmp(mmk, "smem") && mm_tiled_plan(n->plan) && ir_dim_eval(outs, bmax) >= tile_min) {
+		/* one unit per thread of a block: the launch covers 256 threads
+		 * per 64 x 64 tile (a dim that follows B: one tile row or column
+		 * per row or column, more than enough); the kernel loops over the
+		 * exact tile count block by block */
+		ir_dim Mt = M.sym ? M : dconst((M.c + CU_SM - 1) / CU_SM);
+		ir_dim Nt = N.sym ? N : dconst((N.c + CU_SM - 1) / CU_SM);
+		ir_dim nb = dprod(ct, 0, r - 2);
+		k_begin(c, n, dmul(dconst(256), dmul(nb, dmul(Mt, Nt))));
+		c->flops = dmul(dmul(dconst(2), K), dconst((int64_t)CU_SM * CU_SM / 256));   /* edge tiles count whole */
+		use(c, an);
+		use(c, bn);
+		use(c, n);
+		fprintf(c->f, "	const int64_t M = %s, N = %s, K = %s;\n", DX(M), DX(N), DX(K));
+		fprintf(c->f, "	const int64_t tiles = %s * ((M + %d) / %d) * ((N + %d) / %d);\n", DX(nb), CU_SM - 1, CU_SM,
+		        CU_SM - 1, CU_SM);
+		/* a loop whose trip count is the same for every thread of a block
+		 * (they all meet at __syncthreads) */
+		fprintf(c->f, "	for (int64_t bt = blockIdx.x; bt < tiles; bt += gridDim.x) {\n");
+		mm_smem(c, n, an, bn, ta, tb);
+		return k_end(c);
+	}
 	if (mm_tiled_plan(n->plan) && ir_dim_eval(outs, bmax) >= tile_min) {
 		/* the launch covers every tile: a dim that follows B launches one
 		 * thread per row or column (a whole multiple of B), the kernel
@@ -1779,6 +1874,9 @@ static const char preamble_helpers[] =
 	"#define NND_INF __uint_as_float(0x7f800000u)\n"
 	"/* every kernel is launched with 256 threads per block (runtime/cuda.c) */\n"
 	"#ifdef NND_EMULATE\n#define NND_BOUNDS\n#else\n#define NND_BOUNDS __launch_bounds__(256)\n#endif\n"
+	"/* micro-tiles per thread of the shared-memory matmul: 256 threads on the\n"
+	" * GPU, one in the host emulation */\n"
+	"#ifdef NND_EMULATE\n#define NND_MMT 256\n#else\n#define NND_MMT 1\n#endif\n"
 	"/* maximum/minimum (ops.def): NaN if either is (a's first); max(-0,+0) = +0, min(-0,+0) = -0 */\n"
 	"static __device__ __forceinline__ float nnd_maximum(float a, float b)\n"
 	"{\n"

@@ -586,7 +586,8 @@ static const char emu_prelude[] =
 	"static inline double __longlong_as_double(long long u) { double f; memcpy(&f, &u, 8); return f; }\n"
 	"static inline long long __double_as_longlong(double f) { long long u; memcpy(&u, &f, 8); return u; }\n"
 	"static inline float __fsqrt_rn(float x) { return sqrtf(x); }\n"
-	"static inline float __fmaf_rn(float a, float b, float c) { return fmaf(a, b, c); }\n";
+	"static inline float __fmaf_rn(float a, float b, float c) { return fmaf(a, b, c); }\n"
+	"#define __shared__ static\n#define __syncthreads() ((void)0)\n";
 
 static void emulate_module(rt_dev *d, const char *src)
 {

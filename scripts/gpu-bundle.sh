@@ -17,6 +17,8 @@ rm -rf "$out"
 mkdir -p "$out/lib" "$out/data"
 for m in examples/mlp_fashion.nnd examples/cnn_fashion.nnd bench/cuda_mm.nnd; do
   NND_CPU=${NND_CPU:-x86-64-v3} "$NNDC" build "$m" -o "$out/$(basename "$m" .nnd)"
+  # the same with the shared-memory matmul kernel (not the default until timed)
+  NND_CUDA_MM=smem NND_CPU=${NND_CPU:-x86-64-v3} "$NNDC" build "$m" -o "$out/$(basename "$m" .nnd).smem"
 done
 # libraries outside the C library and the CUDA driver: copied so the
 # programs start on a machine without them (LD_LIBRARY_PATH=gpu-bundle/lib)

@@ -6,7 +6,8 @@
 #      CPU == GPU, run to run, kernel cache, out of memory)
 #   3. trains mlp_fashion and cnn_fashion for a bounded number of steps on
 #      the CPU and twice on the GPU and compares their sha256
-#   4. cnn_fashion with --cudnn twice: the same bits run to run, its manifest
+#   4. cnn_fashion with --cudnn twice: the same bits run to run, its manifest;
+#      the shared-memory matmul (NND_CUDA_MM=smem): CPU bits, its speed
 #   5. throughput: samples/s on CPU and GPU, PyTorch on the same GPU when
 #      python3 has torch with CUDA; nnd's matmul kernels (NND_CUDA_PROFILE)
 #      against cuBLAS SGEMM at the same shapes
@@ -83,12 +84,13 @@ fi
 export NND_CACHE_DIR=$B/kernel-cache
 rm -rf "$NND_CACHE_DIR"
 
-# program NAME MODEL: ./NAME built from MODEL (bench/ or examples/), or the bundle's copy
+# program NAME MODEL [smem]: ./NAME built from MODEL (bench/ or examples/),
+# or the bundle's copy; smem: with the shared-memory matmul (NND_CUDA_MM)
 program() {
 	if [ -n "$BUNDLE" ]; then
-		cp "$BUNDLE/$(basename "$2" .nnd)" "$1"
+		cp "$BUNDLE/$(basename "$2" .nnd)${3:+.$3}" "$1"
 	else
-		"$NNDC" build "$2" -o "$1" >build.$1.log 2>&1 || { cat build.$1.log; return 1; }
+		NND_CUDA_MM=${3:-} "$NNDC" build "$2" -o "$1" >build.$1.log 2>&1 || { cat build.$1.log; return 1; }
 	fi
 }
 
@@ -171,6 +173,20 @@ if program wide "$ROOT/bench/cuda_mm.nnd"; then
 	grep '^cuda profile' wide.err | head -n 14
 else
 	bad "build of bench/cuda_mm.nnd"
+fi
+section "matmul: the shared-memory kernel (NND_CUDA_MM=smem): same bits, its speed"
+if program wides "$ROOT/bench/cuda_mm.nnd" smem && program mlps "$ROOT/examples/mlp_fashion.nnd" smem &&
+   program cnns "$ROOT/examples/cnn_fashion.nnd" smem; then
+	NND_CUDA_PROFILE=1 ./wides train --steps 5 --device cuda >wides.out 2>wides.err || { cat wides.err; bad "cuda_mm smem profile run"; }
+	grep '^cuda profile' wides.err | head -n 14
+	[ "$(sha wide.out)" = "$(sha wides.out)" ] && echo "cuda_mm: smem == register tiles (same bits)" || bad "cuda_mm: smem kernel changes the bits"
+	for m in mlp cnn; do
+		./${m}s train --steps "$STEPS" --limit 20000 --device cuda >$m.smem 2>$m.smem.err || { cat $m.smem.err; bad "$m smem run"; continue; }
+		echo "$m smem: sha256 $(sha $m.smem)  samples_per_s $(sps $m.smem.err) (register tiles: $(sps $m.gpu1.err))"
+		[ "$(sha $m.smem)" = "$(sha $m.cpu)" ] || bad "$m: the smem kernel does not give the CPU's bits"
+	done
+else
+	bad "build of the smem programs"
 fi
 if cc -O2 "$ROOT/bench/cublas_sgemm.c" -ldl -o cublas_sgemm 2>cublas.err; then
 	./cublas_sgemm 1024 4096 784 1024 4096 4096 4096 4096 4096 || echo "(cuBLAS benchmark did not run)"

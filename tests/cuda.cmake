@@ -9,7 +9,7 @@ target_link_libraries(nnd_cuda_compile_test PRIVATE nndrt)
 add_test(NAME cuda_compile_error COMMAND nnd_cuda_compile_test)
 set_tests_properties(cuda_compile_error PROPERTIES LABELS cuda SKIP_RETURN_CODE 77)
 
-foreach(case ptx_mlp ptx_cnn ptx_every_op emulate_every_op emulate_tiled emulate_mlp emulate_ops emulate_cudnn errors
+foreach(case ptx_mlp ptx_cnn ptx_every_op emulate_every_op emulate_tiled emulate_mlp emulate_ops emulate_cudnn emulate_smem errors
              gpu_mlp gpu_cnn gpu_every_op gpu_ops gpu_cudnn gpu_errors)
   add_test(NAME cuda_${case}
     COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cuda/run.sh $<TARGET_FILE:nndc>
@@ -18,4 +18,4 @@ foreach(case ptx_mlp ptx_cnn ptx_every_op emulate_every_op emulate_tiled emulate
 endforeach()
 # the long host emulations (minutes each) run in the plain build only: the
 # sanitizer pass of scripts/test.sh leaves out the label "slow"
-set_tests_properties(cuda_emulate_every_op cuda_emulate_tiled cuda_emulate_ops PROPERTIES LABELS "cuda;slow")
+set_tests_properties(cuda_emulate_every_op cuda_emulate_tiled cuda_emulate_ops cuda_emulate_smem PROPERTIES LABELS "cuda;slow")

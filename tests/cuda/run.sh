@@ -8,7 +8,8 @@
 #               unrolls the loop, so the static count is not one); no
 #               function of runtime/math.c is defined with an fma
 #   emulate_*   NND_CUDA_EMULATE=1: the generated kernels and the device
-#               layer, run on the host, give the CPU's bits
+#               layer, run on the host, give the CPU's bits (emulate_smem:
+#               with the shared-memory matmul, NND_CUDA_MM=smem)
 #   emulate_cudnn  --cudnn in the host emulation: the convolution records,
 #               cuDNN's own descriptor checks (the real library, no GPU
 #               needed), host convolutions in the default plans' order: the
@@ -125,6 +126,33 @@ emulate_tiled)
 	NND_CUDA_EMULATE=1 run 0 dev ./mlp train --steps 8 --limit 2000 --device cuda
 	[ "$(sha cpu)" = "$(sha dev)" ] || fail "mlp --plan seq (tiled): device $(sha dev), cpu $(sha cpu)"
 	echo "mlp seq, tiled: same bits $(sha cpu)"
+	;;
+
+emulate_smem)
+	# the shared-memory tiled matmul (NND_CUDA_MM=smem at build time, every
+	# product with NND_CUDA_TILE_MIN=0): NVRTC compiles it (one fma per
+	# fused node still), and the emulated device gives the CPU's bits for
+	# the fused seq and blocked plans and the unfused seq plan
+	export NND_CUDA_MM=smem NND_CUDA_TILE_MIN=0
+	grep -q '__shared__ float As' <("$NNDC" emit "$SRC/e2e/every_op.nnd" --stage cuda) || fail "no shared-memory matmul in the source"
+	( ptx_case "$SRC/e2e/every_op.nnd" ) || exit $?
+	need_cxx
+	for plan in default blocked:3+fma; do
+		p=(); [ $plan = default ] || p=(--plan $plan)
+		run 0 build.out "$NNDC" build "$SRC/e2e/every_op.nnd" "${p[@]}" -o every
+		for t in every every_sgd; do
+			run 0 cpu ./every train --train $t
+			NND_CUDA_EMULATE=1 run 0 dev ./every train --train $t --device cuda
+			cmp -s cpu dev || { diff cpu dev >&2; fail "$t plan $plan (smem): device $(sha dev), cpu $(sha cpu)"; }
+			echo "$t $plan, shared-memory tiles: same bits $(sha cpu)"
+		done
+	done
+	need_fashion
+	run 0 build.out "$NNDC" build "$EX/mlp_fashion.nnd" --plan seq -o mlp
+	run 0 cpu ./mlp train --steps 8 --limit 2000
+	NND_CUDA_EMULATE=1 run 0 dev ./mlp train --steps 8 --limit 2000 --device cuda
+	[ "$(sha cpu)" = "$(sha dev)" ] || fail "mlp --plan seq (smem): device $(sha dev), cpu $(sha cpu)"
+	echo "mlp seq, shared-memory tiles: same bits $(sha cpu)"
 	;;
 
 emulate_ops|gpu_ops)
