@@ -1049,6 +1049,8 @@ static void dnn_workspace(rt_dev *d, size_t n)
 	d->ws_len = n;
 }
 
+static void dnn_run(rt_dev *d, dconv *c, int64_t B, int64_t Bmax);
+
 /* the first pinned algorithm cuDNN supports for c at n rows, in c's
  * current layout; its status */
 static dnnStatus dnn_pick(rt_dev *d, dconv *c, int64_t n)
@@ -1120,6 +1122,15 @@ static void cudnn_open(rt_dev *d, int64_t rows)
 		CU_CHECK(cu.ModuleGetFunction((CUfunction *)&d->swap_fn, d->mod, "nnd_swap01"), 2, "nnd_swap01");
 	else if (!(d->swap_fn = dlsym(d->emu_lib, "nnd_swap01")))
 		rt_die(2, "NND_CUDA_EMULATE: kernel nnd_swap01 missing: %s", dlerror());
+	if (!d->emulate) {
+		/* one call of each on the (zeroed) buffers before the first step:
+		 * a layout cuDNN accepts in the workspace query but refuses to run
+		 * switches to the packed copy now, before the run's manifest is
+		 * written; what it writes is scratch (the blocks are uploaded after) */
+		for (int i = 0; i < d->nconvs; i++)
+			dnn_run(d, &d->convs[i], rows, rows);
+		CU_CHECK(cu.CtxSynchronize(), 2, "the first cuDNN calls");
+	}
 	int n[3] = { 0, 0, 0 };
 	for (int i = 0; i < d->nconvs; i++)
 		n[d->convs[i].graph]++;
