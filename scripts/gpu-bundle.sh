@@ -3,7 +3,8 @@
 # LLVM, flex or bison there, no network): the example programs built here
 # ahead of time for a portable x86-64 level (NND_CPU=x86-64-v3: AVX2 + FMA,
 # the same bits as a native build), the shared libraries they load that such
-# a machine may lack, and the Fashion-MNIST files.  scripts/gpu-check.sh
+# a machine may lack, the Fashion-MNIST files, and the every-op model under
+# three plans.  scripts/gpu-check.sh
 # uses the bundle when it finds no toolchain.  Copy the tree (with
 # gpu-bundle/) to the GPU machine and run scripts/gpu-check.sh there.
 #   scripts/gpu-bundle.sh        (NNDC=path/to/nndc overrides build/nndc)
@@ -20,6 +21,14 @@ for m in examples/mlp_fashion.nnd examples/cnn_fashion.nnd bench/cuda_mm.nnd; do
   # the same with the shared-memory matmul kernel (not the default until timed)
   NND_CUDA_MM=smem NND_CPU=${NND_CPU:-x86-64-v3} "$NNDC" build "$m" -o "$out/$(basename "$m" .nnd).smem"
 done
+# the every-op model under three plans (the ctest case gpu_every_op, which
+# that machine cannot build); its data path is this checkout's tests/data,
+# recorded so gpu-check.sh can link it there
+for plan in seq tree:3 blocked:4; do
+  NND_CPU=${NND_CPU:-x86-64-v3} "$NNDC" build "$(pwd)/tests/e2e/every_op.nnd" --plan $plan -o "$out/every_op.${plan//:/}"
+  strip "$out/every_op.${plan//:/}" 2>/dev/null || true
+done
+echo "$(pwd)/tests" > "$out/TESTS_DIR"
 # libraries outside the C library and the CUDA driver: copied so the
 # programs start on a machine without them (LD_LIBRARY_PATH=gpu-bundle/lib)
 for lib in $(ldd "$out/mlp_fashion" | awk '$3 ~ /^\// { print $3 }'); do

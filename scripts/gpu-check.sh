@@ -140,6 +140,39 @@ train_pair() {   # train_pair NAME MODEL ARGS...: CPU once, GPU twice, same sha2
 train_pair mlp mlp_fashion --steps "$STEPS" --limit 20000
 train_pair cnn cnn_fashion --steps "$STEPS" --limit 20000
 
+if [ -n "$BUNDLE" ]; then
+	# what ctest's gpu_every_op and gpu_errors check, with the bundle's
+	# programs: every op, both train blocks, three plans, CPU == GPU; the
+	# out-of-memory message.  Their data path is the build machine's.
+	T=$(cat "$BUNDLE/TESTS_DIR" 2>/dev/null)
+	if [ -n "$T" ] && [ ! -e "$T/data/tiny.csv" ]; then
+		mkdir -p "$T/e2e" 2>/dev/null && ln -sfn "$ROOT/tests/data" "$T/data" || echo "(cannot link $T/data)"
+	fi
+	section "every op, three plans, both train blocks: CPU == GPU (the bundle's programs)"
+	for plan in seq tree3 blocked4; do
+		cp "$BUNDLE/every_op.$plan" every.$plan 2>/dev/null || { bad "every_op.$plan missing from the bundle"; continue; }
+		for t in every every_sgd; do
+			if ! ./every.$plan train --train $t >ev.cpu 2>ev.cpu.err || ! ./every.$plan train --train $t --device cuda >ev.gpu 2>ev.gpu.err; then
+				cat ev.cpu.err ev.gpu.err | tail -n 5; bad "every_op $t $plan: a run failed"; continue
+			fi
+			if [ -n "$(sha ev.cpu)" ] && [ "$(sha ev.cpu)" = "$(sha ev.gpu)" ]; then
+				echo "every_op $t $plan: CPU == GPU $(sha ev.cpu)"
+			else
+				bad "every_op $t $plan: cpu $(sha ev.cpu), gpu $(sha ev.gpu)"
+				./every.$plan train --train $t --log c.jsonl --debug-digests >/dev/null 2>&1
+				./every.$plan train --train $t --log g.jsonl --debug-digests --device cuda >/dev/null 2>&1
+				./every.$plan logdiff c.jsonl g.jsonl
+			fi
+		done
+	done
+	section "out of device memory: the message"
+	NND_TEST_CUDA_EXTRA_BYTES=400000000000 ./every.seq train --device cuda >oom.out 2>oom.err
+	rc=$?
+	cat oom.err
+	[ $rc = 1 ] && grep -q -e '--device cuda: out of device memory: cannot allocate [0-9]* bytes' oom.err ||
+		bad "out of memory: exit $rc, unclear message"
+fi
+
 section "cnn --cudnn: pinned deterministic cuDNN convolutions (GPU run to run; not the CPU's bits)"
 if ./cnn train --steps "$STEPS" --limit 20000 --device cuda --cudnn --log cnn.dnn1.jsonl >cnn.dnn1 2>cnn.dnn1.err &&
    ./cnn train --steps "$STEPS" --limit 20000 --device cuda --cudnn >cnn.dnn2 2>cnn.dnn2.err; then
