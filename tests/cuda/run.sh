@@ -83,6 +83,31 @@ ptx_case() {   # ptx_case MODEL.nnd
 	echo "PTX: no float atomics, no mad; fma.rn ($fmas, unrolled) in exactly the $nwant kernels of fused nodes"
 }
 
+# the matmul kernel the environment selects (NND_CUDA_TILE_MIN,
+# NND_CUDA_MM), emulated device == CPU: the fused plans seq+fma and
+# blocked:3+fma on every op (both train blocks), the unfused seq plan on
+# the MLP
+matmul_kernel_bits() {   # matmul_kernel_bits LABEL
+	need_cxx
+	local plan p t
+	for plan in default blocked:3+fma; do
+		p=(); [ $plan = default ] || p=(--plan $plan)
+		run 0 build.out "$NNDC" build "$SRC/e2e/every_op.nnd" "${p[@]}" -o every
+		for t in every every_sgd; do
+			run 0 cpu ./every train --train $t
+			NND_CUDA_EMULATE=1 run 0 dev ./every train --train $t --device cuda
+			cmp -s cpu dev || { diff cpu dev >&2; fail "$t plan $plan ($1): device $(sha dev), cpu $(sha cpu)"; }
+			echo "$t $plan, $1: same bits $(sha cpu)"
+		done
+	done
+	need_fashion
+	run 0 build.out "$NNDC" build "$EX/mlp_fashion.nnd" --plan seq -o mlp
+	run 0 cpu ./mlp train --steps 8 --limit 2000
+	NND_CUDA_EMULATE=1 run 0 dev ./mlp train --steps 8 --limit 2000 --device cuda
+	[ "$(sha cpu)" = "$(sha dev)" ] || fail "mlp --plan seq ($1): device $(sha dev), cpu $(sha cpu)"
+	echo "mlp seq, $1: same bits $(sha cpu)"
+}
+
 case $CASE in
 ptx_mlp) need_fashion; ptx_case "$EX/mlp_fashion.nnd" ;;
 ptx_cnn) need_fashion; ptx_case "$EX/cnn_fashion.nnd" ;;
@@ -105,54 +130,20 @@ emulate_every_op)
 
 emulate_tiled)
 	# the register-tiled matmul kernel (large products; NND_CUDA_TILE_MIN=0
-	# tiles every one): fused plans seq+fma and blocked:3+fma on every op,
-	# the unfused seq plan on the MLP -- emulated device == CPU
-	need_cxx
-	for plan in default blocked:3+fma; do
-		p=(); [ $plan = default ] || p=(--plan $plan)
-		NND_CUDA_TILE_MIN=0 run 0 build.out "$NNDC" build "$SRC/e2e/every_op.nnd" "${p[@]}" -o every
-		grep -q 'float av\[4\]' <(NND_CUDA_TILE_MIN=0 "$NNDC" emit "$SRC/e2e/every_op.nnd" "${p[@]}" --stage cuda) ||
-			fail "no tiled matmul kernel in the source"
-		for t in every every_sgd; do
-			run 0 cpu ./every train --train $t
-			NND_CUDA_EMULATE=1 run 0 dev ./every train --train $t --device cuda
-			cmp -s cpu dev || { diff cpu dev >&2; fail "$t plan $plan (tiled): device $(sha dev), cpu $(sha cpu)"; }
-			echo "$t $plan, tiled: same bits $(sha cpu)"
-		done
-	done
-	need_fashion
-	NND_CUDA_TILE_MIN=0 run 0 build.out "$NNDC" build "$EX/mlp_fashion.nnd" --plan seq -o mlp
-	run 0 cpu ./mlp train --steps 8 --limit 2000
-	NND_CUDA_EMULATE=1 run 0 dev ./mlp train --steps 8 --limit 2000 --device cuda
-	[ "$(sha cpu)" = "$(sha dev)" ] || fail "mlp --plan seq (tiled): device $(sha dev), cpu $(sha cpu)"
-	echo "mlp seq, tiled: same bits $(sha cpu)"
+	# tiles every one)
+	export NND_CUDA_TILE_MIN=0
+	grep -q 'float av\[4\]' <("$NNDC" emit "$SRC/e2e/every_op.nnd" --stage cuda) || fail "no tiled matmul kernel in the source"
+	matmul_kernel_bits "register tiles"
 	;;
 
 emulate_smem)
 	# the shared-memory tiled matmul (NND_CUDA_MM=smem at build time, every
 	# product with NND_CUDA_TILE_MIN=0): NVRTC compiles it (one fma per
-	# fused node still), and the emulated device gives the CPU's bits for
-	# the fused seq and blocked plans and the unfused seq plan
+	# fused node still)
 	export NND_CUDA_MM=smem NND_CUDA_TILE_MIN=0
 	grep -q '__shared__ float As' <("$NNDC" emit "$SRC/e2e/every_op.nnd" --stage cuda) || fail "no shared-memory matmul in the source"
 	( ptx_case "$SRC/e2e/every_op.nnd" ) || exit $?
-	need_cxx
-	for plan in default blocked:3+fma; do
-		p=(); [ $plan = default ] || p=(--plan $plan)
-		run 0 build.out "$NNDC" build "$SRC/e2e/every_op.nnd" "${p[@]}" -o every
-		for t in every every_sgd; do
-			run 0 cpu ./every train --train $t
-			NND_CUDA_EMULATE=1 run 0 dev ./every train --train $t --device cuda
-			cmp -s cpu dev || { diff cpu dev >&2; fail "$t plan $plan (smem): device $(sha dev), cpu $(sha cpu)"; }
-			echo "$t $plan, shared-memory tiles: same bits $(sha cpu)"
-		done
-	done
-	need_fashion
-	run 0 build.out "$NNDC" build "$EX/mlp_fashion.nnd" --plan seq -o mlp
-	run 0 cpu ./mlp train --steps 8 --limit 2000
-	NND_CUDA_EMULATE=1 run 0 dev ./mlp train --steps 8 --limit 2000 --device cuda
-	[ "$(sha cpu)" = "$(sha dev)" ] || fail "mlp --plan seq (smem): device $(sha dev), cpu $(sha cpu)"
-	echo "mlp seq, shared-memory tiles: same bits $(sha cpu)"
+	matmul_kernel_bits "shared-memory tiles"
 	;;
 
 emulate_ops|gpu_ops)
