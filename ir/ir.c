@@ -263,22 +263,18 @@ static bool conv_geometry(const ir_node *colt, const ir_node *xt, const int64_t 
 	       cv->OW >= 1;
 }
 
-/* wside f32[G?, O/G, C/G*KH*KW] and yside f32[G?, O/G, N*OH*OW], G from
- * mm's rank (the leading axis of a batched matmul); sets G and O */
-static bool conv_mats(ir_conv *cv, const ir_node *mm, const ir_node *wside, const ir_node *yside)
+/* The three matrices of a convolution's matmul mm, G from mm's rank (the
+ * leading axis of a batched matmul): wside f32[G?, O/G, C/G*KH*KW], yside
+ * f32[G?, O/G, N*OH*OW] and colside f32[G?, C/G*KH*KW, N*OH*OW]; sets G, O */
+static bool conv_mats(ir_conv *cv, const ir_node *mm, const ir_node *wside, const ir_node *yside,
+                      const ir_node *colside)
 {
 	int64_t G = mm->type.rank == 3 ? mm->type.d[0].c : 1;
-	if (G < 1 || cv->C % G)
+	if (G < 1 || cv->C % G || wside->type.rank != (G == 1 ? 2 : 3))
 		return false;
-	int64_t Kg = cv->C / G * cv->KH * cv->KW;
-	ir_dim NP = { cv->N.c * cv->OH * cv->OW, cv->N.sym };
-	const ir_type *wtp = &wside->type;
-	if (wtp->rank != (G == 1 ? 2 : 3))
-		return false;
-	ir_dim og = wtp->d[wtp->rank - 2];
-	if (og.sym || og.c < 1)
-		return false;
-	if (!mat_is(wside, G, og, (ir_dim){ Kg, 0 }) || !mat_is(yside, G, og, NP))
+	ir_dim kg = { cv->C / G * cv->KH * cv->KW, 0 }, NP = { cv->N.c * cv->OH * cv->OW, cv->N.sym };
+	ir_dim og = wside->type.d[wside->type.rank - 2];
+	if (og.sym || og.c < 1 || !mat_is(wside, G, og, kg) || !mat_is(yside, G, og, NP) || !mat_is(colside, G, kg, NP))
 		return false;
 	cv->G = G;
 	cv->O = G * og.c;
@@ -288,26 +284,18 @@ static bool conv_mats(ir_conv *cv, const ir_node *mm, const ir_node *wside, cons
 ir_conv_kind ir_conv_match(const ir_graph *g, const ir_node *n, ir_conv *cv)
 {
 	memset(cv, 0, sizeof *cv);
-	cv->x = cv->w = cv->y = cv->col = -1;
+	cv->x = cv->w = cv->y = -1;
 	if (n->op == IR_MATMUL && n->nin == 2 && n->ia[0] == 0 && n->type.dt == IR_F32) {
 		const ir_node *a = g->nodes[n->in[0]], *b = g->nodes[n->in[1]], *col = unreshape(g, b);
 		if (col->op != IR_IM2COL || col->nin != 1 || !conv_geometry(col, g->nodes[col->in[0]], col->ia, cv))
 			return IR_CONV_NONE;
-		int64_t G = n->type.rank == 3 ? n->type.d[0].c : 1;
-		ir_dim NP = { cv->N.c * cv->OH * cv->OW, cv->N.sym };
-		if (G < 1 || cv->C % G)
-			return IR_CONV_NONE;
-		ir_dim kg = { cv->C / G * cv->KH * cv->KW, 0 };
-		if (!mat_is(b, G, kg, NP))
-			return IR_CONV_NONE;
 		cv->x = col->in[0];
-		cv->col = col->id;
-		if (n->ia[1] == 0 && conv_mats(cv, n, a, n)) {
+		if (n->ia[1] == 0 && conv_mats(cv, n, a, n, b)) {
 			cv->w = a->id;
 			cv->y = n->id;
 			return cv->kind = IR_CONV_FWD;
 		}
-		if (n->ia[1] == 1 && conv_mats(cv, n, n, a)) {
+		if (n->ia[1] == 1 && conv_mats(cv, n, n, a, b)) {
 			cv->w = n->id;
 			cv->y = a->id;
 			return cv->kind = IR_CONV_BWD_FILTER;
@@ -320,17 +308,24 @@ ir_conv_kind ir_conv_match(const ir_graph *g, const ir_node *n, ir_conv *cv)
 		    !conv_geometry(colv, n, n->ia, cv))
 			return IR_CONV_NONE;
 		const ir_node *a = g->nodes[mm->in[0]], *d = g->nodes[mm->in[1]];
-		if (!conv_mats(cv, mm, a, d))
-			return IR_CONV_NONE;
-		int64_t Kg = cv->C / cv->G * cv->KH * cv->KW;
-		ir_dim NP = { cv->N.c * cv->OH * cv->OW, cv->N.sym };
-		if (!mat_is(mm, cv->G, (ir_dim){ Kg, 0 }, NP))
+		if (!conv_mats(cv, mm, a, d, mm))
 			return IR_CONV_NONE;
 		cv->x = n->id;
 		cv->w = a->id;
 		cv->y = d->id;
-		cv->col = mm->id;
 		return cv->kind = IR_CONV_BWD_DATA;
 	}
 	return IR_CONV_NONE;
+}
+
+int ir_conv_reads(const ir_graph *g, const ir_node *n, int rd[2])
+{
+	ir_conv cv;
+	int k = 0;
+	if (!ir_conv_match(g, n, &cv))
+		return 0;
+	if (cv.x != n->id) rd[k++] = cv.x;
+	if (cv.w != n->id) rd[k++] = cv.w;
+	if (cv.y != n->id) rd[k++] = cv.y;
+	return k;
 }

@@ -258,11 +258,14 @@ typedef enum { IR_CONV_NONE, IR_CONV_FWD, IR_CONV_BWD_FILTER, IR_CONV_BWD_DATA }
 typedef struct ir_conv {
 	ir_conv_kind kind;
 	int x, w, y;             /* node ids (see above) */
-	int col;                 /* FWD, BWD_FILTER: the im2col node; BWD_DATA: the inner matmul */
 	ir_dim N;
 	int64_t C, H, W, O, G, KH, KW, OH, OW, stride, pad, dil;
 } ir_conv;
 ir_conv_kind ir_conv_match(const ir_graph *g, const ir_node *n, ir_conv *cv);
+/* The values a convolution node n computed whole reads besides its own
+ * inputs (the two of x, w, y that are not n) into rd; 0 for other nodes.
+ * The memory plan keeps them alive until n. */
+int ir_conv_reads(const ir_graph *g, const ir_node *n, int rd[2]);
 /* the kind's name: "fwd", "bwd_filter", "bwd_data" ("-" for NONE) */
 const char *ir_conv_kind_name(ir_conv_kind k);
 

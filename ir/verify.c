@@ -134,14 +134,11 @@ static int verify_storage(const ir_graph *g, const char *after)
 			if (o >= 0 && last[o] < kern[i])
 				last[o] = kern[i];
 		}
-		ir_conv cv;   /* computed whole (cuDNN): reads x, w and dy at node i */
-		if (ir_conv_match(g, g->nodes[i], &cv)) {
-			int rd[3] = { cv.x, cv.w, cv.y };
-			for (int k = 0; k < 3; k++) {
-				int o = rd[k] == i ? -1 : root[rd[k]];
-				if (o >= 0 && last[o] < kern[i])
-					last[o] = kern[i];
-			}
+		int rd[2];   /* computed whole (cuDNN): reads x, w and dy at node i */
+		for (int k = 0, nr = ir_conv_reads(g, g->nodes[i], rd); k < nr; k++) {
+			int o = root[rd[k]];
+			if (o >= 0 && last[o] < kern[i])
+				last[o] = kern[i];
 		}
 	}
 	if (g->loss >= 0 && root[g->loss] >= 0)

@@ -162,14 +162,11 @@ static int plan_graph(ir_program *p, ir_graph *g, bool train)
 				last[o] = k;
 		}
 		/* a convolution computed whole (cuDNN) reads its x, w and dy here */
-		ir_conv cv;
-		if (ir_conv_match(g, n, &cv)) {
-			int rd[3] = { cv.x, cv.w, cv.y };
-			for (int j = 0; j < 3; j++) {
-				int o = rd[j] == i ? -1 : owner[rd[j]];
-				if (o >= 0 && last[o] < k)
-					last[o] = k;
-			}
+		int rd[2];
+		for (int j = 0, nr = ir_conv_reads(g, n, rd); j < nr; j++) {
+			int o = owner[rd[j]];
+			if (o >= 0 && last[o] < k)
+				last[o] = k;
 		}
 	}
 	if (g->loss >= 0 && owner[g->loss] >= 0)

@@ -318,7 +318,8 @@ typedef struct dconv {
 	bool packed;                 /* cuDNN refused y's strided layout: y goes through a packed
 	                                [N, O, OH, OW] copy (nnd_swap01) */
 	int algo;                    /* pinned: the first of the kind's list cuDNN supports */
-	size_t ws;                   /* its workspace at cur_n rows */
+	size_t ws;                   /* its workspace at ws_n rows (0: not known) */
+	int64_t ws_n;
 	int64_t cur_n;               /* N the descriptors are set for (0: none yet) */
 	void *xd, *yd, *wd, *cd;     /* cuDNN descriptors */
 } dconv;
@@ -1061,6 +1062,7 @@ static dnnStatus dnn_pick(rt_dev *d, dconv *c, int64_t n)
 		c->algo = dnn_algos[c->kind][k];
 		st = dnn_ws_size(d, c, c->algo, &c->ws);
 	}
+	c->ws_n = st ? 0 : n;
 	return st;
 }
 
@@ -1068,7 +1070,7 @@ static dnnStatus dnn_pick(rt_dev *d, dconv *c, int64_t n)
 static void dnn_go_packed(dconv *c)
 {
 	c->packed = true;
-	c->cur_n = 0;
+	c->cur_n = c->ws_n = 0;
 	fprintf(stderr, "cuda: cuDNN refused the strided y layout of %s graph node %" PRId64 " (%s); y goes through a "
 	        "packed copy\n", rt_graph_names[c->graph], c->node, dnn_kind_names[c->kind]);
 }
@@ -1077,9 +1079,9 @@ static void cudnn_open(rt_dev *d, int64_t rows)
 {
 	dnn_load();
 	size_t v = dnn.GetVersion();
-	snprintf(d->dnn_version, sizeof d->dnn_version, "%zu.%zu.%zu", v / 10000, v / 100 % 100, v % 100);
-	if (v < 10000)   /* cuDNN 8 numbers its versions major*1000 + minor*100 + patch */
-		snprintf(d->dnn_version, sizeof d->dnn_version, "%zu.%zu.%zu", v / 1000, v / 100 % 10, v % 100);
+	/* cuDNN 9: major*10000 + minor*100 + patch; cuDNN 8: major*1000 + minor*100 + patch */
+	size_t major = v < 10000 ? v / 1000 : v / 10000;
+	snprintf(d->dnn_version, sizeof d->dnn_version, "%zu.%zu.%zu", major, v / 100 % (v < 10000 ? 10 : 100), v % 100);
 	if (!d->emulate) {
 		dnnStatus st = dnn.Create(&d->dnn);
 		if (st)
@@ -1150,65 +1152,75 @@ static float emu_tap(const dconv *c, const float *x, int64_t n, int64_t ch, int6
 /* emulation: the convolution on the host in the order of nnd's default
  * plans (ops.def: seq+fma matmuls over k = (cl, kh, kw), resp. (n, oh, ow),
  * resp. ol; col2im seq over (kh, kw)); x and y as the descriptors say */
+#define WI(o, cl, kh, kw) ((((o) * (c->C / c->G) + (cl)) * c->KH + (kh)) * c->KW + (kw))
+#define YI(o, n, oh, ow) ((c->packed ? (n) * c->O + (o) : (o) * N + (n)) * c->OH * c->OW + (oh) * c->OW + (ow))
+
+static void emu_fwd(const dconv *c, int64_t N, const float *x, const float *w, float *y)
+{
+	int64_t Cg = c->C / c->G, Og = c->O / c->G;
+	for (int64_t o = 0; o < c->O; o++)
+		for (int64_t n = 0; n < N; n++)
+			for (int64_t oh = 0; oh < c->OH; oh++)
+				for (int64_t ow = 0; ow < c->OW; ow++) {
+					float acc = 0.0f;
+					for (int64_t cl = 0; cl < Cg; cl++)
+						for (int64_t kh = 0; kh < c->KH; kh++)
+							for (int64_t kw = 0; kw < c->KW; kw++)
+								acc = fmaf(w[WI(o, cl, kh, kw)], emu_tap(c, x, n, o / Og * Cg + cl, oh, ow, kh, kw), acc);
+					y[YI(o, n, oh, ow)] = acc;
+				}
+}
+
+static void emu_bwd_filter(const dconv *c, int64_t N, const float *x, float *w, const float *y)
+{
+	int64_t Cg = c->C / c->G, Og = c->O / c->G;
+	for (int64_t o = 0; o < c->O; o++)
+		for (int64_t cl = 0; cl < Cg; cl++)
+			for (int64_t kh = 0; kh < c->KH; kh++)
+				for (int64_t kw = 0; kw < c->KW; kw++) {
+					float acc = 0.0f;
+					for (int64_t n = 0; n < N; n++)
+						for (int64_t oh = 0; oh < c->OH; oh++)
+							for (int64_t ow = 0; ow < c->OW; ow++)
+								acc = fmaf(y[YI(o, n, oh, ow)], emu_tap(c, x, n, o / Og * Cg + cl, oh, ow, kh, kw), acc);
+					w[WI(o, cl, kh, kw)] = acc;
+				}
+}
+
+/* dx: col2im's seq over (kh, kw) of the terms the data matmul sums over ol */
+static float emu_dx(const dconv *c, int64_t N, const float *w, const float *y, int64_t n, int64_t ch, int64_t ih,
+                    int64_t iw)
+{
+	int64_t Cg = c->C / c->G, Og = c->O / c->G, g = ch / Cg, s = c->stride;
+	float acc = 0.0f;
+	for (int64_t kh = 0; kh < c->KH; kh++)
+		for (int64_t kw = 0; kw < c->KW; kw++) {
+			int64_t th = ih + c->pad - kh * c->dil, tw = iw + c->pad - kw * c->dil;
+			if (th < 0 || tw < 0 || th % s || tw % s || th / s >= c->OH || tw / s >= c->OW)
+				continue;   /* a +0 term: acc (never -0) unchanged */
+			float t = 0.0f;
+			for (int64_t ol = 0; ol < Og; ol++)
+				t = fmaf(w[WI(g * Og + ol, ch % Cg, kh, kw)], y[YI(g * Og + ol, n, th / s, tw / s)], t);
+			acc = acc + t;
+		}
+	return acc;
+}
+
 static void dnn_emulate(const dconv *c, int64_t N, float *x, float *w, float *y)
 {
-	int64_t C = c->C, H = c->H, W = c->W, O = c->O, KH = c->KH, KW = c->KW, OH = c->OH, OW = c->OW;
-	int64_t Cg = C / c->G, Og = O / c->G, P = OH * OW, s = c->stride, p = c->pad, dl = c->dil;
-#define XI(n, ch, ih, iw) ((((n) * C + (ch)) * H + (ih)) * W + (iw))
-#define WI(o, cl, kh, kw) ((((o) * Cg + (cl)) * KH + (kh)) * KW + (kw))
-#define YI(o, n, oh, ow) ((c->packed ? (n) * O + (o) : (o) * N + (n)) * P + (oh) * OW + (ow))
-	if (c->kind == DC_FWD || c->kind == DC_BWD_FILTER) {
-		for (int64_t o = 0; o < O; o++) {
-			int64_t g = o / Og;
-			if (c->kind == DC_FWD) {
-				for (int64_t n = 0; n < N; n++)
-					for (int64_t oh = 0; oh < OH; oh++)
-						for (int64_t ow = 0; ow < OW; ow++) {
-							float acc = 0.0f;
-							for (int64_t cl = 0; cl < Cg; cl++)
-								for (int64_t kh = 0; kh < KH; kh++)
-									for (int64_t kw = 0; kw < KW; kw++)
-										acc = fmaf(w[WI(o, cl, kh, kw)], emu_tap(c, x, n, g * Cg + cl, oh, ow, kh, kw), acc);
-							y[YI(o, n, oh, ow)] = acc;
-						}
-			} else {
-				for (int64_t cl = 0; cl < Cg; cl++)
-					for (int64_t kh = 0; kh < KH; kh++)
-						for (int64_t kw = 0; kw < KW; kw++) {
-							float acc = 0.0f;
-							for (int64_t n = 0; n < N; n++)
-								for (int64_t oh = 0; oh < OH; oh++)
-									for (int64_t ow = 0; ow < OW; ow++)
-										acc = fmaf(y[YI(o, n, oh, ow)], emu_tap(c, x, n, g * Cg + cl, oh, ow, kh, kw), acc);
-							w[WI(o, cl, kh, kw)] = acc;
-						}
-			}
-		}
-		return;
-	}
-	for (int64_t n = 0; n < N; n++)
-		for (int64_t ch = 0; ch < C; ch++) {
-			int64_t g = ch / Cg, cl = ch % Cg;
-			for (int64_t ih = 0; ih < H; ih++)
-				for (int64_t iw = 0; iw < W; iw++) {
-					float acc = 0.0f;
-					for (int64_t kh = 0; kh < KH; kh++)
-						for (int64_t kw = 0; kw < KW; kw++) {
-							int64_t th = ih + p - kh * dl, tw = iw + p - kw * dl;
-							if (th < 0 || tw < 0 || th % s || tw % s || th / s >= OH || tw / s >= OW)
-								continue;   /* a +0 term: acc (never -0) unchanged */
-							float t = 0.0f;
-							for (int64_t ol = 0; ol < Og; ol++)
-								t = fmaf(w[WI(g * Og + ol, cl, kh, kw)], y[YI(g * Og + ol, n, th / s, tw / s)], t);
-							acc = acc + t;
-						}
-					x[XI(n, ch, ih, iw)] = acc;
-				}
-		}
-#undef XI
+	if (c->kind == DC_FWD)
+		emu_fwd(c, N, x, w, y);
+	else if (c->kind == DC_BWD_FILTER)
+		emu_bwd_filter(c, N, x, w, y);
+	else
+		for (int64_t n = 0; n < N; n++)
+			for (int64_t ch = 0; ch < c->C; ch++)
+				for (int64_t ih = 0; ih < c->H; ih++)
+					for (int64_t iw = 0; iw < c->W; iw++)
+						x[((n * c->C + ch) * c->H + ih) * c->W + iw] = emu_dx(c, N, w, y, n, ch, ih, iw);
+}
 #undef WI
 #undef YI
-}
 
 /* a staging buffer of at least n bytes (packed y) */
 static void dnn_staging(rt_dev *d, size_t n)
@@ -1257,11 +1269,13 @@ static dnnStatus dnn_call(rt_dev *d, dconv *c, int64_t N, uint64_t xp, uint64_t 
 		dnn_emulate(c, N, X, Wp, Yp);
 		return 0;
 	}
-	size_t ws = 0;
-	dnnStatus st = dnn_ws_size(d, c, c->algo, &ws);
-	if (st)
-		return st;
-	dnn_workspace(d, ws);
+	if (c->ws_n != N) {   /* a batch of another size (the last one): ask again */
+		dnnStatus st = dnn_ws_size(d, c, c->algo, &c->ws);
+		if (st)
+			return st;
+		c->ws_n = N;
+	}
+	dnn_workspace(d, c->ws);
 	const float one = 1.0f, zero = 0.0f;
 	void *WS = (void *)(uintptr_t)d->ws;
 	switch (c->kind) {

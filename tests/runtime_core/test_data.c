@@ -75,6 +75,18 @@ static void expect_err(int rc, const nnd_data *d, const char *err, const char *m
 }
 
 static char expect_buf[512];
+/* writes a damaged IDX images file NAME and expects loading it (with the
+ * big labels) to fail with "PATH: WHAT" */
+static void load_damaged(const char *name, const void *buf, size_t len, const char *what, int line)
+{
+	nnd_data d;
+	char err[512] = "", want[700];
+	write_file(tmp(name), buf, len, 0);
+	int rc = nnd_data_load_idx(tmp(name), tmp("biglab"), false, &d, err, sizeof err);
+	snprintf(want, sizeof want, "%s: %s", tmp(name), what);
+	expect_err(rc, &d, err, want, line);
+}
+
 static const char *fmt(const char *f, const char *a)
 {
 	snprintf(expect_buf, sizeof expect_buf, f, a);
@@ -349,61 +361,42 @@ static void test_gzip_whole(void)
 	}
 
 	/* damaged files: libdeflate refuses them, zlib says what and where */
-	nnd_data d;
 	memcpy(c, gz, n1);
 	c[n1 / 2] ^= 0x55;
-	write_file(tmp("mid.gz"), c, n1, 0);
-	rc = nnd_data_load_idx(tmp("mid.gz"), tmp("biglab"), false, &d, err, sizeof err);
-	expect_err(rc, &d, err, fmt("%s: offset 16: corrupt gzip data: incorrect data check", tmp("mid.gz")), __LINE__);
+	load_damaged("mid.gz", c, n1, "offset 16: corrupt gzip data: incorrect data check", __LINE__);
 	/* a trailer size that is too small (the buffer grows, then the size
 	 * check fails), and one too large */
 	memcpy(c, gz, n1);
 	c[n1 - 2] ^= 0x01;
-	write_file(tmp("small.gz"), c, n1, 0);
-	rc = nnd_data_load_idx(tmp("small.gz"), tmp("biglab"), false, &d, err, sizeof err);
-	expect_err(rc, &d, err, fmt("%s: offset 16: corrupt gzip data: incorrect length check", tmp("small.gz")), __LINE__);
+	load_damaged("small.gz", c, n1, "offset 16: corrupt gzip data: incorrect length check", __LINE__);
 	c[n1 - 2] ^= 0x01;
 	c[n1 - 1] = 0xff;
-	write_file(tmp("large.gz"), c, n1, 0);
-	rc = nnd_data_load_idx(tmp("large.gz"), tmp("biglab"), false, &d, err, sizeof err);
-	expect_err(rc, &d, err, fmt("%s: offset 16: corrupt gzip data: incorrect length check", tmp("large.gz")), __LINE__);
+	load_damaged("large.gz", c, n1, "offset 16: corrupt gzip data: incorrect length check", __LINE__);
 	/* a later member damaged, and one cut short */
 	memcpy(c, multi, n3);
 	c[n3 - 6] ^= 0x01;
-	write_file(tmp("multicrc.gz"), c, n3, 0);
-	rc = nnd_data_load_idx(tmp("multicrc.gz"), tmp("biglab"), false, &d, err, sizeof err);
-	expect_err(rc, &d, err, fmt("%s: offset 16: corrupt gzip data: incorrect data check", tmp("multicrc.gz")), __LINE__);
-	write_file(tmp("multicut.gz"), multi, n3 - 30, 0);
-	rc = nnd_data_load_idx(tmp("multicut.gz"), tmp("biglab"), false, &d, err, sizeof err);
-	expect_err(rc, &d, err, fmt("%s: offset 235165: corrupt gzip data: unexpected end of file", tmp("multicut.gz")), __LINE__);
+	load_damaged("multicrc.gz", c, n3, "offset 16: corrupt gzip data: incorrect data check", __LINE__);
+	load_damaged("multicut.gz", multi, n3 - 30, "offset 235165: corrupt gzip data: unexpected end of file", __LINE__);
 	/* bytes after a member that start another, which is not one */
 	memcpy(c, gz, n1);
 	memcpy(c + n1, "\x1f\x8bjunk", 6);
-	write_file(tmp("junkgz.gz"), c, n1 + 6, 0);
-	rc = nnd_data_load_idx(tmp("junkgz.gz"), tmp("biglab"), false, &d, err, sizeof err);
-	expect_err(rc, &d, err, fmt("%s: offset 235216: corrupt gzip data: unknown compression method", tmp("junkgz.gz")), __LINE__);
+	load_damaged("junkgz.gz", c, n1 + 6, "offset 235216: corrupt gzip data: unknown compression method", __LINE__);
 	/* a header CRC that does not match (libdeflate would not notice) */
 	memcpy(c, gz, n1);
 	nh = 0;
 	gz_member(img, ni, 1, c, sizeof c, &nh);
 	c[10] ^= 0x01;
-	write_file(tmp("badhcrc.gz"), c, nh, 0);
-	rc = nnd_data_load_idx(tmp("badhcrc.gz"), tmp("biglab"), false, &d, err, sizeof err);
-	expect_err(rc, &d, err, fmt("%s: offset 0: corrupt gzip data: header crc mismatch", tmp("badhcrc.gz")), __LINE__);
+	load_damaged("badhcrc.gz", c, nh, "offset 0: corrupt gzip data: header crc mismatch", __LINE__);
 	/* decoded whole, the IDX checks are the same */
 	n1 = 0;
 	gz_member(img, ni - 5, 0, gz, sizeof gz, &n1);
-	write_file(tmp("short.gz"), gz, n1, 0);
-	rc = nnd_data_load_idx(tmp("short.gz"), tmp("biglab"), false, &d, err, sizeof err);
-	expect_err(rc, &d, err, fmt("%s: offset 16: expected 235200 bytes of image data, found 235195", tmp("short.gz")), __LINE__);
+	load_damaged("short.gz", gz, n1, "offset 16: expected 235200 bytes of image data, found 235195", __LINE__);
 	memcpy(c, img, ni);
 	c[ni] = 7;
 	n1 = 0;
 	gz_member(c, ni + 1, 0, gz, sizeof gz, &n1);
-	write_file(tmp("longer.gz"), gz, n1, 0);
-	rc = nnd_data_load_idx(tmp("longer.gz"), tmp("biglab"), false, &d, err, sizeof err);
-	expect_err(rc, &d, err, fmt("%s: offset 235216: expected end of file after 235200 bytes of image data, "
-	                           "found more bytes", tmp("longer.gz")), __LINE__);
+	load_damaged("longer.gz", gz, n1, "offset 235216: expected end of file after 235200 bytes of image data, "
+	             "found more bytes", __LINE__);
 	nnd_data_free(&plain);
 }
 
