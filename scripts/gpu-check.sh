@@ -24,6 +24,8 @@ if [ -n "${OUT:-}" ]; then
 	exec > >(tee "$OUT/gpu-check.txt") 2>&1
 fi
 T0=$(date +%s)
+# one hung run must not take the whole lease with it
+TO="timeout 150"
 FAILS=()
 section() { echo; echo "=== $* [$(( $(date +%s) - T0 )) s]"; }
 bad() { echo "FAIL: $*"; FAILS+=("$*"); }
@@ -76,10 +78,27 @@ else
 	NNDC=$B/nndc
 	"$NNDC" --version
 fi
-# --cudnn: no system cuDNN, but PyTorch's wheel may carry one (nvidia.cudnn)
+# NVRTC and cuDNN: the system's, else the ones PyTorch's wheels carry
+# (site-packages/nvidia/*/lib; the CUDA 13 wheels keep them under cu13/)
+wheel_lib() {
+	local site
+	for site in $(python3 -c 'import site, sys; print(" ".join(site.getsitepackages() + [site.getusersitepackages()]))' 2>/dev/null); do
+		find "$site/nvidia" -name "$1" 2>/dev/null | sort | tail -n 1
+	done | head -n 1
+}
+if ! ldconfig -p 2>/dev/null | grep -q 'libnvrtc\.so' && ! ls /usr/local/cuda/lib64/libnvrtc.so* >/dev/null 2>&1 && [ -z "${NND_NVRTC:-}" ]; then
+	p=$(wheel_lib 'libnvrtc.so.1[0-9]*')
+	if [ -n "$p" ]; then export NND_NVRTC=$p; export LD_LIBRARY_PATH=$(dirname "$p")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}; fi
+fi
+echo "NVRTC: ${NND_NVRTC:-the system one}"
 if ! ldconfig -p 2>/dev/null | grep -q 'libcudnn\.so\.[89]' && [ ! -e /usr/local/cuda/lib64/libcudnn.so.9 ] && [ -z "${NND_CUDNN:-}" ]; then
-	p=$(python3 -c 'import os, nvidia.cudnn as m; print(os.path.join(list(m.__path__)[0], "lib", "libcudnn.so.9"))' 2>/dev/null)
-	if [ -n "$p" ] && [ -e "$p" ]; then export NND_CUDNN=$p; echo "cuDNN: $p (PyTorch's)"; fi
+	p=$(wheel_lib 'libcudnn.so.9')
+	if [ -n "$p" ]; then export NND_CUDNN=$p; export LD_LIBRARY_PATH=$(dirname "$p")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}; fi
+fi
+echo "cuDNN: ${NND_CUDNN:-the system one, if any}"
+if ! ldconfig -p 2>/dev/null | grep -q 'libcublas\.so' && ! ls /usr/local/cuda/lib64/libcublas.so* >/dev/null 2>&1; then
+	p=$(wheel_lib 'libcublas.so.1[0-9]*')   # for bench/cublas_sgemm.c only
+	[ -n "$p" ] && export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}:$(dirname "$p")
 fi
 export NND_CACHE_DIR=$B/kernel-cache
 rm -rf "$NND_CACHE_DIR"
@@ -117,9 +136,9 @@ train_pair() {   # train_pair NAME MODEL ARGS...: CPU once, GPU twice, same sha2
 	local name=$1 model=$2; shift 2
 	section "$name: $* (CPU, GPU, GPU)"
 	program "$name" "$ROOT/examples/$model.nnd" || { bad "$name: build"; return; }
-	./"$name" train "$@" >$name.cpu 2>$name.cpu.err || { cat $name.cpu.err; bad "$name: CPU run"; return; }
-	./"$name" train "$@" --device cuda >$name.gpu1 2>$name.gpu1.err || { cat $name.gpu1.err; bad "$name: GPU run"; return; }
-	./"$name" train "$@" --device cuda >$name.gpu2 2>$name.gpu2.err || { cat $name.gpu2.err; bad "$name: second GPU run"; return; }
+	$TO ./"$name" train "$@" >$name.cpu 2>$name.cpu.err || { cat $name.cpu.err; bad "$name: CPU run"; return; }
+	$TO ./"$name" train "$@" --device cuda >$name.gpu1 2>$name.gpu1.err || { cat $name.gpu1.err; bad "$name: GPU run"; return; }
+	$TO ./"$name" train "$@" --device cuda >$name.gpu2 2>$name.gpu2.err || { cat $name.gpu2.err; bad "$name: second GPU run"; return; }
 	grep -h '^cuda:' $name.gpu1.err $name.gpu2.err
 	echo "cpu   sha256 $(sha $name.cpu)   samples_per_s $(sps $name.cpu.err)"
 	echo "gpu 1 sha256 $(sha $name.gpu1)   samples_per_s $(sps $name.gpu1.err)"
@@ -131,9 +150,9 @@ train_pair() {   # train_pair NAME MODEL ARGS...: CPU once, GPU twice, same sha2
 	else
 		bad "$name: CPU and GPU differ"
 		echo "first differing node (2 steps, node digests):"
-		./"$name" train --steps 2 --limit 256 --log c.jsonl --debug-digests >/dev/null 2>&1
-		./"$name" train --steps 2 --limit 256 --log g.jsonl --debug-digests --device cuda >/dev/null 2>&1
-		./"$name" logdiff c.jsonl g.jsonl
+		$TO ./"$name" train --steps 2 --limit 256 --log c.jsonl --debug-digests >/dev/null 2>&1
+		$TO ./"$name" train --steps 2 --limit 256 --log g.jsonl --debug-digests --device cuda >/dev/null 2>&1
+		$TO ./"$name" logdiff c.jsonl g.jsonl
 	fi
 }
 
@@ -152,21 +171,21 @@ if [ -n "$BUNDLE" ]; then
 	for plan in seq tree3 blocked4; do
 		cp "$BUNDLE/every_op.$plan" every.$plan 2>/dev/null || { bad "every_op.$plan missing from the bundle"; continue; }
 		for t in every every_sgd; do
-			if ! ./every.$plan train --train $t >ev.cpu 2>ev.cpu.err || ! ./every.$plan train --train $t --device cuda >ev.gpu 2>ev.gpu.err; then
+			if ! $TO ./every.$plan train --train $t >ev.cpu 2>ev.cpu.err || ! $TO ./every.$plan train --train $t --device cuda >ev.gpu 2>ev.gpu.err; then
 				cat ev.cpu.err ev.gpu.err | tail -n 5; bad "every_op $t $plan: a run failed"; continue
 			fi
 			if [ -n "$(sha ev.cpu)" ] && [ "$(sha ev.cpu)" = "$(sha ev.gpu)" ]; then
 				echo "every_op $t $plan: CPU == GPU $(sha ev.cpu)"
 			else
 				bad "every_op $t $plan: cpu $(sha ev.cpu), gpu $(sha ev.gpu)"
-				./every.$plan train --train $t --log c.jsonl --debug-digests >/dev/null 2>&1
-				./every.$plan train --train $t --log g.jsonl --debug-digests --device cuda >/dev/null 2>&1
-				./every.$plan logdiff c.jsonl g.jsonl
+				$TO ./every.$plan train --train $t --log c.jsonl --debug-digests >/dev/null 2>&1
+				$TO ./every.$plan train --train $t --log g.jsonl --debug-digests --device cuda >/dev/null 2>&1
+				$TO ./every.$plan logdiff c.jsonl g.jsonl
 			fi
 		done
 	done
 	section "out of device memory: the message"
-	NND_TEST_CUDA_EXTRA_BYTES=400000000000 ./every.seq train --device cuda >oom.out 2>oom.err
+	NND_TEST_CUDA_EXTRA_BYTES=400000000000 $TO ./every.seq train --device cuda >oom.out 2>oom.err
 	rc=$?
 	cat oom.err
 	[ $rc = 1 ] && grep -q -e '--device cuda: out of device memory: cannot allocate [0-9]* bytes' oom.err ||
@@ -174,17 +193,17 @@ if [ -n "$BUNDLE" ]; then
 fi
 
 section "cnn --cudnn: pinned deterministic cuDNN convolutions (GPU run to run; not the CPU's bits)"
-if ./cnn train --steps "$STEPS" --limit 20000 --device cuda --cudnn --log cnn.dnn1.jsonl >cnn.dnn1 2>cnn.dnn1.err &&
-   ./cnn train --steps "$STEPS" --limit 20000 --device cuda --cudnn >cnn.dnn2 2>cnn.dnn2.err; then
+if $TO ./cnn train --steps "$STEPS" --limit 20000 --device cuda --cudnn --log cnn.dnn1.jsonl >cnn.dnn1 2>cnn.dnn1.err &&
+   $TO ./cnn train --steps "$STEPS" --limit 20000 --device cuda --cudnn >cnn.dnn2 2>cnn.dnn2.err; then
 	grep -h -e '^cuda:' cnn.dnn1.err
 	echo "cudnn 1 sha256 $(sha cnn.dnn1)   samples_per_s $(sps cnn.dnn1.err)"
 	echo "cudnn 2 sha256 $(sha cnn.dnn2)   samples_per_s $(sps cnn.dnn2.err)"
 	grep -h ' acc ' cnn.cpu cnn.dnn1 | sed 's/^/  /'
 	[ "$(sha cnn.dnn1)" = "$(sha cnn.dnn2)" ] && echo "cnn --cudnn: GPU == GPU (same bits)" || bad "cnn --cudnn: not the same bits run to run"
 	head -n 1 cnn.dnn1.jsonl | python3 -c 'import json,sys; c=json.loads(sys.stdin.readline())["run"].get("cudnn",{}); print("manifest cudnn", c.get("version"), c.get("math"), sorted({(x["kind"], x["algo"]) for x in c.get("convolutions",[])}))' 2>/dev/null
-	./cnn train --steps 300 --device cuda --cudnn >cnn.dnnlong 2>cnn.dnnlong.err || bad "cnn --cudnn 300 steps"
+	$TO ./cnn train --steps 300 --device cuda --cudnn >cnn.dnnlong 2>cnn.dnnlong.err || bad "cnn --cudnn 300 steps"
 	echo "cnn --cudnn 300 steps: $(sps cnn.dnnlong.err) samples/s"
-	NND_CUDA_PROFILE=1 ./cnn train --steps 20 --device cuda --cudnn >/dev/null 2>cnn.dnnprof.err && grep '^cuda profile' cnn.dnnprof.err | head -n 8
+	NND_CUDA_PROFILE=1 $TO ./cnn train --steps 20 --device cuda --cudnn >/dev/null 2>cnn.dnnprof.err && grep '^cuda profile' cnn.dnnprof.err | head -n 8
 elif grep -q 'no cuDNN' cnn.dnn1.err; then
 	echo "no cuDNN on this machine: $(head -n 1 cnn.dnn1.err)"
 else
@@ -193,16 +212,16 @@ else
 fi
 
 section "throughput: a whole epoch of mlp_fashion on the GPU (60000 samples)"
-./mlp train --epochs 1 --device cuda >mlp.epoch 2>mlp.epoch.err || { cat mlp.epoch.err; bad "mlp epoch on the GPU"; }
+$TO ./mlp train --epochs 1 --device cuda >mlp.epoch 2>mlp.epoch.err || { cat mlp.epoch.err; bad "mlp epoch on the GPU"; }
 cat mlp.epoch; grep samples_per_s mlp.epoch.err
 section "throughput: 300 steps of cnn_fashion on the GPU"
-./cnn train --steps 300 --device cuda >cnn.long 2>cnn.long.err || { cat cnn.long.err; bad "cnn 300 steps on the GPU"; }
+$TO ./cnn train --steps 300 --device cuda >cnn.long 2>cnn.long.err || { cat cnn.long.err; bad "cnn 300 steps on the GPU"; }
 grep samples_per_s cnn.long.err
 echo "CPU reference (--threads $(nproc)): mlp $(sps mlp.cpu.err) samples/s, cnn $(sps cnn.cpu.err) samples/s"
 
 section "matmul: nnd's kernels (NND_CUDA_PROFILE) vs cuBLAS SGEMM"
 if program wide "$ROOT/bench/cuda_mm.nnd"; then
-	NND_CUDA_PROFILE=1 ./wide train --steps 5 --device cuda >wide.out 2>wide.err || { cat wide.err; bad "cuda_mm profile run"; }
+	NND_CUDA_PROFILE=1 $TO ./wide train --steps 5 --device cuda >wide.out 2>wide.err || { cat wide.err; bad "cuda_mm profile run"; }
 	grep '^cuda profile' wide.err | head -n 14
 else
 	bad "build of bench/cuda_mm.nnd"
@@ -210,11 +229,11 @@ fi
 section "matmul: the shared-memory kernel (NND_CUDA_MM=smem): same bits, its speed"
 if program wides "$ROOT/bench/cuda_mm.nnd" smem && program mlps "$ROOT/examples/mlp_fashion.nnd" smem &&
    program cnns "$ROOT/examples/cnn_fashion.nnd" smem; then
-	NND_CUDA_PROFILE=1 ./wides train --steps 5 --device cuda >wides.out 2>wides.err || { cat wides.err; bad "cuda_mm smem profile run"; }
+	NND_CUDA_PROFILE=1 $TO ./wides train --steps 5 --device cuda >wides.out 2>wides.err || { cat wides.err; bad "cuda_mm smem profile run"; }
 	grep '^cuda profile' wides.err | head -n 14
 	[ "$(sha wide.out)" = "$(sha wides.out)" ] && echo "cuda_mm: smem == register tiles (same bits)" || bad "cuda_mm: smem kernel changes the bits"
 	for m in mlp cnn; do
-		./${m}s train --steps "$STEPS" --limit 20000 --device cuda >$m.smem 2>$m.smem.err || { cat $m.smem.err; bad "$m smem run"; continue; }
+		$TO ./${m}s train --steps "$STEPS" --limit 20000 --device cuda >$m.smem 2>$m.smem.err || { cat $m.smem.err; bad "$m smem run"; continue; }
 		echo "$m smem: sha256 $(sha $m.smem)  samples_per_s $(sps $m.smem.err) (register tiles: $(sps $m.gpu1.err))"
 		[ "$(sha $m.smem)" = "$(sha $m.cpu)" ] || bad "$m: the smem kernel does not give the CPU's bits"
 	done
@@ -222,14 +241,14 @@ else
 	bad "build of the smem programs"
 fi
 if cc -O2 "$ROOT/bench/cublas_sgemm.c" -ldl -o cublas_sgemm 2>cublas.err; then
-	./cublas_sgemm 1024 4096 784 1024 4096 4096 4096 4096 4096 || echo "(cuBLAS benchmark did not run)"
+	$TO ./cublas_sgemm 1024 4096 784 1024 4096 4096 4096 4096 4096 || echo "(cuBLAS benchmark did not run)"
 else
 	cat cublas.err
 fi
 
 section "PyTorch on the same GPU"
 if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
-	timeout 180 python3 "$ROOT/bench/torch_cuda.py" 300 || echo "(torch benchmark failed)"
+	timeout 100 python3 "$ROOT/bench/torch_cuda.py" 300 || echo "(torch benchmark failed)"
 else
 	echo "python3 has no torch with CUDA: skipped"
 fi
