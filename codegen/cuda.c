@@ -56,7 +56,7 @@ typedef struct cu {
 	const ir_node *kn;
 	char kname[96];
 	ir_dim units;
-	ir_dim flops;            /* float operations per unit, for profiles (0: not counted) */
+	ir_dim flops;            /* float operations of a launch, for profiles (0: not counted) */
 	bool *decl;              /* per node id of the graph */
 	char *err;
 	size_t errlen;
@@ -634,6 +634,52 @@ static int axis_of(cu *c, const ir_node *n, const ir_type *t, int *axis)
 	return 0;
 }
 
+/* A seq reduction with few outputs and many terms (batch statistics,
+ * bias and scale gradients of convolutions) runs one output per block:
+ * the block reads 256 terms at a time into shared memory, in parallel and
+ * coalesced, and thread 0 adds them in order, the plan's one chain.  One
+ * output per thread would leave most of the GPU idle and each thread
+ * waiting on its own loads (timed on an H100: docs/cuda.md). */
+#define CU_BLOCK_OUTS 8192   /* at most this many outputs (at the batch size) */
+#define CU_BLOCK_TERMS 1024  /* of at least this many terms */
+
+static bool block_form(cu *c, const ir_node *n, ir_dim outs, ir_dim terms)
+{
+	int64_t bmax = c->prog && c->prog->batch > 0 ? c->prog->batch : 1;
+	/* NND_CUDA_BLOCK_MIN (tests): another least number of terms */
+	const char *bmin = getenv("NND_CUDA_BLOCK_MIN");
+	int64_t least = bmin && *bmin ? strtoll(bmin, NULL, 10) : CU_BLOCK_TERMS;
+	return n->plan.family == IR_PLAN_SEQ && ir_dim_eval(outs, bmax) <= CU_BLOCK_OUTS &&
+	       ir_dim_eval(terms, bmax) >= least;
+}
+
+/* opens the kernel (one output u per block, 256 threads each); its body
+ * computes base, then block_sum */
+static void block_begin(cu *c, const ir_node *n, ir_dim outs)
+{
+	k_begin(c, n, dmul(dconst(256), outs));
+	fprintf(c->f, "\tconst int64_t outs = %s;\n", DX(outs));
+	/* the trip count is the same for every thread of a block (they all
+	 * meet at __syncthreads) */
+	fprintf(c->f, "\tfor (int64_t u = blockIdx.x; u < outs; u += gridDim.x) {\n");
+}
+
+/* s = t_(0) + t_(1) + ... + t_(terms - 1) in order, from +0, in thread 0 */
+static void block_sum(cu *c, const char *terms)
+{
+	line(c, "__shared__ float buf_[256];");
+	line(c, "float s = 0.0f;");
+	line(c, "for (int64_t k0 = 0; k0 < %s; k0 += 256) {", terms);
+	line(c, "\tconst int n_ = %s - k0 < 256 ? (int)(%s - k0) : 256;", terms, terms);
+	line(c, "\tfor (int e = threadIdx.x; e < n_; e += blockDim.x)");
+	line(c, "\t\tbuf_[e] = t_(k0 + e);");
+	line(c, "\t__syncthreads();");
+	line(c, "\tif (threadIdx.x == 0)");
+	line(c, "\t\tfor (int e = 0; e < n_; e++) s = s + buf_[e];");
+	line(c, "\t__syncthreads();");
+	line(c, "}");
+}
+
 /* SUM, MEAN, MAX over one axis: x as [pre, len, post]; a unit is an
  * output (p, q) */
 static int emit_axis_reduce(cu *c, const ir_node *n)
@@ -647,6 +693,17 @@ static int emit_axis_reduce(cu *c, const ir_node *n)
 		return -1;
 	ir_dim pre = dprod(&x->type, 0, axis), post = dprod(&x->type, axis + 1, x->type.rank);
 	ir_dim len = x->type.d[axis];
+	if (n->op != IR_MAX && block_form(c, n, dmul(pre, post), len)) {
+		block_begin(c, n, dmul(pre, post));
+		use(c, x);
+		use(c, n);
+		line(c, "const int64_t post = %s, len = %s;", DX(post), DX(len));
+		line(c, "const int64_t base = u / post * len * post + u %% post;");
+		line(c, "auto t_ = [&](int64_t k) -> float { return %s; };", R(c, x, "base + k * post"));
+		block_sum(c, "len");
+		line(c, "if (threadIdx.x == 0) %s = %s;", W(c, n, "u"), n->op == IR_MEAN ? "s / (float)len" : "s");
+		return k_end(c);
+	}
 	k_begin(c, n, dmul(pre, post));
 	use(c, x);
 	use(c, n);
@@ -697,6 +754,22 @@ static int cu_ARGMAX(cu *c, const ir_node *n)
 	return k_end(c);
 }
 
+/* the body of a term function t(k): input element k of the output at
+ * base, k in row-major order of the nred reduced dims */
+static void sum_to_term(cu *c, const ir_node *x, int nred, const ir_dim *ext, const ir_dim *str)
+{
+	line(c, "\tint64_t off = base, r_ = k;");
+	for (int r = nred - 1; r >= 0; r--) {
+		if (r) {
+			line(c, "\toff += (r_ %% %s) * %s;", DX(ext[r]), DX(str[r]));
+			line(c, "\tr_ /= %s;", DX(ext[r]));
+		} else {
+			line(c, "\toff += r_ * %s;", DX(str[r]));
+		}
+	}
+	line(c, "\treturn %s;", R(c, x, "off"));
+}
+
 /* a unit is an output element; its terms are the input elements mapped to
  * it, in row-major order of the reduced dims (the CPU's order) */
 static int cu_SUM_TO(cu *c, const ir_node *n)
@@ -721,10 +794,15 @@ static int cu_SUM_TO(cu *c, const ir_node *n)
 			R_ = dmul(R_, xt->d[d]);
 		}
 	}
-	k_begin(c, n, ir_type_numel(tt));
+	bool blk = block_form(c, n, ir_type_numel(tt), R_);
+	if (blk)
+		block_begin(c, n, ir_type_numel(tt));
+	else
+		k_begin(c, n, ir_type_numel(tt));
 	use(c, x);
 	use(c, n);
-	k_loop(c);
+	if (!blk)
+		k_loop(c);
 	line(c, "int64_t rem = u, base = 0;");
 	for (int d = rx - 1; d >= sh; d--) {
 		if (!kept[d])
@@ -733,18 +811,41 @@ static int cu_SUM_TO(cu *c, const ir_node *n)
 		line(c, "base += (rem %% %s) * %s;", e, DX(xs[d]));
 		line(c, "rem /= %s;", e);
 	}
-	reduce_open(c, "s", n->plan, DX(R_));
-	line(c, "\tint64_t off = base, r_ = k;");
-	for (int r = nred - 1; r >= 0; r--) {
-		if (r) {
-			line(c, "\toff += (r_ %% %s) * %s;", DX(ext[r]), DX(str[r]));
-			line(c, "\tr_ /= %s;", DX(ext[r]));
-		} else {
-			line(c, "\toff += r_ * %s;", DX(str[r]));
-		}
+	if (blk) {
+		line(c, "auto t_ = [&](int64_t k) -> float {");
+		sum_to_term(c, x, nred, ext, str);
+		line(c, "};");
+		block_sum(c, DX(R_));
+		line(c, "if (threadIdx.x == 0) %s = s;", W(c, n, "u"));
+		return k_end(c);
 	}
-	line(c, "\treturn %s;", R(c, x, "off"));
-	reduce_close(c);
+	if (n->plan.family == IR_PLAN_SEQ) {
+		/* seq, the default: a loop per outer reduced dim (row-major, the
+		 * flat order) around the innermost contiguous run, which
+		 * nnd_seq_add reads ahead: no division per term */
+		int in = nred > 0 ? nred - 1 : 0;
+		ir_dim run = nred > 0 ? ext[in] : dconst(1), step = nred > 0 ? str[in] : dconst(0);
+		while (in > 0 && str[in - 1].c == run.c * step.c && str[in - 1].sym == run.sym + step.sym)
+			run = dmul(run, ext[--in]);
+		line(c, "float s = 0.0f;");
+		char *o = sbuf();
+		int ol = snprintf(o, 256, "base");
+		for (int r = 0; r < in; r++) {
+			line(c, "for (int64_t r%d = 0; r%d < %s; r%d++)", r, r, DX(ext[r]), r);
+			ol += snprintf(o + ol, (size_t)(ol < 256 ? 256 - ol : 0), " + r%d * %s", r, DX(str[r]));
+		}
+		if (ol >= 230)
+			return cu_err(c, n, "sum_to offset expression too long");
+		line(c, "{");
+		line(c, "\tconst int64_t o_ = %s;", o);
+		line(c, "\ts = nnd_seq_add(s, %s, [&](int64_t k) -> float { return %s; });", DX(run),
+		     R(c, x, "o_ + k * %s", DX(step)));
+		line(c, "}");
+	} else {
+		reduce_open(c, "s", n->plan, DX(R_));
+		sum_to_term(c, x, nred, ext, str);
+		reduce_close(c);
+	}
 	line(c, "%s = s;", W(c, n, "u"));
 	return k_end(c);
 }
@@ -815,8 +916,8 @@ static void mm_tiled(cu *c, const ir_node *n, const ir_node *an, const ir_node *
 	line(c, "\tif (i0 + r < M && j0 + q < N) %s = s[r][q];", W(c, n, "bi * M * N + (i0 + r) * N + j0 + q"));
 }
 
-/* Shared-memory tiles (NND_CUDA_MM=smem at build time; not the default
- * until timed on a GPU): a block of 256 threads computes a 64 x 64 tile of
+/* Shared-memory tiles (the default for a tiled product; NND_CUDA_MM=reg
+ * at build time takes the register tiles above instead): a block of 256 threads computes a 64 x 64 tile of
  * outputs, 4 x 4 per thread, staging k chunks of 16 of a and b in shared
  * memory so each value is read from global memory once per block.  Every
  * output still accumulates its own terms in plan order (k ascending, the
@@ -906,8 +1007,13 @@ static int cu_MATMUL(cu *c, const ir_node *n)
 	/* NND_CUDA_TILE_MIN (tests): another threshold, 0 tiles every product */
 	const char *tmin = getenv("NND_CUDA_TILE_MIN");
 	int64_t tile_min = tmin && *tmin ? strtoll(tmin, NULL, 10) : CU_TILE_MIN;
+	/* 2 flops per multiply-add of the real outputs, whatever the launch */
+	ir_dim work = dmul(dmul(dconst(2), K), outs);
+	/* timed on an H100 (docs/cuda.md): the shared-memory tiles run large
+	 * products 1.5 to 11 times faster than the register tiles, same bits */
 	const char *mmk = getenv("NND_CUDA_MM");
-	if (mmk && !strcmp(mmk, "smem") && mm_tiled_plan(n->plan) && ir_dim_eval(outs, bmax) >= tile_min) {
+	bool reg = mmk && !strcmp(mmk, "reg");   /* cg_cuda_check_env vetted it */
+	if (!reg && mm_tiled_plan(n->plan) && ir_dim_eval(outs, bmax) >= tile_min) {
 		/* one unit per thread of a block: the launch covers 256 threads
 		 * per 64 x 64 tile (a dim that follows B: one tile row or column
 		 * per row or column, more than enough); the kernel loops over the
@@ -916,7 +1022,7 @@ static int cu_MATMUL(cu *c, const ir_node *n)
 		ir_dim Nt = N.sym ? N : dconst((N.c + CU_SM - 1) / CU_SM);
 		ir_dim nb = dprod(ct, 0, r - 2);
 		k_begin(c, n, dmul(dconst(256), dmul(nb, dmul(Mt, Nt))));
-		c->flops = dmul(dmul(dconst(2), K), dconst((int64_t)CU_SM * CU_SM / 256));   /* edge tiles count whole */
+		c->flops = work;
 		use(c, an);
 		use(c, bn);
 		use(c, n);
@@ -937,7 +1043,7 @@ static int cu_MATMUL(cu *c, const ir_node *n)
 		ir_dim Nt = N.sym ? N : dconst((N.c + CU_TN - 1) / CU_TN);
 		ir_dim nb = dprod(ct, 0, r - 2);
 		k_begin(c, n, dmul(nb, dmul(Mt, Nt)));
-		c->flops = dmul(dmul(dconst(2), K), dconst((int64_t)CU_TM * CU_TN));   /* edge tiles count whole */
+		c->flops = work;
 		use(c, an);
 		use(c, bn);
 		use(c, n);
@@ -950,7 +1056,7 @@ static int cu_MATMUL(cu *c, const ir_node *n)
 		return k_end(c);
 	}
 	k_begin(c, n, ir_type_numel(ct));
-	c->flops = dmul(dconst(2), K);
+	c->flops = work;
 	use(c, an);
 	use(c, bn);
 	use(c, n);
@@ -1901,22 +2007,30 @@ static const char preamble_helpers[] =
 	"\tif (x > bv || (x != x && bv == bv)) { *best = x; *bidx = k; }\n"
 	"}\n"
 	"/* reduction plans (passes/plans.c): t(k) is called once per term, k ascending */\n"
-	"template <class F> static __device__ __forceinline__ float nnd_reduce_seq(int64_t n, F t)\n"
+	"/* acc + t(0) + t(1) + ... in that order: eight terms are read ahead so\n"
+	" * their loads overlap; the additions stay one chain, the plan's order */\n"
+	"template <class F> static __device__ __forceinline__ float nnd_seq_add(float acc, int64_t n, F t)\n"
 	"{\n"
-	"\tfloat acc = 0.0f;\n"
-	"\tfor (int64_t k = 0; k < n; k++)\n"
+	"\tint64_t k = 0;\n"
+	"\tfor (; k + 8 <= n; k += 8) {\n"
+	"\t\tfloat v[8];\n"
+	"\t\tfor (int j = 0; j < 8; j++) v[j] = t(k + j);\n"
+	"\t\tfor (int j = 0; j < 8; j++) acc = acc + v[j];\n"
+	"\t}\n"
+	"\tfor (; k < n; k++)\n"
 	"\t\tacc = acc + t(k);\n"
 	"\treturn acc;\n"
+	"}\n"
+	"template <class F> static __device__ __forceinline__ float nnd_reduce_seq(int64_t n, F t)\n"
+	"{\n"
+	"\treturn nnd_seq_add(0.0f, n, t);\n"
 	"}\n"
 	"template <class F> static __device__ __forceinline__ float nnd_reduce_blocked(int64_t n, int64_t nb, F t)\n"
 	"{\n"
 	"\tfloat tot = 0.0f;\n"
 	"\tfor (int64_t k0 = 0; k0 < n; k0 += nb) {\n"
 	"\t\tconst int64_t e = n - k0 < nb ? n : k0 + nb;\n"
-	"\t\tfloat p = 0.0f;\n"
-	"\t\tfor (int64_t k = k0; k < e; k++)\n"
-	"\t\t\tp = p + t(k);\n"
-	"\t\ttot = tot + p;\n"
+	"\t\ttot = tot + nnd_seq_add(0.0f, e - k0, [&](int64_t k) -> float { return t(k0 + k); });\n"
 	"\t}\n"
 	"\treturn tot;\n"
 	"}\n"
@@ -1947,6 +2061,15 @@ static const char preamble_helpers[] =
 	"\t\tif (cnt[j] > 0) { const float v = acc[j]; cnt[j] = 0; nnd_tree_push(acc, cnt, L, f, v, j + 1); }\n"
 	"\treturn acc[L];\n"
 	"}\n";
+
+int cg_cuda_check_env(void)
+{
+	const char *mm = getenv("NND_CUDA_MM");
+	if (!mm || !*mm || !strcmp(mm, "smem") || !strcmp(mm, "reg"))
+		return 0;
+	fprintf(stderr, "nndc: error: NND_CUDA_MM=%s: expected smem (the default) or reg\n", mm);
+	return 1;
+}
 
 char *cg_cuda_source(const ir_module *m, char *err, size_t errlen)
 {

@@ -36,5 +36,8 @@
 /* The CUDA source of module m (malloc'd, NUL-terminated); NULL after
  * writing the reason (naming the op and node) into err. */
 char *cg_cuda_source(const ir_module *m, char *err, size_t errlen);
+/* NND_CUDA_MM (smem, the default, or reg: the large products' matmul
+ * kernel): 0 when unset or known, else prints nndc's error and returns 1 */
+int cg_cuda_check_env(void);
 
 #endif

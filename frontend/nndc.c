@@ -149,7 +149,7 @@ static ir_module *compile(arena *a, const opts *o, const char *stop, ast_file **
 
 static cg_module *build_module(arena *a, const opts *o, bool with_main)
 {
-	if (cg_check_target())
+	if (cg_check_target() || cg_cuda_check_env())
 		exit(1);
 	ir_module *m = compile(a, o, NULL, NULL);
 	char *manifest = pass_manifest(m);
@@ -171,6 +171,8 @@ static cg_module *build_module(arena *a, const opts *o, bool with_main)
 /* --stage cuda: the generated source; --stage ptx: NVRTC's PTX for it */
 static int emit_cuda(arena *a, const opts *o, bool ptx)
 {
+	if (cg_cuda_check_env())
+		return 1;
 	ir_module *m = compile(a, o, NULL, NULL);
 	char err[1024] = "";
 	char *src = cg_cuda_source(m, err, sizeof err);

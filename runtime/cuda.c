@@ -295,7 +295,7 @@ typedef struct rec {
 	char *kernel;                /* NULL: none */
 	int64_t uc; int usym;
 	int vblk; int64_t voffc, voffb, vbc; int vbsym;
-	int64_t fc; int fsym;        /* float operations per unit */
+	int64_t fc; int fsym;        /* float operations of a launch */
 	char op[32];
 	void *fn;                    /* CUfunction or host function */
 	double ms, flops;            /* NND_CUDA_PROFILE: time and work so far */
@@ -1447,7 +1447,7 @@ void rt_dev_step(rt_run *r, int graph, nnd_step_args *a)
 							pv->flops += 2.0 * (double)pow_b(dc->nc, dc->nsym, B) * (double)(dc->O * dc->OH * dc->OW) *
 							             (double)(dc->C / dc->G * dc->KH * dc->KW);
 						else
-							pv->flops += (double)units * (double)pow_b(v->fc, v->fsym, B);
+							pv->flops += (double)pow_b(v->fc, v->fsym, B);
 						pv->launches++;
 					}
 				}
@@ -1511,10 +1511,12 @@ static void print_profile(rt_dev *d)
 		char lab[48];
 		if (d->cudnn && v[i]->conv >= 0)
 			snprintf(lab, sizeof lab, "cudnn_%s_n%" PRId64, dnn_kind_names[d->convs[v[i]->conv].kind], v[i]->node);
-		fprintf(stderr, "cuda profile: %-28s %-16s %8" PRId64 " launches %10.3f ms %5.1f%%%s%.0f%s\n",
-		        d->cudnn && v[i]->conv >= 0 ? lab : v[i]->kernel, v[i]->op, v[i]->launches, v[i]->ms, tot > 0 ? 100.0 * v[i]->ms / tot : 0.0,
-		        v[i]->flops > 0 ? "  " : "", v[i]->flops > 0 ? v[i]->flops / (v[i]->ms * 1e6) : 0.0,
-		        v[i]->flops > 0 ? " GFLOP/s" : "");
+		char rate[32] = "";
+		if (v[i]->flops > 0 && v[i]->ms > 0)
+			snprintf(rate, sizeof rate, "  %.0f GFLOP/s", v[i]->flops / (v[i]->ms * 1e6));
+		fprintf(stderr, "cuda profile: %-28s %-16s %8" PRId64 " launches %10.3f ms %5.1f%%%s\n",
+		        d->cudnn && v[i]->conv >= 0 ? lab : v[i]->kernel, v[i]->op, v[i]->launches, v[i]->ms,
+		        tot > 0 ? 100.0 * v[i]->ms / tot : 0.0, rate);
 	}
 	free(v);
 }

@@ -18,8 +18,8 @@ rm -rf "$out"
 mkdir -p "$out/lib" "$out/data"
 for m in examples/mlp_fashion.nnd examples/cnn_fashion.nnd bench/cuda_mm.nnd; do
   NND_CPU=${NND_CPU:-x86-64-v3} "$NNDC" build "$m" -o "$out/$(basename "$m" .nnd)"
-  # the same with the shared-memory matmul kernel (not the default until timed)
-  NND_CUDA_MM=smem NND_CPU=${NND_CPU:-x86-64-v3} "$NNDC" build "$m" -o "$out/$(basename "$m" .nnd).smem"
+  # the same with the register-tiled matmul instead of the shared-memory one
+  NND_CUDA_MM=reg NND_CPU=${NND_CPU:-x86-64-v3} "$NNDC" build "$m" -o "$out/$(basename "$m" .nnd).reg"
 done
 # the every-op model under three plans (the ctest case gpu_every_op, which
 # that machine cannot build); its data path is this checkout's tests/data,
@@ -28,6 +28,9 @@ for plan in seq tree:3 blocked:4; do
   NND_CPU=${NND_CPU:-x86-64-v3} "$NNDC" build "$(pwd)/tests/e2e/every_op.nnd" --plan $plan -o "$out/every_op.${plan//:/}"
   strip "$out/every_op.${plan//:/}" 2>/dev/null || true
 done
+# and with every seq reduction of few outputs one output per block
+NND_CUDA_BLOCK_MIN=1 NND_CPU=${NND_CPU:-x86-64-v3} "$NNDC" build "$(pwd)/tests/e2e/every_op.nnd" -o "$out/every_op.block"
+strip "$out/every_op.block" 2>/dev/null || true
 echo "$(pwd)/tests" > "$out/TESTS_DIR"
 # libraries outside the C library and the CUDA driver: copied so the
 # programs start on a machine without them (LD_LIBRARY_PATH=gpu-bundle/lib)

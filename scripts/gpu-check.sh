@@ -7,7 +7,8 @@
 #   3. trains mlp_fashion and cnn_fashion for a bounded number of steps on
 #      the CPU and twice on the GPU and compares their sha256
 #   4. cnn_fashion with --cudnn twice: the same bits run to run, its manifest;
-#      the shared-memory matmul (NND_CUDA_MM=smem): CPU bits, its speed
+#      the register-tiled matmul (NND_CUDA_MM=reg) beside the default
+#      shared-memory one: CPU bits, their speed
 #   5. throughput: samples/s on CPU and GPU, PyTorch on the same GPU when
 #      python3 has torch with CUDA; nnd's matmul kernels (NND_CUDA_PROFILE)
 #      against cuBLAS SGEMM at the same shapes
@@ -103,8 +104,8 @@ fi
 export NND_CACHE_DIR=$B/kernel-cache
 rm -rf "$NND_CACHE_DIR"
 
-# program NAME MODEL [smem]: ./NAME built from MODEL (bench/ or examples/),
-# or the bundle's copy; smem: with the shared-memory matmul (NND_CUDA_MM)
+# program NAME MODEL [reg]: ./NAME built from MODEL (bench/ or examples/),
+# or the bundle's copy; reg: with the register-tiled matmul (NND_CUDA_MM)
 program() {
 	if [ -n "$BUNDLE" ]; then
 		cp "$BUNDLE/$(basename "$2" .nnd)${3:+.$3}" "$1"
@@ -167,8 +168,8 @@ if [ -n "$BUNDLE" ]; then
 	if [ -n "$T" ] && [ ! -e "$T/data/tiny.csv" ]; then
 		mkdir -p "$T/e2e" 2>/dev/null && ln -sfn "$ROOT/tests/data" "$T/data" || echo "(cannot link $T/data)"
 	fi
-	section "every op, three plans, both train blocks: CPU == GPU (the bundle's programs)"
-	for plan in seq tree3 blocked4; do
+	section "every op, three plans (and seq with block reductions), both train blocks: CPU == GPU (the bundle's programs)"
+	for plan in seq tree3 blocked4 block; do
 		cp "$BUNDLE/every_op.$plan" every.$plan 2>/dev/null || { bad "every_op.$plan missing from the bundle"; continue; }
 		for t in every every_sgd; do
 			if ! $TO ./every.$plan train --train $t >ev.cpu 2>ev.cpu.err || ! $TO ./every.$plan train --train $t --device cuda >ev.gpu 2>ev.gpu.err; then
@@ -226,20 +227,22 @@ if program wide "$ROOT/bench/cuda_mm.nnd"; then
 else
 	bad "build of bench/cuda_mm.nnd"
 fi
-section "matmul: the shared-memory kernel (NND_CUDA_MM=smem): same bits, its speed"
-if program wides "$ROOT/bench/cuda_mm.nnd" smem && program mlps "$ROOT/examples/mlp_fashion.nnd" smem &&
-   program cnns "$ROOT/examples/cnn_fashion.nnd" smem; then
-	NND_CUDA_PROFILE=1 $TO ./wides train --steps 5 --device cuda >wides.out 2>wides.err || { cat wides.err; bad "cuda_mm smem profile run"; }
-	grep '^cuda profile' wides.err | head -n 14
-	[ "$(sha wide.out)" = "$(sha wides.out)" ] && echo "cuda_mm: smem == register tiles (same bits)" || bad "cuda_mm: smem kernel changes the bits"
+section "matmul: the register tiles (NND_CUDA_MM=reg) beside the default shared-memory kernel: same bits, speed"
+if program wider "$ROOT/bench/cuda_mm.nnd" reg && program mlpr "$ROOT/examples/mlp_fashion.nnd" reg &&
+   program cnnr "$ROOT/examples/cnn_fashion.nnd" reg; then
+	NND_CUDA_PROFILE=1 $TO ./wider train --steps 5 --device cuda >wider.out 2>wider.err || { cat wider.err; bad "cuda_mm reg profile run"; }
+	grep '^cuda profile' wider.err | head -n 8
+	[ "$(sha wide.out)" = "$(sha wider.out)" ] && echo "cuda_mm: register tiles == shared memory (same bits)" || bad "cuda_mm: the two matmul kernels differ"
 	for m in mlp cnn; do
-		$TO ./${m}s train --steps "$STEPS" --limit 20000 --device cuda >$m.smem 2>$m.smem.err || { cat $m.smem.err; bad "$m smem run"; continue; }
-		echo "$m smem: sha256 $(sha $m.smem)  samples_per_s $(sps $m.smem.err) (register tiles: $(sps $m.gpu1.err))"
-		[ "$(sha $m.smem)" = "$(sha $m.cpu)" ] || bad "$m: the smem kernel does not give the CPU's bits"
+		$TO ./${m}r train --steps "$STEPS" --limit 20000 --device cuda >$m.reg 2>$m.reg.err || { cat $m.reg.err; bad "$m reg run"; continue; }
+		echo "$m reg: sha256 $(sha $m.reg)  samples_per_s $(sps $m.reg.err) (default: $(sps $m.gpu1.err))"
+		[ "$(sha $m.reg)" = "$(sha $m.cpu)" ] || bad "$m: the register tiles do not give the CPU's bits"
 	done
 else
-	bad "build of the smem programs"
+	bad "build of the reg programs"
 fi
+section "cnn_fashion's kernels (NND_CUDA_PROFILE, 20 steps)"
+NND_CUDA_PROFILE=1 $TO ./cnn train --steps 20 --device cuda >/dev/null 2>cnn.prof.err && grep '^cuda profile' cnn.prof.err | head -n 12
 if cc -O2 "$ROOT/bench/cublas_sgemm.c" -ldl -o cublas_sgemm 2>cublas.err; then
 	$TO ./cublas_sgemm 1024 4096 784 1024 4096 4096 4096 4096 4096 || echo "(cuBLAS benchmark did not run)"
 else

@@ -9,7 +9,7 @@ target_link_libraries(nnd_cuda_compile_test PRIVATE nndrt)
 add_test(NAME cuda_compile_error COMMAND nnd_cuda_compile_test)
 set_tests_properties(cuda_compile_error PROPERTIES LABELS cuda SKIP_RETURN_CODE 77)
 
-foreach(case ptx_mlp ptx_cnn ptx_every_op emulate_every_op emulate_tiled emulate_mlp emulate_ops emulate_cudnn emulate_smem errors
+foreach(case ptx_mlp ptx_cnn ptx_every_op emulate_every_op emulate_tiled emulate_mlp emulate_ops emulate_cudnn emulate_smem emulate_block errors
              gpu_mlp gpu_cnn gpu_every_op gpu_ops gpu_cudnn gpu_errors)
   add_test(NAME cuda_${case}
     COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cuda/run.sh $<TARGET_FILE:nndc>

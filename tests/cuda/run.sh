@@ -8,8 +8,10 @@
 #               unrolls the loop, so the static count is not one); no
 #               function of runtime/math.c is defined with an fma
 #   emulate_*   NND_CUDA_EMULATE=1: the generated kernels and the device
-#               layer, run on the host, give the CPU's bits (emulate_smem:
-#               with the shared-memory matmul, NND_CUDA_MM=smem)
+#               layer, run on the host, give the CPU's bits (emulate_tiled:
+#               the register-tiled matmul, NND_CUDA_MM=reg; emulate_smem:
+#               the shared-memory one, the default for large products;
+#               emulate_block: seq reductions one output per block)
 #   emulate_cudnn  --cudnn in the host emulation: the convolution records,
 #               cuDNN's own descriptor checks (the real library, no GPU
 #               needed), host convolutions in the default plans' order: the
@@ -83,11 +85,11 @@ ptx_case() {   # ptx_case MODEL.nnd
 	echo "PTX: no float atomics, no mad; fma.rn ($fmas, unrolled) in exactly the $nwant kernels of fused nodes"
 }
 
-# the matmul kernel the environment selects (NND_CUDA_TILE_MIN,
-# NND_CUDA_MM), emulated device == CPU: the fused plans seq+fma and
+# the kernels the environment selects (NND_CUDA_TILE_MIN, NND_CUDA_MM,
+# NND_CUDA_BLOCK_MIN), emulated device == CPU: the fused plans seq+fma and
 # blocked:3+fma on every op (both train blocks), the unfused seq plan on
 # the MLP
-matmul_kernel_bits() {   # matmul_kernel_bits LABEL
+kernel_bits() {   # kernel_bits LABEL
 	need_cxx
 	local plan p t
 	for plan in default blocked:3+fma; do
@@ -129,21 +131,40 @@ emulate_every_op)
 	;;
 
 emulate_tiled)
-	# the register-tiled matmul kernel (large products; NND_CUDA_TILE_MIN=0
-	# tiles every one)
-	export NND_CUDA_TILE_MIN=0
+	# the register-tiled matmul kernel (NND_CUDA_MM=reg; NND_CUDA_TILE_MIN=0
+	# tiles every product)
+	export NND_CUDA_MM=reg NND_CUDA_TILE_MIN=0
+	grep -q '__shared__ float As' <("$NNDC" emit "$SRC/e2e/every_op.nnd" --stage cuda) && fail "NND_CUDA_MM=reg still has the shared-memory matmul"
 	grep -q 'float av\[4\]' <("$NNDC" emit "$SRC/e2e/every_op.nnd" --stage cuda) || fail "no tiled matmul kernel in the source"
-	matmul_kernel_bits "register tiles"
+	kernel_bits "register tiles"
 	;;
 
 emulate_smem)
-	# the shared-memory tiled matmul (NND_CUDA_MM=smem at build time, every
+	# the shared-memory tiled matmul (the default for large products; every
 	# product with NND_CUDA_TILE_MIN=0): NVRTC compiles it (one fma per
-	# fused node still)
-	export NND_CUDA_MM=smem NND_CUDA_TILE_MIN=0
+	# fused node still); an unknown NND_CUDA_MM is an error
+	export NND_CUDA_TILE_MIN=0
+	NND_CUDA_MM=bogus run 1 bogus.out "$NNDC" emit "$SRC/e2e/every_op.nnd" --stage cuda
+	grep -q 'NND_CUDA_MM=bogus: expected smem (the default) or reg' bogus.out.err || fail "unclear NND_CUDA_MM error: $(cat bogus.out.err)"
 	grep -q '__shared__ float As' <("$NNDC" emit "$SRC/e2e/every_op.nnd" --stage cuda) || fail "no shared-memory matmul in the source"
 	( ptx_case "$SRC/e2e/every_op.nnd" ) || exit $?
-	matmul_kernel_bits "shared-memory tiles"
+	kernel_bits "shared-memory tiles"
+	;;
+
+emulate_block)
+	# seq reductions of one output per block (few outputs, many terms;
+	# NND_CUDA_BLOCK_MIN=1 takes every seq reduction of up to 8192 outputs)
+	export NND_CUDA_BLOCK_MIN=1
+	grep -q 'buf_\[e\] = t_' <("$NNDC" emit "$SRC/e2e/every_op.nnd" --stage cuda) || fail "no block reduction in the source"
+	( ptx_case "$SRC/e2e/every_op.nnd" ) || exit $?
+	need_cxx
+	run 0 build.out "$NNDC" build "$SRC/e2e/every_op.nnd" -o every
+	for t in every every_sgd; do
+		run 0 cpu ./every train --train $t
+		NND_CUDA_EMULATE=1 run 0 dev ./every train --train $t --device cuda
+		cmp -s cpu dev || { diff cpu dev >&2; fail "$t (block reductions): device $(sha dev), cpu $(sha cpu)"; }
+		echo "$t, block reductions: same bits $(sha cpu)"
+	done
 	;;
 
 emulate_ops|gpu_ops)
