@@ -643,14 +643,13 @@ static int axis_of(cu *c, const ir_node *n, const ir_type *t, int *axis)
 #define CU_BLOCK_OUTS 8192   /* at most this many outputs (at the batch size) */
 #define CU_BLOCK_TERMS 1024  /* of at least this many terms */
 
-static bool block_form(cu *c, const ir_node *n, ir_dim outs, ir_dim terms)
+static bool block_form(cu *c, ir_dim outs, ir_dim terms)
 {
 	int64_t bmax = c->prog && c->prog->batch > 0 ? c->prog->batch : 1;
 	/* NND_CUDA_BLOCK_MIN (tests): another least number of terms */
 	const char *bmin = getenv("NND_CUDA_BLOCK_MIN");
 	int64_t least = bmin && *bmin ? strtoll(bmin, NULL, 10) : CU_BLOCK_TERMS;
-	return n->plan.family == IR_PLAN_SEQ && ir_dim_eval(outs, bmax) <= CU_BLOCK_OUTS &&
-	       ir_dim_eval(terms, bmax) >= least;
+	return ir_dim_eval(outs, bmax) <= CU_BLOCK_OUTS && ir_dim_eval(terms, bmax) >= least;
 }
 
 /* opens the kernel (one output u per block, 256 threads each); its body
@@ -664,20 +663,39 @@ static void block_begin(cu *c, const ir_node *n, ir_dim outs)
 	fprintf(c->f, "\tfor (int64_t u = blockIdx.x; u < outs; u += gridDim.x) {\n");
 }
 
+/* The terms k = 0 .. terms-1 in chunks of 256: every thread runs load
+ * (term k into [b_][e] of two shared buffers), thread 0 runs add on
+ * [b_][e], e ascending, for the chunk before, while the others load: one
+ * chain in k order, the loads of chunk c overlapping the sum of c - 1. */
+static void block_loop(cu *c, const char *terms, const char *load, const char *add)
+{
+	line(c, "const int64_t nk_ = %s, nc_ = (nk_ + 255) / 256;", terms);
+	line(c, "for (int64_t c_ = 0; c_ <= nc_; c_++) {");
+	line(c, "\tif (c_ < nc_) {");
+	line(c, "\t\tconst int b_ = (int)(c_ & 1), n_ = nk_ - c_ * 256 < 256 ? (int)(nk_ - c_ * 256) : 256;");
+	line(c, "\t\tfor (int e = threadIdx.x; e < n_; e += blockDim.x) {");
+	line(c, "\t\t\tconst int64_t k = c_ * 256 + e;");
+	line(c, "\t\t\t%s", load);
+	line(c, "\t\t}");
+	line(c, "\t}");
+	line(c, "\tif (c_ > 0 && threadIdx.x == 0) {");
+	line(c, "\t\tconst int b_ = (int)((c_ - 1) & 1), n_ = nk_ - (c_ - 1) * 256 < 256 ? (int)(nk_ - (c_ - 1) * 256) : 256;");
+	line(c, "\t\tfor (int e = 0; e < n_; e++) {");
+	line(c, "\t\t\t%s", add);
+	line(c, "\t\t}");
+	line(c, "\t}");
+	/* chunk c_ is loaded before it is added; chunk c_ + 1 overwrites
+	 * buffer (c_ - 1) & 1 only after thread 0 has added it */
+	line(c, "\t__syncthreads();");
+	line(c, "}");
+}
+
 /* s = t_(0) + t_(1) + ... + t_(terms - 1) in order, from +0, in thread 0 */
 static void block_sum(cu *c, const char *terms)
 {
-	line(c, "__shared__ float buf_[256];");
+	line(c, "__shared__ float buf_[2][256];");
 	line(c, "float s = 0.0f;");
-	line(c, "for (int64_t k0 = 0; k0 < %s; k0 += 256) {", terms);
-	line(c, "\tconst int n_ = %s - k0 < 256 ? (int)(%s - k0) : 256;", terms, terms);
-	line(c, "\tfor (int e = threadIdx.x; e < n_; e += blockDim.x)");
-	line(c, "\t\tbuf_[e] = t_(k0 + e);");
-	line(c, "\t__syncthreads();");
-	line(c, "\tif (threadIdx.x == 0)");
-	line(c, "\t\tfor (int e = 0; e < n_; e++) s = s + buf_[e];");
-	line(c, "\t__syncthreads();");
-	line(c, "}");
+	block_loop(c, terms, "buf_[b_][e] = t_(k);", "s = s + buf_[b_][e];");
 }
 
 /* SUM, MEAN, MAX over one axis: x as [pre, len, post]; a unit is an
@@ -693,7 +711,7 @@ static int emit_axis_reduce(cu *c, const ir_node *n)
 		return -1;
 	ir_dim pre = dprod(&x->type, 0, axis), post = dprod(&x->type, axis + 1, x->type.rank);
 	ir_dim len = x->type.d[axis];
-	if (n->op != IR_MAX && block_form(c, n, dmul(pre, post), len)) {
+	if (n->op != IR_MAX && n->plan.family == IR_PLAN_SEQ && block_form(c, dmul(pre, post), len)) {
 		block_begin(c, n, dmul(pre, post));
 		use(c, x);
 		use(c, n);
@@ -794,7 +812,7 @@ static int cu_SUM_TO(cu *c, const ir_node *n)
 			R_ = dmul(R_, xt->d[d]);
 		}
 	}
-	bool blk = block_form(c, n, ir_type_numel(tt), R_);
+	bool blk = n->plan.family == IR_PLAN_SEQ && block_form(c, ir_type_numel(tt), R_);
 	if (blk)
 		block_begin(c, n, ir_type_numel(tt));
 	else
@@ -1013,6 +1031,37 @@ static int cu_MATMUL(cu *c, const ir_node *n)
 	 * products 1.5 to 11 times faster than the register tiles, same bits */
 	const char *mmk = getenv("NND_CUDA_MM");
 	bool reg = mmk && !strcmp(mmk, "reg");   /* cg_cuda_check_env vetted it */
+	if (mm_tiled_plan(n->plan) && block_form(c, outs, K)) {
+		/* few outputs of many terms (a convolution's filter gradient:
+		 * K = batch x pixels): one output per block, a and b staged
+		 * 256 terms at a time, thread 0 accumulating in plan order */
+		block_begin(c, n, outs);
+		c->flops = work;
+		use(c, an);
+		use(c, bn);
+		use(c, n);
+		line(c, "const int64_t M = %s, N = %s, K = %s;", DX(M), DX(N), DX(K));
+		line(c, "const int64_t MN = M * N, bi = u / (MN > 0 ? MN : 1), rem = u - bi * MN;");
+		line(c, "const int64_t i = rem / N, j = rem %% N;");
+		line(c, "const int64_t abase = %s, bbase = %s;", at->rank == 2 ? "0" : "bi * M * K",
+		     bt->rank == 2 ? "0" : "bi * K * N");
+		line(c, "__shared__ float av_[2][256], bv_[2][256];");
+		line(c, "const int64_t nb = %" PRId64 "LL;",
+		     n->plan.fused && n->plan.family == IR_PLAN_BLOCKED ? n->plan.block : 0);
+		line(c, "float s = 0.0f, p = 0.0f;");
+		line(c, "int64_t kin = 0;   /* terms in the open block */");
+		line(c, "(void)nb; (void)kin; (void)p;");
+		char load[512];
+		snprintf(load, sizeof load, "av_[b_][e] = %s; bv_[b_][e] = %s;",
+		         R(c, an, "abase + %s", ta ? "k * M + i" : "i * K + k"),
+		         R(c, bn, "bbase + %s", tb ? "j * K + k" : "k * N + j"));
+		/* fused: the one-output form's blocks, p from +0 closed into s */
+		block_loop(c, "K", load, n->plan.fused ?
+		           "if (nb > 0 && kin == nb) { s = s + p; p = 0.0f; kin = 0; } p = __fmaf_rn(av_[b_][e], bv_[b_][e], p); kin++;" :
+		           "s = s + av_[b_][e] * bv_[b_][e];");
+		line(c, "if (threadIdx.x == 0) %s = %s;", W(c, n, "u"), n->plan.fused ? "nb > 0 ? s + p : p" : "s");
+		return k_end(c);
+	}
 	if (!reg && mm_tiled_plan(n->plan) && ir_dim_eval(outs, bmax) >= tile_min) {
 		/* one unit per thread of a block: the launch covers 256 threads
 		 * per 64 x 64 tile (a dim that follows B: one tile row or column

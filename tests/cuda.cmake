@@ -18,4 +18,4 @@ foreach(case ptx_mlp ptx_cnn ptx_every_op emulate_every_op emulate_tiled emulate
 endforeach()
 # the long host emulations (minutes each) run in the plain build only: the
 # sanitizer pass of scripts/test.sh leaves out the label "slow"
-set_tests_properties(cuda_emulate_every_op cuda_emulate_tiled cuda_emulate_ops cuda_emulate_smem PROPERTIES LABELS "cuda;slow")
+set_tests_properties(cuda_emulate_every_op cuda_emulate_tiled cuda_emulate_ops cuda_emulate_smem cuda_emulate_block PROPERTIES LABELS "cuda;slow")

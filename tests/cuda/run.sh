@@ -152,18 +152,23 @@ emulate_smem)
 	;;
 
 emulate_block)
-	# seq reductions of one output per block (few outputs, many terms;
-	# NND_CUDA_BLOCK_MIN=1 takes every seq reduction of up to 8192 outputs)
+	# seq reductions and matmuls of one output per block (few outputs, many
+	# terms; NND_CUDA_BLOCK_MIN=1 takes every one of up to 8192 outputs)
 	export NND_CUDA_BLOCK_MIN=1
-	grep -q 'buf_\[e\] = t_' <("$NNDC" emit "$SRC/e2e/every_op.nnd" --stage cuda) || fail "no block reduction in the source"
+	grep -q 'buf_\[b_\]\[e\] = t_' <("$NNDC" emit "$SRC/e2e/every_op.nnd" --stage cuda) || fail "no block reduction in the source"
+	grep -q 'av_\[b_\]\[e\] = ' <("$NNDC" emit "$SRC/e2e/every_op.nnd" --stage cuda) || fail "no block matmul in the source"
 	( ptx_case "$SRC/e2e/every_op.nnd" ) || exit $?
 	need_cxx
-	run 0 build.out "$NNDC" build "$SRC/e2e/every_op.nnd" -o every
-	for t in every every_sgd; do
-		run 0 cpu ./every train --train $t
-		NND_CUDA_EMULATE=1 run 0 dev ./every train --train $t --device cuda
-		cmp -s cpu dev || { diff cpu dev >&2; fail "$t (block reductions): device $(sha dev), cpu $(sha cpu)"; }
-		echo "$t, block reductions: same bits $(sha cpu)"
+	# matmuls too (seq+fma, the default; blocked:3+fma; seq unfused)
+	for plan in default blocked:3+fma seq; do
+		p=(); [ $plan = default ] || p=(--plan $plan)
+		run 0 build.out "$NNDC" build "$SRC/e2e/every_op.nnd" "${p[@]}" -o every
+		for t in every every_sgd; do
+			run 0 cpu ./every train --train $t
+			NND_CUDA_EMULATE=1 run 0 dev ./every train --train $t --device cuda
+			cmp -s cpu dev || { diff cpu dev >&2; fail "$t plan $plan (block reductions): device $(sha dev), cpu $(sha cpu)"; }
+			echo "$t $plan, block reductions: same bits $(sha cpu)"
+		done
 	done
 	;;
 
