@@ -1256,6 +1256,42 @@ static int cu_CROSS_ENTROPY(cu *c, const ir_node *n)
 		return cu_err(c, n, "the test-only racy plan has no CUDA kernel");
 	if (labels_ok(c, n, lab))
 		return -1;
+	if (n->plan.family == IR_PLAN_SEQ) {
+		/* seq: the rows' losses in parallel, their sum in thread 0 in
+		 * row order; a thread keeps the first bad row it met (its rows
+		 * ascend), thread 0 reports the first of all */
+		block_begin(c, n, dconst(1));
+		use(c, x);
+		use(c, lab);
+		use(c, n);
+		line(c, "const int64_t C = %s, rows = %s;", DX(x->type.d[1]), DX(x->type.d[0]));
+		line(c, "__shared__ int64_t bad_[256];");
+		line(c, "bad_[threadIdx.x] = rows;");
+		line(c, "auto t_ = [&](int64_t i) -> float {");
+		line(c, "\tconst int64_t label = %s;", label_of(c, lab, "i"));
+		line(c, "\tif ((uint64_t)label >= (uint64_t)C) {");
+		line(c, "\t\tif (bad_[threadIdx.x] == rows) bad_[threadIdx.x] = i;");
+		line(c, "\t\treturn 0.0f;");
+		line(c, "\t}");
+		line(c, "\tconst int64_t base = i * C;");
+		line(c, "\tfloat m = -NND_INF;");
+		line(c, "\tfor (int64_t q = 0; q < C; q++)");
+		line(c, "\t\tm = nnd_maximum(m, %s);", R(c, x, "base + q"));
+		reduce_open(c, "s", n->plan, "C");
+		line(c, "\t\treturn nnd_rt_expf(%s - m);", R(c, x, "base + k"));
+		line(c, "\t});");
+		line(c, "\treturn (m + nnd_rt_logf(s)) - %s;", R(c, x, "base + label"));
+		line(c, "};");
+		block_sum(c, "rows");
+		line(c, "if (threadIdx.x == 0) {");
+		line(c, "\tint64_t first = rows;");
+		line(c, "\tfor (unsigned t = 0; t < blockDim.x; t++) first = bad_[t] < first ? bad_[t] : first;");
+		line(c, "\tif (first < rows) { a.err[1] = first; a.err[2] = %s; a.err[3] = C; a.err[0] = 1; }",
+		     label_of(c, lab, "first"));
+		line(c, "\telse %s = s / (float)rows;", W(c, n, "0"));
+		line(c, "}");
+		return k_end(c);
+	}
 	k_begin(c, n, dconst(1));
 	use(c, x);
 	use(c, lab);
@@ -1320,6 +1356,18 @@ static int cu_MSE(cu *c, const ir_node *n)
 		return -1;
 	if (!ir_type_eq(&p->type, &t->type))
 		return cu_err(c, n, "prediction and target types differ");
+	if (n->plan.family == IR_PLAN_SEQ) {   /* the squares in parallel, one chain */
+		block_begin(c, n, dconst(1));
+		use(c, p);
+		use(c, t);
+		use(c, n);
+		line(c, "const int64_t cnt = %s;", DX(ir_type_numel(&p->type)));
+		line(c, "auto t_ = [&](int64_t k) -> float { const float d = %s - %s; return d * d; };", R(c, p, "k"),
+		     R(c, t, "k"));
+		block_sum(c, "cnt");
+		line(c, "if (threadIdx.x == 0) %s = s / (float)cnt;", W(c, n, "0"));
+		return k_end(c);
+	}
 	k_begin(c, n, dconst(1));
 	use(c, p);
 	use(c, t);

@@ -31,6 +31,8 @@ done
 # and with every seq reduction of few outputs one output per block
 NND_CUDA_BLOCK_MIN=1 NND_CPU=${NND_CPU:-x86-64-v3} "$NNDC" build "$(pwd)/tests/e2e/every_op.nnd" -o "$out/every_op.block"
 strip "$out/every_op.block" 2>/dev/null || true
+# labels past the classes: the GPU must name the CPU's first bad row
+NND_CPU=${NND_CPU:-x86-64-v3} "$NNDC" build "$(pwd)/tests/cuda/bad_label.nnd" -o "$out/bad_label"
 echo "$(pwd)/tests" > "$out/TESTS_DIR"
 # libraries outside the C library and the CUDA driver: copied so the
 # programs start on a machine without them (LD_LIBRARY_PATH=gpu-bundle/lib)

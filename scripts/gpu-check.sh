@@ -185,6 +185,11 @@ if [ -n "$BUNDLE" ]; then
 			fi
 		done
 	done
+	section "labels past the classes: the GPU names the CPU's first bad row"
+	cp "$BUNDLE/bad_label" . && $TO ./bad_label train >bl.cpu 2>bl.cpu.err; $TO ./bad_label train --device cuda >bl.gpu 2>bl.gpu.err
+	echo "cpu: $(tail -n 1 bl.cpu.err)"; echo "gpu: $(tail -n 1 bl.gpu.err)"
+	grep -q 'label 2 in row' bl.cpu.err && [ "$(grep -o 'label .*' bl.cpu.err)" = "$(grep -o 'label .*' bl.gpu.err)" ] ||
+		bad "bad label: the GPU's message differs from the CPU's"
 	section "out of device memory: the message"
 	NND_TEST_CUDA_EXTRA_BYTES=400000000000 $TO ./every.seq train --device cuda >oom.out 2>oom.err
 	rc=$?

@@ -210,6 +210,14 @@ PY
 	NND_CUDA_EMULATE=1 run 0 idev ./mlp infer --weights ck/params.safetensors --input some-images-idx3-ubyte --batch 64 --device cuda
 	cmp -s icpu idev || fail "infer: device $(sha idev), cpu $(sha icpu)"
 	echo "infer: same bits $(sha icpu)"
+	# labels past the classes (bad_label.nnd): the device names the same
+	# first bad row as the CPU (on a GPU four threads find one each)
+	run 0 build.out "$NNDC" build "$SRC/cuda/bad_label.nnd" -o tiny
+	run 1 bcpu ./tiny train
+	NND_CUDA_EMULATE=1 run 1 bdev ./tiny train --device cuda
+	has bcpu.err 'label 2 in row'
+	[ "$(grep -o 'label .*' bcpu.err)" = "$(grep -o 'label .*' bdev.err)" ] || fail "bad label: cpu '$(cat bcpu.err)', device '$(cat bdev.err)'"
+	echo "bad label: $(grep -o 'label .*' bdev.err)"
 	;;
 
 emulate_cudnn)
