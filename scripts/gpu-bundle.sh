@@ -31,6 +31,13 @@ done
 # and with every seq reduction of few outputs one output per block
 NND_CUDA_BLOCK_MIN=1 NND_CPU=${NND_CPU:-x86-64-v3} "$NNDC" build "$(pwd)/tests/e2e/every_op.nnd" -o "$out/every_op.block"
 strip "$out/every_op.block" 2>/dev/null || true
+# the op models of tests/grad (ctest's gpu_ops): conv with groups, pooling,
+# batchnorm, layernorm, embedding, slice/concat, random_flip, ...
+mkdir -p "$out/grad"
+for m in tests/grad/g_*.nnd; do
+  NND_CPU=${NND_CPU:-x86-64-v3} "$NNDC" build "$(pwd)/$m" -o "$out/grad/$(basename "$m" .nnd)"
+  strip "$out/grad/$(basename "$m" .nnd)" 2>/dev/null || true
+done
 # labels past the classes: the GPU must name the CPU's first bad row
 NND_CPU=${NND_CPU:-x86-64-v3} "$NNDC" build "$(pwd)/tests/cuda/bad_label.nnd" -o "$out/bad_label"
 echo "$(pwd)/tests" > "$out/TESTS_DIR"

@@ -185,6 +185,15 @@ if [ -n "$BUNDLE" ]; then
 			fi
 		done
 	done
+	section "the op models of tests/grad, 2 epochs: CPU == GPU (the bundle's programs)"
+	for g in "$BUNDLE"/grad/g_*; do
+		m=$(basename "$g")
+		if ! $TO "$g" train --epochs 2 >op.cpu 2>op.cpu.err || ! $TO "$g" train --epochs 2 --device cuda >op.gpu 2>op.gpu.err; then
+			tail -n 3 op.cpu.err op.gpu.err; bad "$m: a run failed"; continue
+		fi
+		if [ -n "$(sha op.cpu)" ] && [ "$(sha op.cpu)" = "$(sha op.gpu)" ]; then echo "$m: CPU == GPU $(sha op.cpu)"
+		else bad "$m: cpu $(sha op.cpu), gpu $(sha op.gpu)"; fi
+	done
 	section "labels past the classes: the GPU names the CPU's first bad row"
 	cp "$BUNDLE/bad_label" . && $TO ./bad_label train >bl.cpu 2>bl.cpu.err; $TO ./bad_label train --device cuda >bl.gpu 2>bl.gpu.err
 	echo "cpu: $(tail -n 1 bl.cpu.err)"; echo "gpu: $(tail -n 1 bl.gpu.err)"
