@@ -941,8 +941,8 @@ static void mm_tiled(cu *c, const ir_node *n, const ir_node *an, const ir_node *
  * output still accumulates its own terms in plan order (k ascending, the
  * blocked plan's partial sums closed at the same k), so the bits are the
  * one-output form's.  Written so that any blockDim works: a thread loops
- * over micro-tiles threadIdx.x, +blockDim.x, ... (NND_MMT of them, 1 on the
- * GPU; the host emulation runs one thread, which does all 256). */
+ * over micro-tiles threadIdx.x, +blockDim.x, ... (NND_MMT of them: 1 with
+ * 256 threads, on the GPU and in the host emulation). */
 enum { CU_SM = 64, CU_SK = 16 };
 
 static void mm_smem(cu *c, const ir_node *n, const ir_node *an, const ir_node *bn, bool ta, bool tb)
@@ -2077,9 +2077,9 @@ static const char preamble_helpers[] =
 	"#define NND_INF __uint_as_float(0x7f800000u)\n"
 	"/* every kernel is launched with 256 threads per block (runtime/cuda.c) */\n"
 	"#ifdef NND_EMULATE\n#define NND_BOUNDS\n#else\n#define NND_BOUNDS __launch_bounds__(256)\n#endif\n"
-	"/* micro-tiles per thread of the shared-memory matmul: 256 threads on the\n"
-	" * GPU, one in the host emulation */\n"
-	"#ifdef NND_EMULATE\n#define NND_MMT 256\n#else\n#define NND_MMT 1\n#endif\n"
+	"/* micro-tiles per thread of the shared-memory matmul (one: 256 threads,\n"
+	" * on the GPU and in the host emulation) */\n"
+	"#define NND_MMT 1\n"
 	"/* maximum/minimum (ops.def): NaN if either is (a's first); max(-0,+0) = +0, min(-0,+0) = -0 */\n"
 	"static __device__ __forceinline__ float nnd_maximum(float a, float b)\n"
 	"{\n"

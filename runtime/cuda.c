@@ -336,6 +336,8 @@ struct rt_dev {
 	CUcontext ctx;
 	CUmodule mod;
 	void *emu_lib;               /* emulation: the compiled shared object */
+	int (*emu_launch)(void *fn, const nnd_dargs *a, char *stacks);   /* its nnd_emu_launch */
+	char *emu_stacks;            /* EMU_STACKS bytes: the emulated threads' stacks */
 	char name[256];
 	char arch[32];
 	/* memory: one allocation (emulation: host memory) */
@@ -574,21 +576,83 @@ static void device_module(rt_dev *d, const char *src)
 	        cached ? ", cached in " : " (no kernel cache)", cached ? path : "");
 }
 
-/* emulation: the CUDA built-ins for one thread that walks every unit */
+/* emulation: the CUDA built-ins.  A kernel runs as one block of 256
+ * threads, each a ucontext of its own stack, switched only at
+ * __syncthreads: thread by thread to the barrier, then the next phase, so
+ * shared memory and barriers behave as on the GPU (a barrier that not
+ * every thread reaches is an error), deterministically.  The phases run
+ * the threads upwards and downwards in turn, so a thread that reads what
+ * another writes in the same phase sees it written in one order or the
+ * other: a missing barrier changes the bits.  A kernel called directly
+ * (nnd_swap01) runs as one thread. */
+#define EMU_STACKS ((size_t)256 * 128 * 1024)   /* the prelude's NND_EMU_T x NND_EMU_STACK */
 static const char emu_prelude[] =
 	"#define NND_EMULATE 1\n"
-	"#include <stdint.h>\n#include <string.h>\n#include <math.h>\n"
+	"#include <stdint.h>\n#include <string.h>\n#include <math.h>\n#include <stdlib.h>\n#include <ucontext.h>\n"
 	"#define __global__\n#define __device__\n#define __forceinline__ inline\n"
 	"struct nnd_emu_dim { unsigned x, y, z; };\n"
-	"static const nnd_emu_dim threadIdx = { 0, 0, 0 }, blockIdx = { 0, 0, 0 };\n"
-	"static const nnd_emu_dim blockDim = { 1, 1, 1 }, gridDim = { 1, 1, 1 };\n"
+	"static nnd_emu_dim threadIdx = { 0, 0, 0 }, blockDim = { 1, 1, 1 };\n"
+	"static const nnd_emu_dim blockIdx = { 0, 0, 0 }, gridDim = { 1, 1, 1 };\n"
+	"enum { NND_EMU_T = 256, NND_EMU_STACK = 128 * 1024 };   /* runtime/cuda.c: EMU_STACKS */\n"
+	"static ucontext_t nnd_emu_main, nnd_emu_ctx[NND_EMU_T];\n"
+	"static int nnd_emu_state[NND_EMU_T];   /* 0 runs, 1 at the barrier, 2 returned */\n"
+	"static void nnd_emu_sync(void)\n"
+	"{\n"
+	"\tif (blockDim.x == 1) return;\n"
+	"\tconst unsigned t = threadIdx.x;\n"
+	"\tnnd_emu_state[t] = 1;\n"
+	"\tswapcontext(&nnd_emu_ctx[t], &nnd_emu_main);\n"
+	"}\n"
 	"static inline float __uint_as_float(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }\n"
 	"static inline uint32_t __float_as_uint(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }\n"
 	"static inline double __longlong_as_double(long long u) { double f; memcpy(&f, &u, 8); return f; }\n"
 	"static inline long long __double_as_longlong(double f) { long long u; memcpy(&u, &f, 8); return u; }\n"
 	"static inline float __fsqrt_rn(float x) { return sqrtf(x); }\n"
 	"static inline float __fmaf_rn(float a, float b, float c) { return fmaf(a, b, c); }\n"
-	"#define __shared__ static\n#define __syncthreads() ((void)0)\n";
+	"#define __shared__ static\n#define __syncthreads() nnd_emu_sync()\n";
+
+/* after the kernels: the launcher (it needs nnd_dargs) */
+static const char emu_epilogue[] =
+	"\nstatic void (*nnd_emu_fn)(const nnd_dargs);\n"
+	"static const nnd_dargs *nnd_emu_args;\n"
+	"static void nnd_emu_entry(void)\n"
+	"{\n"
+	"\tnnd_emu_fn(*nnd_emu_args);\n"
+	"\tnnd_emu_state[threadIdx.x] = 2;   /* back to nnd_emu_main (uc_link) */\n"
+	"}\n"
+	"/* 0, or 1: a __syncthreads that some threads reached and others not */\n"
+	"extern \"C\" int nnd_emu_launch(void (*fn)(const nnd_dargs), const nnd_dargs *a, char *stacks)\n"
+	"{\n"
+	"\tstatic unsigned long launches;\n"
+	"\tnnd_emu_fn = fn;\n"
+	"\tnnd_emu_args = a;\n"
+	"\tfor (int t = 0; t < NND_EMU_T; t++) {\n"
+	"\t\tgetcontext(&nnd_emu_ctx[t]);\n"
+	"\t\tnnd_emu_ctx[t].uc_stack.ss_sp = stacks + (size_t)t * NND_EMU_STACK;\n"
+	"\t\tnnd_emu_ctx[t].uc_stack.ss_size = NND_EMU_STACK;\n"
+	"\t\tnnd_emu_ctx[t].uc_link = &nnd_emu_main;\n"
+	"\t\tmakecontext(&nnd_emu_ctx[t], nnd_emu_entry, 0);\n"
+	"\t\tnnd_emu_state[t] = 0;\n"
+	"\t}\n"
+	"\tblockDim.x = NND_EMU_T;\n"
+	"\tint rc = 0;\n"
+	"\tfor (unsigned long phase = launches++;; phase++) {\n"
+	"\t\tfor (int i = 0; i < NND_EMU_T; i++) {\n"
+	"\t\t\tconst int t = phase & 1 ? NND_EMU_T - 1 - i : i;\n"
+	"\t\t\tif (nnd_emu_state[t] == 2) continue;\n"
+	"\t\t\tnnd_emu_state[t] = 0;\n"
+	"\t\t\tthreadIdx.x = (unsigned)t;\n"
+	"\t\t\tswapcontext(&nnd_emu_main, &nnd_emu_ctx[t]);\n"
+	"\t\t}\n"
+	"\t\tint done = 0;\n"
+	"\t\tfor (int t = 0; t < NND_EMU_T; t++) done += nnd_emu_state[t] == 2;\n"
+	"\t\tif (done == NND_EMU_T) break;\n"
+	"\t\tif (done) { rc = 1; break; }   /* the rest wait at a barrier forever on a GPU */\n"
+	"\t}\n"
+	"\tblockDim.x = 1;\n"
+	"\tthreadIdx.x = 0;\n"
+	"\treturn rc;\n"
+	"}\n";
 
 static void emulate_module(rt_dev *d, const char *src)
 {
@@ -598,10 +662,17 @@ static void emulate_module(rt_dev *d, const char *src)
 	snprintf(d->name, sizeof d->name, "host emulation");
 	snprintf(d->arch, sizeof d->arch, "none");
 	if (rt_cache_dir(cdir, sizeof cdir)) {
-		cache_key(src, "emulate", cxx && *cxx ? cxx : "c++", hex);
+		/* the prelude and the launcher are part of what is compiled */
+		size_t lp = strlen(emu_prelude), ls = strlen(src), le = strlen(emu_epilogue);
+		char *all = rt_xmalloc(lp + ls + le + 1);
+		memcpy(all, emu_prelude, lp);
+		memcpy(all + lp, src, ls);
+		memcpy(all + lp + ls, emu_epilogue, le + 1);
+		cache_key(all, "emulate", cxx && *cxx ? cxx : "c++", hex);
+		free(all);
 		snprintf(cpath, sizeof cpath, "%s/%s.emu.so", cdir, hex);
 		if ((d->emu_lib = dlopen(cpath, RTLD_NOW | RTLD_LOCAL)))
-			return;
+			goto found;
 	}
 	char dir[] = "/tmp/nnd-emu-XXXXXX";
 	if (!mkdtemp(dir))
@@ -613,7 +684,7 @@ static void emulate_module(rt_dev *d, const char *src)
 	else
 		snprintf(so, sizeof so, "%s/k.so", dir);
 	FILE *f = fopen(cpp, "w");
-	if (!f || fputs(emu_prelude, f) < 0 || fputs(src, f) < 0 || fclose(f) != 0)
+	if (!f || fputs(emu_prelude, f) < 0 || fputs(src, f) < 0 || fputs(emu_epilogue, f) < 0 || fclose(f) != 0)
 		rt_die(2, "NND_CUDA_EMULATE: cannot write %s", cpp);
 	snprintf(cmd, sizeof cmd,
 	         "%s -std=c++17 -O1 -ffp-contract=off -fno-fast-math -w -shared -fPIC -o %s %s",
@@ -630,6 +701,10 @@ static void emulate_module(rt_dev *d, const char *src)
 	unlink(cpp);
 	unlink(so);
 	rmdir(dir);
+found:
+	if (!(*(void **)&d->emu_launch = dlsym(d->emu_lib, "nnd_emu_launch")))
+		rt_die(2, "NND_CUDA_EMULATE: nnd_emu_launch missing: %s", dlerror());
+	d->emu_stacks = rt_xmalloc(EMU_STACKS);
 }
 
 static void find_kernels(rt_dev *d)
@@ -1421,8 +1496,9 @@ void rt_dev_step(rt_run *r, int graph, nnd_step_args *a)
 			if (d->emulate) {
 				if (dc)
 					dnn_run(d, dc, B, a->Bmax);
-				else
-					((void (*)(nnd_dargs))v->fn)(da);
+				else if (d->emu_launch(v->fn, &da, d->emu_stacks))
+					rt_die(2, "NND_CUDA_EMULATE: kernel %s (%s graph node %" PRId64 "): a __syncthreads that some "
+					       "threads of the block reach and others do not", v->kernel, rt_graph_names[graph], v->node);
 			} else {
 				int64_t blocks = (units + 255) / 256;
 				if (blocks > (1 << 20))
@@ -1534,6 +1610,7 @@ void rt_dev_close(rt_run *r)
 	cudnn_close(d);
 	if (d->emulate) {
 		free(d->emu_mem);
+		free(d->emu_stacks);
 		if (d->emu_lib)
 			dlclose(d->emu_lib);
 	} else if (cu.lib) {

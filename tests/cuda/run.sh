@@ -153,22 +153,29 @@ emulate_smem)
 
 emulate_block)
 	# seq reductions and matmuls of one output per block (few outputs, many
-	# terms; NND_CUDA_BLOCK_MIN=1 takes every one of up to 8192 outputs)
-	export NND_CUDA_BLOCK_MIN=1
-	grep -q 'buf_\[b_\]\[e\] = t_' <("$NNDC" emit "$SRC/e2e/every_op.nnd" --stage cuda) || fail "no block reduction in the source"
-	grep -q 'av_\[b_\]\[e\] = ' <("$NNDC" emit "$SRC/e2e/every_op.nnd" --stage cuda) || fail "no block matmul in the source"
-	( ptx_case "$SRC/e2e/every_op.nnd" ) || exit $?
+	# terms) in the emulation's 256 threads: every op with
+	# NND_CUDA_BLOCK_MIN=1 (every one of up to 8192 outputs), and
+	# long_reduce.nnd's reductions of several 256-term chunks under three
+	# plans (seq+fma, the default; blocked:3+fma; seq unfused)
 	need_cxx
-	# matmuls too (seq+fma, the default; blocked:3+fma; seq unfused)
+	NND_CUDA_BLOCK_MIN=1 run 0 src.cu "$NNDC" emit "$SRC/e2e/every_op.nnd" --stage cuda
+	has src.cu 'buf_\[b_\]\[e\] = t_'
+	has src.cu 'av_\[b_\]\[e\] = '
+	( NND_CUDA_BLOCK_MIN=1 ptx_case "$SRC/e2e/every_op.nnd" ) || exit $?
+	NND_CUDA_BLOCK_MIN=1 run 0 build.out "$NNDC" build "$SRC/e2e/every_op.nnd" -o every
+	for t in every every_sgd; do
+		run 0 cpu ./every train --train $t
+		NND_CUDA_EMULATE=1 run 0 dev ./every train --train $t --device cuda
+		cmp -s cpu dev || { diff cpu dev >&2; fail "every_op $t (block reductions): device $(sha dev), cpu $(sha cpu)"; }
+		echo "every_op $t, block reductions: same bits $(sha cpu)"
+	done
 	for plan in default blocked:3+fma seq; do
 		p=(); [ $plan = default ] || p=(--plan $plan)
-		run 0 build.out "$NNDC" build "$SRC/e2e/every_op.nnd" "${p[@]}" -o every
-		for t in every every_sgd; do
-			run 0 cpu ./every train --train $t
-			NND_CUDA_EMULATE=1 run 0 dev ./every train --train $t --device cuda
-			cmp -s cpu dev || { diff cpu dev >&2; fail "$t plan $plan (block reductions): device $(sha dev), cpu $(sha cpu)"; }
-			echo "$t $plan, block reductions: same bits $(sha cpu)"
-		done
+		run 0 build.out "$NNDC" build "$SRC/cuda/long_reduce.nnd" "${p[@]}" -o long
+		run 0 cpu ./long train
+		NND_CUDA_EMULATE=1 run 0 dev ./long train --device cuda
+		cmp -s cpu dev || { diff cpu dev >&2; fail "long_reduce $plan: device $(sha dev), cpu $(sha cpu)"; }
+		echo "long_reduce $plan: same bits $(sha cpu)"
 	done
 	;;
 
