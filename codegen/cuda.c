@@ -1247,6 +1247,19 @@ static int labels_ok(cu *c, const ir_node *n, const ir_node *lab)
  * sum of exponentials in the same plan.  A label outside [0, C) stops the
  * kernel and is recorded in a.err (the first bad row: rows go in order);
  * the runtime reports it after the step as nnd_rt_bad_label does. */
+/* the body of a term function: row i's loss, its label in label */
+static void ce_row(cu *c, const ir_node *n, const ir_node *x)
+{
+	line(c, "\tconst int64_t base = i * C;");
+	line(c, "\tfloat m = -NND_INF;");
+	line(c, "\tfor (int64_t q = 0; q < C; q++)");
+	line(c, "\t\tm = nnd_maximum(m, %s);", R(c, x, "base + q"));
+	reduce_open(c, "s", row_plan(n), "C");
+	line(c, "\t\treturn nnd_rt_expf(%s - m);", R(c, x, "base + k"));
+	line(c, "\t});");
+	line(c, "\treturn (m + nnd_rt_logf(s)) - %s;", R(c, x, "base + label"));
+}
+
 static int cu_CROSS_ENTROPY(cu *c, const ir_node *n)
 {
 	const ir_node *x = in_node(c, n, 0), *lab = in_node(c, n, 1);
@@ -1273,14 +1286,7 @@ static int cu_CROSS_ENTROPY(cu *c, const ir_node *n)
 		line(c, "\t\tif (bad_[threadIdx.x] == rows) bad_[threadIdx.x] = i;");
 		line(c, "\t\treturn 0.0f;");
 		line(c, "\t}");
-		line(c, "\tconst int64_t base = i * C;");
-		line(c, "\tfloat m = -NND_INF;");
-		line(c, "\tfor (int64_t q = 0; q < C; q++)");
-		line(c, "\t\tm = nnd_maximum(m, %s);", R(c, x, "base + q"));
-		reduce_open(c, "s", n->plan, "C");
-		line(c, "\t\treturn nnd_rt_expf(%s - m);", R(c, x, "base + k"));
-		line(c, "\t});");
-		line(c, "\treturn (m + nnd_rt_logf(s)) - %s;", R(c, x, "base + label"));
+		ce_row(c, n, x);
 		line(c, "};");
 		block_sum(c, "rows");
 		line(c, "if (threadIdx.x == 0) {");
@@ -1306,15 +1312,7 @@ static int cu_CROSS_ENTROPY(cu *c, const ir_node *n)
 	line(c, "\t\tbad = true;");
 	line(c, "\t\treturn 0.0f;");
 	line(c, "\t}");
-	line(c, "\tconst int64_t base = i * C;");
-	line(c, "\tfloat m = -NND_INF;");
-	line(c, "\tfor (int64_t q = 0; q < C; q++)");
-	line(c, "\t\tm = nnd_maximum(m, %s);", R(c, x, "base + q"));
-	ir_plan rp = row_plan(n);
-	reduce_open(c, "s", rp, "C");
-	line(c, "\t\treturn nnd_rt_expf(%s - m);", R(c, x, "base + k"));
-	line(c, "\t});");
-	line(c, "\treturn (m + nnd_rt_logf(s)) - %s;", R(c, x, "base + label"));
+	ce_row(c, n, x);
 	reduce_close(c);
 	line(c, "if (bad) return;");
 	line(c, "%s = tot / (float)rows;", W(c, n, "0"));

@@ -89,18 +89,23 @@ ptx_case() {   # ptx_case MODEL.nnd
 # NND_CUDA_BLOCK_MIN), emulated device == CPU: the fused plans seq+fma and
 # blocked:3+fma on every op (both train blocks), the unfused seq plan on
 # the MLP
+# emu_same LABEL PROGRAM ARGS...: the emulated device trains to the CPU's bits
+emu_same() {
+	local label=$1 prog=$2; shift 2
+	run 0 cpu "$prog" train "$@"
+	NND_CUDA_EMULATE=1 run 0 dev "$prog" train "$@" --device cuda
+	[ -n "$(sha cpu)" ] || fail "$label: no sha256"
+	cmp -s cpu dev || { diff cpu dev >&2; fail "$label: device $(sha dev), cpu $(sha cpu)"; }
+	echo "$label: same bits $(sha cpu)"
+}
+
 kernel_bits() {   # kernel_bits LABEL
 	need_cxx
 	local plan p t
 	for plan in default blocked:3+fma; do
 		p=(); [ $plan = default ] || p=(--plan $plan)
 		run 0 build.out "$NNDC" build "$SRC/e2e/every_op.nnd" "${p[@]}" -o every
-		for t in every every_sgd; do
-			run 0 cpu ./every train --train $t
-			NND_CUDA_EMULATE=1 run 0 dev ./every train --train $t --device cuda
-			cmp -s cpu dev || { diff cpu dev >&2; fail "$t plan $plan ($1): device $(sha dev), cpu $(sha cpu)"; }
-			echo "$t $plan, $1: same bits $(sha cpu)"
-		done
+		for t in every every_sgd; do emu_same "$t plan $plan ($1)" ./every --train $t; done
 	done
 	need_fashion
 	run 0 build.out "$NNDC" build "$EX/mlp_fashion.nnd" --plan seq -o mlp
@@ -120,13 +125,7 @@ emulate_every_op)
 	need_cxx
 	for plan in seq tree:3 blocked:4; do
 		run 0 build.out "$NNDC" build "$SRC/e2e/every_op.nnd" --plan $plan -o every
-		for t in every every_sgd; do
-			run 0 cpu ./every train --train $t
-			NND_CUDA_EMULATE=1 run 0 dev ./every train --train $t --device cuda
-			[ -n "$(sha cpu)" ] || fail "no sha256"
-			cmp -s cpu dev || { diff cpu dev >&2; fail "$t plan $plan: device $(sha dev), cpu $(sha cpu)"; }
-			echo "$t $plan: same bits $(sha cpu)"
-		done
+		for t in every every_sgd; do emu_same "$t $plan" ./every --train $t; done
 	done
 	;;
 
@@ -163,19 +162,11 @@ emulate_block)
 	has src.cu 'av_\[b_\]\[e\] = '
 	( NND_CUDA_BLOCK_MIN=1 ptx_case "$SRC/e2e/every_op.nnd" ) || exit $?
 	NND_CUDA_BLOCK_MIN=1 run 0 build.out "$NNDC" build "$SRC/e2e/every_op.nnd" -o every
-	for t in every every_sgd; do
-		run 0 cpu ./every train --train $t
-		NND_CUDA_EMULATE=1 run 0 dev ./every train --train $t --device cuda
-		cmp -s cpu dev || { diff cpu dev >&2; fail "every_op $t (block reductions): device $(sha dev), cpu $(sha cpu)"; }
-		echo "every_op $t, block reductions: same bits $(sha cpu)"
-	done
+	for t in every every_sgd; do emu_same "every_op $t (block reductions)" ./every --train $t; done
 	for plan in default blocked:3+fma seq; do
 		p=(); [ $plan = default ] || p=(--plan $plan)
 		run 0 build.out "$NNDC" build "$SRC/cuda/long_reduce.nnd" "${p[@]}" -o long
-		run 0 cpu ./long train
-		NND_CUDA_EMULATE=1 run 0 dev ./long train --device cuda
-		cmp -s cpu dev || { diff cpu dev >&2; fail "long_reduce $plan: device $(sha dev), cpu $(sha cpu)"; }
-		echo "long_reduce $plan: same bits $(sha cpu)"
+		emu_same "long_reduce $plan" ./long
 	done
 	;;
 
