@@ -47,7 +47,11 @@ quick_gpu_check() {
 
 ptx_case() {   # ptx_case MODEL.nnd
 	"$NNDC" emit "$1" --stage cuda >k.cu 2>k.cu.err || { cat k.cu.err >&2; fail "emit --stage cuda failed"; }
-	"$NNDC" emit "$1" --stage ptx >k.ptx 2>k.ptx.err
+	# NVRTC compiles with threads of its own, and LeakSanitizer's tracer
+	# has crashed (signal 11) suspending them at exit, a sanitizer-runtime
+	# bug seen once in CI on cnn_fashion: leak checking is off for this
+	# command alone; --stage cuda above runs the same passes with it on
+	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" "$NNDC" emit "$1" --stage ptx >k.ptx 2>k.ptx.err
 	local rc=$?
 	if [ $rc != 0 ]; then
 		grep -q '^nndc: error: --stage ptx: no NVRTC' k.ptx.err && skip "$(cat k.ptx.err)"
