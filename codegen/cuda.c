@@ -941,8 +941,9 @@ static void mm_tiled(cu *c, const ir_node *n, const ir_node *an, const ir_node *
  * output still accumulates its own terms in plan order (k ascending, the
  * blocked plan's partial sums closed at the same k), so the bits are the
  * one-output form's.  Written so that any blockDim works: a thread loops
- * over micro-tiles threadIdx.x, +blockDim.x, ... (NND_MMT of them: 1 with
- * 256 threads, on the GPU and in the host emulation). */
+ * over micro-tiles threadIdx.x, +blockDim.x, ... (NND_MMT of them).  Every
+ * launch has 256 threads now, the host emulation's too, so NND_MMT is 1;
+ * the loop stays as the kernel was timed on an H100. */
 enum { CU_SM = 64, CU_SK = 16 };
 
 static void mm_smem(cu *c, const ir_node *n, const ir_node *an, const ir_node *bn, bool ta, bool tb)
