@@ -620,14 +620,15 @@ static const char emu_epilogue[] =
 	"\tnnd_emu_fn(*nnd_emu_args);\n"
 	"\tnnd_emu_state[threadIdx.x] = 2;   /* back to nnd_emu_main (uc_link) */\n"
 	"}\n"
-	"/* 0, or 1: a __syncthreads that some threads reached and others not */\n"
+	"/* 0; 1: a __syncthreads that some threads reached and others not;\n"
+	" * 2: getcontext failed */\n"
 	"extern \"C\" int nnd_emu_launch(void (*fn)(const nnd_dargs), const nnd_dargs *a, char *stacks)\n"
 	"{\n"
 	"\tstatic unsigned long launches;\n"
 	"\tnnd_emu_fn = fn;\n"
 	"\tnnd_emu_args = a;\n"
 	"\tfor (int t = 0; t < NND_EMU_T; t++) {\n"
-	"\t\tgetcontext(&nnd_emu_ctx[t]);\n"
+	"\t\tif (getcontext(&nnd_emu_ctx[t]) != 0) return 2;\n"
 	"\t\tnnd_emu_ctx[t].uc_stack.ss_sp = stacks + (size_t)t * NND_EMU_STACK;\n"
 	"\t\tnnd_emu_ctx[t].uc_stack.ss_size = NND_EMU_STACK;\n"
 	"\t\tnnd_emu_ctx[t].uc_link = &nnd_emu_main;\n"
@@ -1494,11 +1495,13 @@ void rt_dev_step(rt_run *r, int graph, nnd_step_args *a)
 		int64_t units = pow_b(v->uc, v->usym, B);
 		if ((v->fn || dc) && units > 0) {
 			if (d->emulate) {
+				int erc;
 				if (dc)
 					dnn_run(d, dc, B, a->Bmax);
-				else if (d->emu_launch(v->fn, &da, d->emu_stacks))
-					rt_die(2, "NND_CUDA_EMULATE: kernel %s (%s graph node %" PRId64 "): a __syncthreads that some "
-					       "threads of the block reach and others do not", v->kernel, rt_graph_names[graph], v->node);
+				else if ((erc = d->emu_launch(v->fn, &da, d->emu_stacks)) != 0)
+					rt_die(2, "NND_CUDA_EMULATE: kernel %s (%s graph node %" PRId64 "): %s", v->kernel,
+					       rt_graph_names[graph], v->node, erc == 1 ? "a __syncthreads that some threads of "
+					       "the block reach and others do not" : "getcontext failed");
 			} else {
 				int64_t blocks = (units + 255) / 256;
 				if (blocks > (1 << 20))
