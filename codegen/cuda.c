@@ -646,10 +646,12 @@ static int axis_of(cu *c, const ir_node *n, const ir_type *t, int *axis)
 static bool block_form(cu *c, ir_dim outs, ir_dim terms)
 {
 	int64_t bmax = c->prog && c->prog->batch > 0 ? c->prog->batch : 1;
-	/* NND_CUDA_BLOCK_MIN (tests): another least number of terms */
-	const char *bmin = getenv("NND_CUDA_BLOCK_MIN");
+	/* NND_CUDA_BLOCK_MIN, NND_CUDA_BLOCK_MAX (tests, tuning): another least
+	 * number of terms, another most outputs */
+	const char *bmin = getenv("NND_CUDA_BLOCK_MIN"), *bout = getenv("NND_CUDA_BLOCK_MAX");
 	int64_t least = bmin && *bmin ? strtoll(bmin, NULL, 10) : CU_BLOCK_TERMS;
-	return ir_dim_eval(outs, bmax) <= CU_BLOCK_OUTS && ir_dim_eval(terms, bmax) >= least;
+	int64_t most = bout && *bout ? strtoll(bout, NULL, 10) : CU_BLOCK_OUTS;
+	return ir_dim_eval(outs, bmax) <= most && ir_dim_eval(terms, bmax) >= least;
 }
 
 /* opens the kernel (one output u per block, 256 threads each); its body

@@ -28,6 +28,9 @@ for plan in seq tree:3 blocked:4; do
   NND_CPU=${NND_CPU:-x86-64-v3} "$NNDC" build "$(pwd)/tests/e2e/every_op.nnd" --plan $plan -o "$out/every_op.${plan//:/}"
   strip "$out/every_op.${plan//:/}" 2>/dev/null || true
 done
+# cnn_fashion with the block form up to 32768 outputs (its second
+# convolution's filter gradient, 18432 outputs, too): to time the threshold
+NND_CUDA_BLOCK_MAX=32768 NND_CPU=${NND_CPU:-x86-64-v3} "$NNDC" build examples/cnn_fashion.nnd -o "$out/cnn_fashion.b32k"
 # and with every seq reduction of few outputs one output per block
 NND_CUDA_BLOCK_MIN=1 NND_CPU=${NND_CPU:-x86-64-v3} "$NNDC" build "$(pwd)/tests/e2e/every_op.nnd" -o "$out/every_op.block"
 strip "$out/every_op.block" 2>/dev/null || true

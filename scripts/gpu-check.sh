@@ -257,6 +257,15 @@ else
 fi
 section "cnn_fashion's kernels (NND_CUDA_PROFILE, 20 steps)"
 NND_CUDA_PROFILE=1 $TO ./cnn train --steps 20 --device cuda >/dev/null 2>cnn.prof.err && grep '^cuda profile' cnn.prof.err | head -n 12
+section "cnn_fashion with one output per block up to 32768 outputs (NND_CUDA_BLOCK_MAX): same bits, speed"
+if [ -n "$BUNDLE" ]; then cp "$BUNDLE/cnn_fashion.b32k" cnnb; else NND_CUDA_BLOCK_MAX=32768 "$NNDC" build "$ROOT/examples/cnn_fashion.nnd" -o cnnb >build.cnnb.log 2>&1; fi
+if [ -x cnnb ] && $TO ./cnnb train --steps "$STEPS" --limit 20000 --device cuda >cnnb.out 2>cnnb.err; then
+	echo "cnn block<=32768: sha256 $(sha cnnb.out)  samples_per_s $(sps cnnb.err) (default: $(sps cnn.gpu1.err))"
+	[ "$(sha cnnb.out)" = "$(sha cnn.cpu)" ] || bad "cnn with NND_CUDA_BLOCK_MAX=32768: not the CPU's bits"
+	NND_CUDA_PROFILE=1 $TO ./cnnb train --steps 20 --device cuda >/dev/null 2>cnnb.prof.err && grep '^cuda profile' cnnb.prof.err | head -n 6
+else
+	cat cnnb.err build.cnnb.log 2>/dev/null | tail -n 5; bad "cnn with NND_CUDA_BLOCK_MAX=32768"
+fi
 if cc -O2 "$ROOT/bench/cublas_sgemm.c" -ldl -o cublas_sgemm 2>cublas.err; then
 	$TO ./cublas_sgemm 1024 4096 784 1024 4096 4096 4096 4096 4096 || echo "(cuBLAS benchmark did not run)"
 else
