@@ -14,12 +14,24 @@
 #      against cuBLAS SGEMM at the same shapes
 # Everything goes to stdout and, when $OUT is set, to $OUT/gpu-check.txt.
 # Exit 0 when every check passed, 1 otherwise (the summary says which).
-#   scripts/gpu-check.sh [--steps N]
+# --part checks runs 1-4 without the timings, --part speed the trainings of
+# 3 and the timings (two calls, so that a lost machine loses half).
+#   scripts/gpu-check.sh [--steps N] [--part checks|speed|all]
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 ROOT=$(pwd)
 STEPS=50
-[ "${1:-}" = --steps ] && STEPS=$2
+PART=all
+while [ $# -gt 0 ]; do
+	case $1 in
+	--steps) STEPS=$2; shift 2 ;;
+	--part) PART=$2; shift 2 ;;
+	*) echo "gpu-check.sh: unknown argument '$1' (--steps N, --part checks|speed|all)" >&2; exit 2 ;;
+	esac
+done
+case $PART in checks|speed|all) ;; *) echo "gpu-check.sh: --part $PART: expected checks, speed or all" >&2; exit 2 ;; esac
+checks() { [ "$PART" != speed ]; }
+speed() { [ "$PART" != checks ]; }
 if [ -n "${OUT:-}" ]; then
 	mkdir -p "$OUT"
 	exec > >(tee "$OUT/gpu-check.txt") 2>&1
@@ -114,7 +126,9 @@ program() {
 	fi
 }
 
-if [ -n "$BUNDLE" ]; then
+if ! checks; then
+	:
+elif [ -n "$BUNDLE" ]; then
 	section "ctest -L cuda: skipped (no build on this machine); the checks below run the bundle's programs"
 else
 	section "ctest -L cuda"
@@ -160,7 +174,7 @@ train_pair() {   # train_pair NAME MODEL ARGS...: CPU once, GPU twice, same sha2
 train_pair mlp mlp_fashion --steps "$STEPS" --limit 20000
 train_pair cnn cnn_fashion --steps "$STEPS" --limit 20000
 
-if [ -n "$BUNDLE" ]; then
+if checks && [ -n "$BUNDLE" ]; then
 	# what ctest's gpu_every_op and gpu_errors check, with the bundle's
 	# programs: every op, both train blocks, three plans, CPU == GPU; the
 	# out-of-memory message.  Their data path is the build machine's.
@@ -216,15 +230,19 @@ if $TO ./cnn train --steps "$STEPS" --limit 20000 --device cuda --cudnn --log cn
 	grep -h ' acc ' cnn.cpu cnn.dnn1 | sed 's/^/  /'
 	[ "$(sha cnn.dnn1)" = "$(sha cnn.dnn2)" ] && echo "cnn --cudnn: GPU == GPU (same bits)" || bad "cnn --cudnn: not the same bits run to run"
 	head -n 1 cnn.dnn1.jsonl | python3 -c 'import json,sys; c=json.loads(sys.stdin.readline())["run"].get("cudnn",{}); print("manifest cudnn", c.get("version"), c.get("math"), sorted({(x["kind"], x["algo"]) for x in c.get("convolutions",[])}))' 2>/dev/null
-	$TO ./cnn train --steps 300 --device cuda --cudnn >cnn.dnnlong 2>cnn.dnnlong.err || bad "cnn --cudnn 300 steps"
-	echo "cnn --cudnn 300 steps: $(sps cnn.dnnlong.err) samples/s"
-	NND_CUDA_PROFILE=1 $TO ./cnn train --steps 20 --device cuda --cudnn >/dev/null 2>cnn.dnnprof.err && grep '^cuda profile' cnn.dnnprof.err | head -n 8
+	if speed; then
+		$TO ./cnn train --steps 300 --device cuda --cudnn >cnn.dnnlong 2>cnn.dnnlong.err || bad "cnn --cudnn 300 steps"
+		echo "cnn --cudnn 300 steps: $(sps cnn.dnnlong.err) samples/s"
+		NND_CUDA_PROFILE=1 $TO ./cnn train --steps 20 --device cuda --cudnn >/dev/null 2>cnn.dnnprof.err && grep '^cuda profile' cnn.dnnprof.err | head -n 8
+	fi
 elif grep -q 'no cuDNN' cnn.dnn1.err; then
 	echo "no cuDNN on this machine: $(head -n 1 cnn.dnn1.err)"
 else
 	cat cnn.dnn1.err cnn.dnn2.err 2>/dev/null | tail -n 20
 	bad "cnn --cudnn run"
 fi
+
+speed || finish
 
 section "throughput: a whole epoch of mlp_fashion on the GPU (60000 samples)"
 $TO ./mlp train --epochs 1 --device cuda >mlp.epoch 2>mlp.epoch.err || { cat mlp.epoch.err; bad "mlp epoch on the GPU"; }
