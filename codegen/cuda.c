@@ -890,6 +890,12 @@ static bool mm_tiled_plan(ir_plan p)
 	return p.family == IR_PLAN_SEQ || (p.fused && p.family == IR_PLAN_BLOCKED);
 }
 
+/* the fused blocked plan's block length, else 0 (one block: seq) */
+static int64_t mm_nb(const ir_node *n)
+{
+	return n->plan.fused && n->plan.family == IR_PLAN_BLOCKED ? n->plan.block : 0;
+}
+
 static void mm_tiled(cu *c, const ir_node *n, const ir_node *an, const ir_node *bn, bool ta, bool tb,
                      int tm, int tn)
 {
@@ -908,7 +914,7 @@ static void mm_tiled(cu *c, const ir_node *n, const ir_node *an, const ir_node *
 	if (n->plan.fused) {
 		/* acc = fma(a, b, acc) within a block from +0, the block sums
 		 * added in order from +0 (seq+fma: one block of K) */
-		line(c, "const int64_t nb = %" PRId64 "LL;", n->plan.family == IR_PLAN_BLOCKED ? n->plan.block : 0);
+		line(c, "const int64_t nb = %" PRId64 "LL;", mm_nb(n));
 		line(c, "for (int64_t k0 = 0; k0 < K; k0 += (nb > 0 ? nb : K)) {");
 		line(c, "\tconst int64_t e = nb > 0 && K - k0 > nb ? k0 + nb : K;");
 		line(c, "\tfloat p[%d][%d];", tm, tn);
@@ -942,11 +948,30 @@ static void mm_tiled(cu *c, const ir_node *n, const ir_node *an, const ir_node *
  * memory so each value is read from global memory once per block.  Every
  * output still accumulates its own terms in plan order (k ascending, the
  * blocked plan's partial sums closed at the same k), so the bits are the
- * one-output form's.  Written so that any blockDim works: a thread loops
- * over micro-tiles threadIdx.x, +blockDim.x, ... (NND_MMT of them).  Every
- * launch has 256 threads now, the host emulation's too, so NND_MMT is 1;
- * the loop stays as the kernel was timed on an H100. */
+ * one-output form's.  Thread t computes micro-tile t (every launch, the
+ * host emulation's too, has 256 threads). */
 enum { CU_SM = 64, CU_SK = 16 };
+
+/* stages x's k chunk k0.. into buf[kk][v], v along the output dim ext
+ * from org: consecutive threads read consecutive addresses of x as stored
+ * (k fastest when kfast), indices past the end clamped */
+static void smem_load(cu *c, const char *buf, const ir_node *x, const char *base, bool kfast, const char *ext,
+                      const char *org)
+{
+	char idx[64];
+	if (kfast)
+		snprintf(idx, sizeof idx, "%s + o * K + k", base);
+	else
+		snprintf(idx, sizeof idx, "%s + k * %s + o", base, ext);
+	line(c, "	{");
+	if (kfast)
+		line(c, "		const int kk = e %% %d, v = e / %d;", CU_SK, CU_SK);
+	else
+		line(c, "		const int kk = e / %d, v = e %% %d;", CU_SM, CU_SM);
+	line(c, "		const int64_t o = %s + v < %s ? %s + v : %s - 1, k = k0 + kk < K ? k0 + kk : K - 1;", org, ext, org, ext);
+	line(c, "		%s[kk][v] = %s;", buf, R(c, x, "%s", idx));
+	line(c, "	}");
+}
 
 static void mm_smem(cu *c, const ir_node *n, const ir_node *an, const ir_node *bn, bool ta, bool tb)
 {
@@ -956,57 +981,54 @@ static void mm_smem(cu *c, const ir_node *n, const ir_node *an, const ir_node *b
 	line(c, "const int64_t abase = %s, bbase = %s;", an->type.rank == 2 ? "0" : "bi * M * K",
 	     bn->type.rank == 2 ? "0" : "bi * K * N");
 	line(c, "__shared__ float As[%d][%d], Bs[%d][%d];", CU_SK, CU_SM, CU_SK, CU_SM);
-	line(c, "const int64_t nb = %" PRId64 "LL;",
-	     n->plan.fused && n->plan.family == IR_PLAN_BLOCKED ? n->plan.block : 0);
-	line(c, "float s[NND_MMT][4][4], p[NND_MMT][4][4];");
-	line(c, "for (int m = 0; m < NND_MMT; m++) for (int r = 0; r < 4; r++) for (int q = 0; q < 4; q++)");
-	line(c, "	s[m][r][q] = p[m][r][q] = 0.0f;");
+	line(c, "const int64_t nb = %" PRId64 "LL;", mm_nb(n));
+	line(c, "const int ty = threadIdx.x / 16 * 4, tx = threadIdx.x %% 16 * 4;   /* this thread's 4 x 4 */");
+	line(c, "float s[4][4], p[4][4];");
+	line(c, "for (int r = 0; r < 4; r++) for (int q = 0; q < 4; q++) s[r][q] = p[r][q] = 0.0f;");
 	line(c, "for (int64_t k0 = 0; k0 < K; k0 += %d) {", CU_SK);
 	line(c, "	const int kn = K - k0 < %d ? (int)(K - k0) : %d;", CU_SK, CU_SK);
-	/* consecutive threads read consecutive addresses of the operand as stored */
 	line(c, "	for (int e = threadIdx.x; e < %d; e += blockDim.x) {", CU_SK * CU_SM);
-	if (ta)
-		line(c, "		const int kk = e / %d, ii = e %% %d;", CU_SM, CU_SM);
-	else
-		line(c, "		const int ii = e / %d, kk = e %% %d;", CU_SK, CU_SK);
-	line(c, "		const int64_t i = i0 + ii < M ? i0 + ii : M - 1, k = k0 + kk < K ? k0 + kk : K - 1;");
-	line(c, "		As[kk][ii] = %s;", R(c, an, "abase + %s", ta ? "k * M + i" : "i * K + k"));
-	if (tb)
-		line(c, "		const int jj = e / %d, kk2 = e %% %d;", CU_SK, CU_SK);
-	else
-		line(c, "		const int kk2 = e / %d, jj = e %% %d;", CU_SM, CU_SM);
-	line(c, "		const int64_t j = j0 + jj < N ? j0 + jj : N - 1, k2 = k0 + kk2 < K ? k0 + kk2 : K - 1;");
-	line(c, "		Bs[kk2][jj] = %s;", R(c, bn, "bbase + %s", tb ? "j * K + k2" : "k2 * N + j"));
+	smem_load(c, "As", an, "abase", !ta, "M", "i0");
+	smem_load(c, "Bs", bn, "bbase", tb, "N", "j0");
 	line(c, "	}");
 	line(c, "	__syncthreads();");
-	line(c, "	for (int m = 0; m < NND_MMT; m++) {");
-	line(c, "		const int mt = threadIdx.x + m * blockDim.x;");
-	line(c, "		if (mt >= 256) break;");
-	line(c, "		const int ty = mt / 16 * 4, tx = mt %% 16 * 4;");
-	line(c, "		for (int kk = 0; kk < kn; kk++) {");
-	line(c, "			const int64_t k = k0 + kk;");
-	line(c, "			if (nb > 0 && k > 0 && k %% nb == 0)   /* the blocked plan: close a block */");
-	line(c, "				for (int r = 0; r < 4; r++) for (int q = 0; q < 4; q++) { s[m][r][q] = s[m][r][q] + p[m][r][q]; p[m][r][q] = 0.0f; }");
-	line(c, "			float av[4], bv[4];");
-	line(c, "			for (int r = 0; r < 4; r++) av[r] = As[kk][ty + r];");
-	line(c, "			for (int q = 0; q < 4; q++) bv[q] = Bs[kk][tx + q];");
+	line(c, "	for (int kk = 0; kk < kn; kk++) {");
+	line(c, "		const int64_t k = k0 + kk;");
+	line(c, "		if (nb > 0 && k > 0 && k %% nb == 0)   /* the blocked plan: close a block */");
+	line(c, "			for (int r = 0; r < 4; r++) for (int q = 0; q < 4; q++) { s[r][q] = s[r][q] + p[r][q]; p[r][q] = 0.0f; }");
+	line(c, "		float av[4], bv[4];");
+	line(c, "		for (int r = 0; r < 4; r++) av[r] = As[kk][ty + r];");
+	line(c, "		for (int q = 0; q < 4; q++) bv[q] = Bs[kk][tx + q];");
 	if (n->plan.fused)
-		line(c, "			for (int r = 0; r < 4; r++) for (int q = 0; q < 4; q++) p[m][r][q] = __fmaf_rn(av[r], bv[q], p[m][r][q]);");
+		line(c, "		for (int r = 0; r < 4; r++) for (int q = 0; q < 4; q++) p[r][q] = __fmaf_rn(av[r], bv[q], p[r][q]);");
 	else
-		line(c, "			for (int r = 0; r < 4; r++) for (int q = 0; q < 4; q++) p[m][r][q] = p[m][r][q] + av[r] * bv[q];");
-	line(c, "		}");
+		line(c, "		for (int r = 0; r < 4; r++) for (int q = 0; q < 4; q++) p[r][q] = p[r][q] + av[r] * bv[q];");
 	line(c, "	}");
 	line(c, "	__syncthreads();");
 	line(c, "}");
-	line(c, "for (int m = 0; m < NND_MMT; m++) {");
-	line(c, "	const int mt = threadIdx.x + m * blockDim.x;");
-	line(c, "	if (mt >= 256) break;");
-	line(c, "	const int ty = mt / 16 * 4, tx = mt %% 16 * 4;");
-	line(c, "	for (int r = 0; r < 4; r++) for (int q = 0; q < 4; q++)");
-	line(c, "		if (i0 + ty + r < M && j0 + tx + q < N)");
-	line(c, "			%s = nb > 0 ? s[m][r][q] + p[m][r][q] : p[m][r][q];",
-	     W(c, n, "bi * M * N + (i0 + ty + r) * N + j0 + tx + q"));
-	line(c, "}");
+	line(c, "for (int r = 0; r < 4; r++) for (int q = 0; q < 4; q++)");
+	line(c, "	if (i0 + ty + r < M && j0 + tx + q < N)");
+	line(c, "		%s = nb > 0 ? s[r][q] + p[r][q] : p[r][q];", W(c, n, "bi * M * N + (i0 + ty + r) * N + j0 + tx + q"));
+}
+
+/* a[i, k] and b[k, j] of output (bi, i, j), as the operands are stored */
+static const char *mm_a(cu *c, const ir_node *an, bool ta)
+{
+	return R(c, an, "abase + %s", ta ? "k * M + i" : "i * K + k");
+}
+static const char *mm_b(cu *c, const ir_node *bn, bool tb)
+{
+	return R(c, bn, "bbase + %s", tb ? "j * K + k" : "k * N + j");
+}
+
+/* M, N, K; output u's batch bi, row i, column j; a's and b's batch bases */
+static void mm_head(cu *c, const ir_type *at, const ir_type *bt, ir_dim M, ir_dim N, ir_dim K)
+{
+	line(c, "const int64_t M = %s, N = %s, K = %s;", DX(M), DX(N), DX(K));
+	line(c, "const int64_t MN = M * N, bi = u / (MN > 0 ? MN : 1), rem = u - bi * MN;");
+	line(c, "const int64_t i = rem / N, j = rem %% N;");
+	line(c, "const int64_t abase = %s, bbase = %s;", at->rank == 2 ? "0" : "bi * M * K",
+	     bt->rank == 2 ? "0" : "bi * K * N");
 }
 
 static int cu_MATMUL(cu *c, const ir_node *n)
@@ -1043,21 +1065,14 @@ static int cu_MATMUL(cu *c, const ir_node *n)
 		use(c, an);
 		use(c, bn);
 		use(c, n);
-		line(c, "const int64_t M = %s, N = %s, K = %s;", DX(M), DX(N), DX(K));
-		line(c, "const int64_t MN = M * N, bi = u / (MN > 0 ? MN : 1), rem = u - bi * MN;");
-		line(c, "const int64_t i = rem / N, j = rem %% N;");
-		line(c, "const int64_t abase = %s, bbase = %s;", at->rank == 2 ? "0" : "bi * M * K",
-		     bt->rank == 2 ? "0" : "bi * K * N");
+		mm_head(c, at, bt, M, N, K);
 		line(c, "__shared__ float av_[2][256], bv_[2][256];");
-		line(c, "const int64_t nb = %" PRId64 "LL;",
-		     n->plan.fused && n->plan.family == IR_PLAN_BLOCKED ? n->plan.block : 0);
+		line(c, "const int64_t nb = %" PRId64 "LL;", mm_nb(n));
 		line(c, "float s = 0.0f, p = 0.0f;");
 		line(c, "int64_t kin = 0;   /* terms in the open block */");
 		line(c, "(void)nb; (void)kin; (void)p;");
 		char load[512];
-		snprintf(load, sizeof load, "av_[b_][e] = %s; bv_[b_][e] = %s;",
-		         R(c, an, "abase + %s", ta ? "k * M + i" : "i * K + k"),
-		         R(c, bn, "bbase + %s", tb ? "j * K + k" : "k * N + j"));
+		snprintf(load, sizeof load, "av_[b_][e] = %s; bv_[b_][e] = %s;", mm_a(c, an, ta), mm_b(c, bn, tb));
 		/* fused: the one-output form's blocks, p from +0 closed into s */
 		block_loop(c, "K", load, n->plan.fused ?
 		           "if (nb > 0 && kin == nb) { s = s + p; p = 0.0f; kin = 0; } p = __fmaf_rn(av_[b_][e], bv_[b_][e], p); kin++;" :
@@ -1113,30 +1128,24 @@ static int cu_MATMUL(cu *c, const ir_node *n)
 	use(c, bn);
 	use(c, n);
 	k_loop(c);
-	line(c, "const int64_t M = %s, N = %s, K = %s;", DX(M), DX(N), DX(K));
-	line(c, "const int64_t MN = M * N, bi = u / (MN > 0 ? MN : 1), rem = u - bi * MN;");
-	line(c, "const int64_t i = rem / N, j = rem %% N;");
-	line(c, "const int64_t abase = %s, bbase = %s;", at->rank == 2 ? "0" : "bi * M * K",
-	     bt->rank == 2 ? "0" : "bi * K * N");
+	mm_head(c, at, bt, M, N, K);
 	if (n->plan.fused) {
 		/* seq+fma / blocked:N+fma (passes/plans.c): acc = fma(a, b, acc)
 		 * within a block from +0, the block sums added in order from +0 */
 		if (n->plan.family != IR_PLAN_SEQ && n->plan.family != IR_PLAN_BLOCKED)
 			return cu_err(c, n, "only seq and blocked plans can be fused");
-		line(c, "const int64_t nb = %" PRId64 "LL;", n->plan.family == IR_PLAN_BLOCKED ? n->plan.block : 0);
+		line(c, "const int64_t nb = %" PRId64 "LL;", mm_nb(n));
 		line(c, "float s = 0.0f;");
 		line(c, "for (int64_t k0 = 0; k0 < K; k0 += (nb > 0 ? nb : K)) {");
 		line(c, "\tconst int64_t e = nb > 0 && K - k0 > nb ? k0 + nb : K;");
 		line(c, "\tfloat p = 0.0f;");
 		line(c, "\tfor (int64_t k = k0; k < e; k++)");
-		line(c, "\t\tp = __fmaf_rn(%s, %s, p);", R(c, an, "abase + %s", ta ? "k * M + i" : "i * K + k"),
-		     R(c, bn, "bbase + %s", tb ? "j * K + k" : "k * N + j"));
+		line(c, "\t\tp = __fmaf_rn(%s, %s, p);", mm_a(c, an, ta), mm_b(c, bn, tb));
 		line(c, "\ts = nb > 0 ? s + p : p;");
 		line(c, "}");
 	} else {
 		reduce_open(c, "s", n->plan, "K");
-		line(c, "\treturn %s * %s;", R(c, an, "abase + %s", ta ? "k * M + i" : "i * K + k"),
-		     R(c, bn, "bbase + %s", tb ? "j * K + k" : "k * N + j"));
+		line(c, "\treturn %s * %s;", mm_a(c, an, ta), mm_b(c, bn, tb));
 		reduce_close(c);
 	}
 	line(c, "%s = s;", W(c, n, "u"));
@@ -2078,9 +2087,7 @@ static const char preamble_helpers[] =
 	"#define NND_INF __uint_as_float(0x7f800000u)\n"
 	"/* every kernel is launched with 256 threads per block (runtime/cuda.c) */\n"
 	"#ifdef NND_EMULATE\n#define NND_BOUNDS\n#else\n#define NND_BOUNDS __launch_bounds__(256)\n#endif\n"
-	"/* micro-tiles per thread of the shared-memory matmul (one: 256 threads,\n"
-	" * on the GPU and in the host emulation) */\n"
-	"#define NND_MMT 1\n"
+
 	"/* maximum/minimum (ops.def): NaN if either is (a's first); max(-0,+0) = +0, min(-0,+0) = -0 */\n"
 	"static __device__ __forceinline__ float nnd_maximum(float a, float b)\n"
 	"{\n"
