@@ -336,7 +336,7 @@ struct rt_dev {
 	CUcontext ctx;
 	CUmodule mod;
 	void *emu_lib;               /* emulation: the compiled shared object */
-	int (*emu_launch)(void *fn, const nnd_dargs *a, char *stacks);   /* its nnd_emu_launch */
+	int (*emu_launch)(void *fn, const nnd_dargs *a, char *stacks, long long blocks);   /* its nnd_emu_launch */
 	char *emu_stacks;            /* EMU_STACKS bytes: the emulated threads' stacks */
 	char name[256];
 	char arch[32];
@@ -583,7 +583,12 @@ static void device_module(rt_dev *d, const char *src)
  * every thread reaches is an error), deterministically.  The phases run
  * the threads upwards and downwards in turn, so a thread that reads what
  * another writes in the same phase sees it written in one order or the
- * other: a missing barrier changes the bits.  A kernel called directly
+ * other: a missing barrier changes the bits.  The grid is one to four
+ * blocks (never more than the GPU would launch), run one after another,
+ * first to last and last to first in turn: every kernel is a grid-stride
+ * loop, so its bits must not depend on the grid, and a kernel that indexes
+ * by threadIdx where it means the global thread, or that needs another
+ * block's writes, computes something else.  A kernel called directly
  * (nnd_swap01) runs as one thread. */
 #define EMU_STACKS ((size_t)256 * 128 * 1024)   /* the prelude's NND_EMU_T x NND_EMU_STACK */
 static const char emu_prelude[] =
@@ -592,7 +597,7 @@ static const char emu_prelude[] =
 	"#define __global__\n#define __device__\n#define __forceinline__ inline\n"
 	"struct nnd_emu_dim { unsigned x, y, z; };\n"
 	"static nnd_emu_dim threadIdx = { 0, 0, 0 }, blockDim = { 1, 1, 1 };\n"
-	"static const nnd_emu_dim blockIdx = { 0, 0, 0 }, gridDim = { 1, 1, 1 };\n"
+	"static nnd_emu_dim blockIdx = { 0, 0, 0 }, gridDim = { 1, 1, 1 };\n"
 	"enum { NND_EMU_T = 256, NND_EMU_STACK = 128 * 1024 };   /* runtime/cuda.c: EMU_STACKS */\n"
 	"static ucontext_t nnd_emu_main, nnd_emu_ctx[NND_EMU_T];\n"
 	"static int nnd_emu_state[NND_EMU_T];   /* 0 runs, 1 at the barrier, 2 returned */\n"
@@ -622,38 +627,44 @@ static const char emu_epilogue[] =
 	"}\n"
 	"/* 0; 1: a __syncthreads that some threads reached and others not;\n"
 	" * 2: getcontext failed */\n"
-	"extern \"C\" int nnd_emu_launch(void (*fn)(const nnd_dargs), const nnd_dargs *a, char *stacks)\n"
+	"extern \"C\" int nnd_emu_launch(void (*fn)(const nnd_dargs), const nnd_dargs *a, char *stacks, long long blocks)\n"
 	"{\n"
 	"\tstatic unsigned long launches;\n"
+	"\tconst unsigned long l = launches++;\n"
+	"\tconst unsigned g = blocks < (long long)(1 + l % 4) ? (unsigned)blocks : (unsigned)(1 + l % 4);\n"
 	"\tnnd_emu_fn = fn;\n"
 	"\tnnd_emu_args = a;\n"
-	"\tfor (int t = 0; t < NND_EMU_T; t++) {\n"
-	"\t\tif (getcontext(&nnd_emu_ctx[t]) != 0) return 2;\n"
-	"\t\tnnd_emu_ctx[t].uc_stack.ss_sp = stacks + (size_t)t * NND_EMU_STACK;\n"
-	"\t\tnnd_emu_ctx[t].uc_stack.ss_size = NND_EMU_STACK;\n"
-	"\t\tnnd_emu_ctx[t].uc_link = &nnd_emu_main;\n"
-	"\t\tmakecontext(&nnd_emu_ctx[t], nnd_emu_entry, 0);\n"
-	"\t\tnnd_emu_state[t] = 0;\n"
-	"\t}\n"
-	"\tblockDim.x = NND_EMU_T;\n"
 	"\tint rc = 0;\n"
-	"\tfor (unsigned long phase = launches++;; phase++) {\n"
-	"\t\tfor (int i = 0; i < NND_EMU_T; i++) {\n"
-	"\t\t\tconst int t = phase & 1 ? NND_EMU_T - 1 - i : i;\n"
-	"\t\t\tif (nnd_emu_state[t] == 2) continue;\n"
+	"\tgridDim.x = g;\n"
+	"\tblockDim.x = NND_EMU_T;\n"
+	"\tfor (unsigned b = 0; b < g && !rc; b++) {\n"
+	"\t\tblockIdx.x = l / 4 % 2 ? g - 1 - b : b;\n"
+	"\t\tfor (int t = 0; t < NND_EMU_T; t++) {\n"
+	"\t\t\tif (getcontext(&nnd_emu_ctx[t]) != 0) { rc = 2; break; }\n"
+	"\t\t\tnnd_emu_ctx[t].uc_stack.ss_sp = stacks + (size_t)t * NND_EMU_STACK;\n"
+	"\t\t\tnnd_emu_ctx[t].uc_stack.ss_size = NND_EMU_STACK;\n"
+	"\t\t\tnnd_emu_ctx[t].uc_link = &nnd_emu_main;\n"
+	"\t\t\tmakecontext(&nnd_emu_ctx[t], nnd_emu_entry, 0);\n"
 	"\t\t\tnnd_emu_state[t] = 0;\n"
-	"\t\t\tthreadIdx.x = (unsigned)t;\n"
-	"\t\t\tswapcontext(&nnd_emu_main, &nnd_emu_ctx[t]);\n"
 	"\t\t}\n"
-	"\t\tint done = 0;\n"
-	"\t\tfor (int t = 0; t < NND_EMU_T; t++) done += nnd_emu_state[t] == 2;\n"
-	"\t\tif (done == NND_EMU_T) break;\n"
-	"\t\tif (done) { rc = 1; break; }   /* the rest wait at a barrier forever on a GPU */\n"
+	"\t\tfor (unsigned long phase = l + b; !rc; phase++) {\n"
+	"\t\t\tfor (int i = 0; i < NND_EMU_T; i++) {\n"
+	"\t\t\t\tconst int t = phase & 1 ? NND_EMU_T - 1 - i : i;\n"
+	"\t\t\t\tif (nnd_emu_state[t] == 2) continue;\n"
+	"\t\t\t\tnnd_emu_state[t] = 0;\n"
+	"\t\t\t\tthreadIdx.x = (unsigned)t;\n"
+	"\t\t\t\tswapcontext(&nnd_emu_main, &nnd_emu_ctx[t]);\n"
+	"\t\t\t}\n"
+	"\t\t\tint done = 0;\n"
+	"\t\t\tfor (int t = 0; t < NND_EMU_T; t++) done += nnd_emu_state[t] == 2;\n"
+	"\t\t\tif (done == NND_EMU_T) break;\n"
+	"\t\t\tif (done) rc = 1;   /* the rest wait at a barrier forever on a GPU */\n"
+	"\t\t}\n"
 	"\t}\n"
-	"\tblockDim.x = 1;\n"
-	"\tthreadIdx.x = 0;\n"
+	"\tblockDim.x = gridDim.x = 1;\n"
+	"\tthreadIdx.x = blockIdx.x = 0;\n"
 	"\treturn rc;\n"
-	"}\n";
+"}\n";
 
 static void emulate_module(rt_dev *d, const char *src)
 {
@@ -1494,18 +1505,18 @@ void rt_dev_step(rt_run *r, int graph, nnd_step_args *a)
 			continue;   /* nothing reads it when cuDNN computes the convolutions: no kernel, no digest */
 		int64_t units = pow_b(v->uc, v->usym, B);
 		if ((v->fn || dc) && units > 0) {
+			int64_t blocks = (units + 255) / 256;
+			if (blocks > (1 << 20))
+				blocks = 1 << 20;
 			if (d->emulate) {
 				int erc;
 				if (dc)
 					dnn_run(d, dc, B, a->Bmax);
-				else if ((erc = d->emu_launch(v->fn, &da, d->emu_stacks)) != 0)
+				else if ((erc = d->emu_launch(v->fn, &da, d->emu_stacks, blocks)) != 0)
 					rt_die(2, "NND_CUDA_EMULATE: kernel %s (%s graph node %" PRId64 "): %s", v->kernel,
 					       rt_graph_names[graph], v->node, erc == 1 ? "a __syncthreads that some threads of "
 					       "the block reach and others do not" : "getcontext failed");
 			} else {
-				int64_t blocks = (units + 255) / 256;
-				if (blocks > (1 << 20))
-					blocks = 1 << 20;
 				void *args[1] = { &da };
 				if (d->profile)
 					CU_CHECK(cu.EventRecord(d->ev[0], NULL), 2, "cuEventRecord");

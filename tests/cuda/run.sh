@@ -87,6 +87,15 @@ ptx_case() {   # ptx_case MODEL.nnd
 	local fmas
 	fmas=$(grep -cE '\bfma(\.[a-z0-9]+)*\.f(16|32|64)\b' k.ptx)
 	echo "PTX: no float atomics, no mad; fma.rn ($fmas, unrolled) in exactly the $nwant kernels of fused nodes"
+	# a kernel's static shared memory beyond 48 KiB fails at load time on
+	# every GPU (more needs the dynamic opt-in); the emulation cannot see it
+	awk '/^\.visible \.entry/ { k = $3; sub(/\(.*/, "", k) }
+		/^[ \t]*\.shared / { if (match($0, /\[[0-9]+\]/)) b[k] += substr($0, RSTART + 1, RLENGTH - 2) }
+		END { for (k in b) print b[k], k }' k.ptx | sort -n >smem.txt
+	local smem
+	smem=$(awk 'END { print NR ? $1 " bytes (" $2 ")" : "0 bytes" }' smem.txt)
+	awk '$1 > 49152' smem.txt | grep . && fail "static shared memory over 48 KiB in the kernels above"
+	echo "PTX: static shared memory per kernel at most $smem, 48 KiB allowed"
 }
 
 # the kernels the environment selects (NND_CUDA_TILE_MIN, NND_CUDA_MM,
