@@ -156,15 +156,25 @@ GRAD(DIV)
 	}
 }
 /* y = a^b: da = dy * b * a^(b-1); db = dy * y * log(a) */
+/* 0^b: where the exponent is 0 the base's gradient is 0 (b * a^(b-1) is
+ * 0 * inf at a = 0), and where the base is 0 and b >= 0 the exponent's is 0
+ * (a^b * log a is 0 * -inf): 0^b is constant there, as PyTorch takes it */
 GRAD(POW)
 {
+	int zero = cst(d, 0.0f, n);
 	if (d->needs[X]) {
 		int bm1 = mk2(d, IR_SUB, Y, cst(d, 1.0f, n), n);
 		int t = mk2(d, IR_MUL, mk2(d, IR_MUL, dy, Y, n), mk2(d, IR_POW, X, bm1, n), n);
+		int b0 = mk2(d, IR_MUL, mk2(d, IR_GE, Y, zero, n), mk2(d, IR_GE, zero, Y, n), n);
+		int in[3] = { b0, zero, t };
+		t = mk(d, IR_WHERE, 3, in, NULL, NULL, NULL, n);
 		acc(d, X, unbroadcast(d, t, X, n));
 	}
 	if (d->needs[Y]) {
 		int t = mk2(d, IR_MUL, mk2(d, IR_MUL, dy, n->id, n), mk1(d, IR_LOG, X, n), n);
+		int a0 = mk2(d, IR_MUL, mk2(d, IR_GE, X, zero, n), mk2(d, IR_GE, zero, X, n), n);
+		int in[3] = { mk2(d, IR_MUL, a0, mk2(d, IR_GE, Y, zero, n), n), zero, t };
+		t = mk(d, IR_WHERE, 3, in, NULL, NULL, NULL, n);
 		acc(d, Y, unbroadcast(d, t, Y, n));
 	}
 }
@@ -259,12 +269,14 @@ GRAD(MEAN)
 	ir_dim cnt = N(d, X)->type.d[n->ia[0]];
 	acc(d, X, mk2(d, IR_DIV, spread(d, n, dy), numel_node(d, cnt, n), n));
 }
-/* every position equal to the maximum receives the gradient */
+/* the positions equal to the maximum share its gradient evenly (PyTorch's
+ * amax): dy / count at each; without a tie that is dy exactly */
 GRAD(MAX)
 {
-	int m = spread(d, n, n->id);
-	int mask = mk2(d, IR_GE, X, m, n);
-	acc(d, X, mk2(d, IR_MUL, spread(d, n, dy), mask, n));
+	int mask = mk2(d, IR_GE, X, spread(d, n, n->id), n);
+	int64_t ia[4] = { n->ia[0], n->ia[1], 0, 0 };
+	int count = mk(d, IR_SUM, 1, &mask, NULL, ia, NULL, n);
+	acc(d, X, mk2(d, IR_MUL, spread(d, n, mk2(d, IR_DIV, dy, count, n)), mask, n));
 }
 GRAD(SUM_TO) { acc(d, X, broadcast_to(d, dy, &N(d, X)->type, n)); }
 GRAD(BROADCAST) { acc(d, X, unbroadcast(d, dy, X, n)); }
