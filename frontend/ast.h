@@ -1,7 +1,8 @@
 /* ast.h - the syntax tree of a .nnd file, as the parser builds it.
  * Every node carries its source location; all memory lives in one arena.
  * The AST is purely syntactic: names are not resolved, shapes not checked
- * (passes/resolve.c does that while lowering to the IR). */
+ * (passes/lower.c does that while lowering to the IR; check.c checks the
+ * bodies of defs no train block calls). */
 #ifndef NND_AST_H
 #define NND_AST_H
 
@@ -40,7 +41,14 @@ struct ast_expr {
 	ast_expr *lhs, *rhs;
 	ast_expr **items; int nitems;      /* LIST items, CALL positional args */
 	ast_named *named; int nnamed;      /* CALL named args, in source order */
+	int depth;                  /* levels of this tree: 1 for a leaf */
 };
+
+/* The deepest expression tree the parser accepts (operators, calls, lists
+ * and unary minus each add a level; parentheses alone do not): deeper is
+ * "nesting too deep".  Every recursive walk of expressions (lowering, the
+ * AST dump, the checks) relies on this bound for its stack. */
+#define AST_MAX_DEPTH 256
 
 /* A type as written: f32[B, 784], u8[B, 28, 28], f32[] or an attribute
  * type (int, float, str, bool) for def arguments. */
@@ -125,6 +133,12 @@ typedef struct ast_file {
  * be read (also reported). */
 ast_file *ast_parse_file(arena *a, const char *path);
 ast_file *ast_parse_string(arena *a, const char *path, const char *text);
+
+/* check.c: checks the defs that no train block reaches (lowering checks
+ * the others when it instantiates them): names bound before use, called
+ * functions and initializers exist, single assignment, a return at the
+ * end.  Reports through diag_error; returns the number of errors. */
+int ast_check_uncalled_defs(const ast_file *f);
 
 /* Canonical text dump (nndc emit --stage ast), deterministic. */
 void ast_print(const ast_file *f, FILE *out);

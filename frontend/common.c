@@ -213,10 +213,17 @@ char *read_file(const char *path, size_t *len, char *err, size_t errlen)
 /* -------------------------------------------------------- diagnostics -- */
 
 /* Texts are copied: the caller's copy usually lives in an arena that may be
- * freed before the last diagnostic about that file is printed. */
+ * freed before the last diagnostic about that file is printed.  The text
+ * may hold NUL bytes (a binary file given by mistake), hence the length.
+ * `lines` (the byte offset where each line starts) is built on the first
+ * quote, so finding a line costs the same at line 1 and at line 200000:
+ * quoting every error of a big file stays linear. */
 typedef struct diag_src {
 	char *file;
 	char *text;
+	size_t len;
+	size_t *lines;
+	size_t nlines;
 } diag_src;
 
 static diag_src *diag_srcs;
@@ -231,14 +238,28 @@ static char *diag_strdup(const char *s)
 	return memcpy(xmalloc(n), s, n);
 }
 
-void diag_set_source(const char *file, const char *text)
+static void diag_src_fill(diag_src *s, const char *text, size_t len)
+{
+	s->text = xmalloc(len + 1);
+	if (len)
+		memcpy(s->text, text, len);
+	s->text[len] = '\0';
+	s->len = len;
+	s->lines = NULL;
+	s->nlines = 0;
+}
+
+void diag_set_source_n(const char *file, const char *text, size_t len)
 {
 	if (!file)
 		return;
+	if (!text)
+		len = 0;
 	for (int i = 0; i < diag_nsrcs; i++) {
 		if (strcmp(diag_srcs[i].file, file) == 0) {
 			free(diag_srcs[i].text);
-			diag_srcs[i].text = diag_strdup(text);
+			free(diag_srcs[i].lines);
+			diag_src_fill(&diag_srcs[i], text, len);
 			return;
 		}
 	}
@@ -249,17 +270,129 @@ void diag_set_source(const char *file, const char *text)
 	}
 	diag_src *s = &diag_srcs[diag_nsrcs++];
 	s->file = diag_strdup(file);
-	s->text = diag_strdup(text);
+	diag_src_fill(s, text, len);
 }
 
-static const char *diag_text_of(const char *file)
+void diag_set_source(const char *file, const char *text)
+{
+	diag_set_source_n(file, text, text ? strlen(text) : 0);
+}
+
+static diag_src *diag_src_of(const char *file)
 {
 	if (!file)
 		return NULL;
 	for (int i = 0; i < diag_nsrcs; i++)
 		if (strcmp(diag_srcs[i].file, file) == 0)
-			return diag_srcs[i].text;
+			return &diag_srcs[i];
 	return NULL;
+}
+
+static void diag_index_lines(diag_src *s)
+{
+	size_t n = 1;
+	for (size_t i = 0; i < s->len; i++)
+		if (s->text[i] == '\n')
+			n++;
+	s->lines = xmalloc(n * sizeof *s->lines);
+	s->lines[0] = 0;
+	s->nlines = 1;
+	for (size_t i = 0; i < s->len; i++)
+		if (s->text[i] == '\n')
+			s->lines[s->nlines++] = i + 1;
+}
+
+/* Length of a well-formed UTF-8 sequence at p (at most n bytes), or 0.
+ * C1 controls (U+0080..U+009F) count as malformed: some terminals obey
+ * them like ESC sequences. */
+static size_t diag_utf8_len(const unsigned char *p, size_t n)
+{
+	size_t k;
+	uint32_t cp;
+	if (p[0] >= 0xC2 && p[0] <= 0xDF) { k = 2; cp = p[0] & 0x1Fu; }
+	else if (p[0] >= 0xE0 && p[0] <= 0xEF) { k = 3; cp = p[0] & 0x0Fu; }
+	else if (p[0] >= 0xF0 && p[0] <= 0xF4) { k = 4; cp = p[0] & 0x07u; }
+	else return 0;
+	if (k > n)
+		return 0;
+	for (size_t i = 1; i < k; i++) {
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3Fu);
+	}
+	if ((k == 3 && cp < 0x800) || (k == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+	    (cp >= 0xD800 && cp <= 0xDFFF) || cp <= 0x9F)
+		return 0;
+	return k;
+}
+
+/* One glyph of a quoted line: how many bytes of the source it covers, and
+ * what is printed for it (at most 4 bytes: one UTF-8 character, or "\xHH"
+ * for a control character or a stray byte, so that no byte of the file can
+ * drive the terminal).  *width is the number of caret-line columns. */
+static size_t diag_glyph(const unsigned char *p, size_t n, char out[8],
+			 size_t *outlen, int *width)
+{
+	unsigned char c = p[0];
+	if (c == '\t' || (c >= 0x20 && c < 0x7f)) {
+		out[0] = (char)c;
+		*outlen = 1;
+		*width = 1;
+		return 1;
+	}
+	size_t k = c >= 0x80 ? diag_utf8_len(p, n) : 0;
+	if (k) {
+		memcpy(out, p, k);
+		*outlen = k;
+		*width = 1;
+		return k;
+	}
+	snprintf(out, 8, "\\x%02x", c);
+	*outlen = 4;
+	*width = 4;
+	return 1;
+}
+
+/* Longer lines are quoted as a window around the caret, so a minified or
+ * binary file cannot flood the terminal. */
+#define DIAG_QUOTE_MAX 200
+
+static void diag_put_line(const unsigned char *p, size_t n, size_t caret)
+{
+	size_t lo = 0, hi = n;
+	if (n > DIAG_QUOTE_MAX) {
+		lo = caret > DIAG_QUOTE_MAX / 2 ? caret - DIAG_QUOTE_MAX / 2 : 0;
+		while (lo > 0 && (p[lo] & 0xC0) == 0x80)
+			lo--;  /* start on a character, not inside one */
+		hi = lo + DIAG_QUOTE_MAX < n ? lo + DIAG_QUOTE_MAX : n;
+	}
+	char g[8];
+	size_t glen;
+	int w;
+	if (lo > 0)
+		fputs("...", stderr);
+	for (size_t i = lo; i < hi;) {
+		size_t k = diag_glyph(p + i, hi - i, g, &glen, &w);
+		fwrite(g, 1, glen, stderr);
+		i += k;
+	}
+	if (hi < n)
+		fputs("...", stderr);
+	fputc('\n', stderr);
+	/* the caret line: the same glyphs as blanks (tabs stay tabs) */
+	if (lo > 0)
+		fputs("   ", stderr);
+	for (size_t i = lo; i < caret && i < hi;) {
+		size_t k = diag_glyph(p + i, hi - i, g, &glen, &w);
+		if (i + k > caret)
+			break;  /* the caret is inside this glyph: point at it */
+		if (g[0] == '\t')
+			fputc('\t', stderr);
+		else
+			fprintf(stderr, "%*s", w, "");
+		i += k;
+	}
+	fputs("^\n", stderr);
 }
 
 /* Prints the quoted source line and the caret.  Positions outside the text
@@ -267,41 +400,48 @@ static const char *diag_text_of(const char *file)
  * than trusted, since they can come from any pass. */
 static void diag_quote(src_loc loc)
 {
-	const char *text = diag_text_of(loc.file);
-	if (!text || loc.line < 1)
+	diag_src *s = diag_src_of(loc.file);
+	if (!s || loc.line < 1)
 		return;
-	const char *p = text;
-	for (int l = 1; l < loc.line; l++) {
-		p = strchr(p, '\n');
-		if (!p)
-			return;
-		p++;
-	}
-	size_t n = strcspn(p, "\n");
+	if (!s->lines)
+		diag_index_lines(s);
+	if ((size_t)loc.line > s->nlines)
+		return;
+	size_t off = s->lines[loc.line - 1];
+	if (off == s->len && loc.line > 1)
+		return;  /* the empty "line" after a final newline */
+	const unsigned char *p = (const unsigned char *)s->text + off;
+	const unsigned char *nl = memchr(p, '\n', s->len - off);
+	size_t n = nl ? (size_t)(nl - p) : s->len - off;
 	if (n > 0 && p[n - 1] == '\r')
 		n--;
-	if (*p == '\0' && loc.line > 1)
-		return;  /* the empty "line" after a final newline */
-	fwrite(p, 1, n, stderr);
-	fputc('\n', stderr);
 	size_t col = loc.col < 1 ? 1 : (size_t)loc.col;
 	if (col > n + 1)
 		col = n + 1;
-	for (size_t i = 0; i + 1 < col; i++) {
-		unsigned char c = (unsigned char)p[i];
-		if (c == '\t')
-			fputc('\t', stderr);
-		else if ((c & 0xC0) == 0x80)
-			continue;  /* UTF-8 continuation: one glyph, one column */
-		else
-			fputc(' ', stderr);
+	diag_put_line(p, n, col - 1);
+}
+
+/* Messages quote user text too (names, paths from string literals):
+ * control characters and stray bytes are escaped like in quoted lines. */
+static void diag_put_msg(const char *msg)
+{
+	const unsigned char *p = (const unsigned char *)msg;
+	size_t n = strlen(msg);
+	char g[8];
+	size_t glen;
+	int w;
+	for (size_t i = 0; i < n;) {
+		size_t k = diag_glyph(p + i, n - i, g, &glen, &w);
+		fwrite(g, 1, glen, stderr);
+		i += k;
 	}
-	fputs("^\n", stderr);
 }
 
 static void diag_emit(src_loc loc, const char *kind, const char *fmt,
 		      va_list ap)
 {
+	char msg[2048];
+	vsnprintf(msg, sizeof msg, fmt, ap);
 	/* results on stdout and diagnostics on stderr may share a terminal;
 	 * keep them in order */
 	fflush(stdout);
@@ -312,7 +452,7 @@ static void diag_emit(src_loc loc, const char *kind, const char *fmt,
 	else
 		fprintf(stderr, "%s:%d:%d: %s: ", loc.file, loc.line,
 			loc.col < 1 ? 1 : loc.col, kind);
-	vfprintf(stderr, fmt, ap);
+	diag_put_msg(msg);
 	fputc('\n', stderr);
 	if (loc.file && loc.line >= 1)
 		diag_quote(loc);
@@ -346,6 +486,11 @@ static void diag_vemit(src_loc loc, const char *kind, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Past this many errors the rest is noise (and a binary file given by
+ * mistake would print megabytes): like cc, stop. */
+#define DIAG_MAX_ERRORS 50
+static int diag_shown;  /* errors printed since the last reset */
+
 void diag_error(src_loc loc, const char *fmt, ...)
 {
 	char msg[2048];
@@ -360,13 +505,28 @@ void diag_error(src_loc loc, const char *fmt, ...)
 			diag_muted = true;
 			return;
 		}
+	if (diag_shown >= DIAG_MAX_ERRORS) {
+		fflush(stdout);
+		fprintf(stderr, "nndc: too many errors, stopping (the first %d are shown)\n",
+			DIAG_MAX_ERRORS);
+		exit(1);
+	}
 	if (diag_nseen == diag_capseen) {
 		diag_capseen = diag_capseen ? diag_capseen * 2 : 64;
 		diag_seen = xrealloc(diag_seen, diag_capseen * sizeof *diag_seen);
 	}
 	diag_seen[diag_nseen++] = h;
 	diag_muted = false;
+	diag_shown++;
 	diag_vemit(loc, "error", "%s", msg);
+}
+
+void diag_warning(src_loc loc, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	diag_emit(loc, "warning", fmt, ap);
+	va_end(ap);
 }
 
 void diag_note(src_loc loc, const char *fmt, ...)
@@ -384,9 +544,10 @@ int diag_count(void)
 	return diag_errors;
 }
 
-/* Only the count: registered sources stay so later diagnostics about an
+/* Only the counts: registered sources stay so later diagnostics about an
  * already parsed file can still quote it. */
 void diag_reset(void)
 {
 	diag_errors = 0;
+	diag_shown = 0;
 }

@@ -3,8 +3,8 @@
  *
  * Diagnostics follow cli.md: "FILE:LINE:COL: error: MESSAGE", then the
  * source line and a caret under the column.  A pass reports every error it
- * finds (diag_error never exits); the driver checks diag_count() between
- * passes and stops there. */
+ * finds (diag_error returns, except past the error limit below); the
+ * driver checks diag_count() between passes and stops there. */
 #ifndef NND_COMMON_H
 #define NND_COMMON_H
 
@@ -32,9 +32,17 @@ typedef struct ptrvec { void **v; int n, cap; } ptrvec;
 void ptrvec_push(arena *a, ptrvec *pv, void *p);
 
 /* ---- diagnostics ---- */
-/* Registers the text of a source file so diagnostics can quote its lines. */
+/* Registers the text of a source file so diagnostics can quote its lines
+ * (control characters and malformed UTF-8 are printed escaped, \x1b).
+ * The _n form takes a length: the text may contain NUL bytes. */
 void diag_set_source(const char *file, const char *text);
+void diag_set_source_n(const char *file, const char *text, size_t len);
+/* diag_error stops the process (exit 1, "too many errors, stopping") at
+ * the 51st distinct error since the last diag_reset. */
 void diag_error(src_loc loc, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* A warning: printed like an error, not counted (compilation goes on). */
+void diag_warning(src_loc loc, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void diag_note(src_loc loc, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

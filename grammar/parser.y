@@ -1,4 +1,4 @@
-/* parser.y - grammar of the .nnd language (see spec/language.md), building
+/* parser.y - grammar of the .nnd language (see docs/language.md), building
  * the AST of frontend/ast.h.
  *
  * Error handling: every syntax error goes through diag_error with the
@@ -84,7 +84,36 @@ static ast_expr *mk_expr(parse_ctx *ctx, ast_expr_kind k, YYLTYPE l)
 	ast_expr *e = arena_alloc(ctx->a, sizeof *e);
 	e->kind = k;
 	e->loc = mkloc(ctx, l);
+	e->depth = 1;
 	return e;
+}
+
+static int max_depth(int d, const ast_expr *x)
+{
+	return x && x->depth > d ? x->depth : d;
+}
+
+/* Bounds the depth of every expression tree (AST_MAX_DEPTH), so that the
+ * passes may walk it recursively: a chain of 12000 '+' parses with a
+ * constant parser stack but would overflow the C stack of any recursive
+ * walk.  The node that first goes too deep is reported (at its operator or
+ * callee) and replaced by a leaf one level too deep; its ancestors see
+ * that leaf, are replaced in turn without a second message, so the tree
+ * stays small and the statement gets one error. */
+static ast_expr *cap_depth(parse_ctx *ctx, ast_expr *e, int child_depth)
+{
+	e->depth = child_depth + 1;
+	if (e->depth <= AST_MAX_DEPTH)
+		return e;
+	if (child_depth <= AST_MAX_DEPTH)
+		diag_error(e->loc, "nesting too deep (an expression may have at most %d levels of operators, calls and lists)",
+			   AST_MAX_DEPTH);
+	ast_expr *leaf = arena_alloc(ctx->a, sizeof *leaf);
+	leaf->kind = AST_NAME;
+	leaf->name = "(nesting too deep)";
+	leaf->loc = e->loc;
+	leaf->depth = AST_MAX_DEPTH + 1;
+	return leaf;
 }
 
 static ptrvec *mk_vec(parse_ctx *ctx)
@@ -111,7 +140,7 @@ static ast_expr *mk_binop(parse_ctx *ctx, char op, YYLTYPE l, ast_expr *lhs,
 	e->op = op;
 	e->lhs = lhs;
 	e->rhs = rhs;
-	return e;
+	return cap_depth(ctx, e, max_depth(lhs->depth, rhs));
 }
 
 /* A minus sign directly before a number literal is folded into it, so
@@ -129,7 +158,7 @@ static ast_expr *mk_neg(parse_ctx *ctx, YYLTYPE l, ast_expr *x)
 	}
 	ast_expr *e = mk_expr(ctx, AST_NEG, l);
 	e->lhs = x;
-	return e;
+	return cap_depth(ctx, e, x->depth);
 }
 
 static void args_add_pos(parse_ctx *ctx, parse_args *a, ast_expr *x)
@@ -160,13 +189,18 @@ static ast_expr *mk_call(parse_ctx *ctx, YYLTYPE l, const char *name,
 {
 	ast_expr *e = mk_expr(ctx, AST_CALL, l);
 	e->name = name;
+	int d = 0;
 	if (a) {
 		e->nitems = a->pos.n;
 		e->items = (ast_expr **)a->pos.v;
 		e->nnamed = a->named.n;
 		e->named = vec_flatten(ctx, &a->named, sizeof(ast_named));
+		for (int i = 0; i < e->nitems; i++)
+			d = max_depth(d, e->items[i]);
+		for (int i = 0; i < e->nnamed; i++)
+			d = max_depth(d, e->named[i].value);
 	}
-	return e;
+	return cap_depth(ctx, e, d);
 }
 
 static bool is_tensor_base(const char *s)
@@ -458,6 +492,10 @@ primary
 		$$ = mk_expr(ctx, AST_LIST, @1);
 		$$->nitems = $2->n;
 		$$->items = (ast_expr **)$2->v;
+		int d = 0;
+		for (int i = 0; i < $$->nitems; i++)
+			d = max_depth(d, $$->items[i]);
+		$$ = cap_depth(ctx, $$, d);
 	}
 	| '(' expr ')'          { $$ = $2; }
 	;
@@ -675,7 +713,7 @@ static ast_file *parse_buffer(arena *a, const char *path, const char *text,
 	ctx.file = arena_alloc(a, sizeof *ctx.file);
 	ctx.file->path = ctx.path;
 	ctx.file->text = arena_strndup(a, text, len);
-	diag_set_source(ctx.path, ctx.file->text);
+	diag_set_source_n(ctx.path, text, len);
 
 	if (len > (size_t)INT32_MAX) {
 		diag_error((src_loc){ ctx.path, 0, 0 }, "file too large");

@@ -46,6 +46,9 @@ int pass_memplan(ir_program *p);
 ir_module *pass_compile(arena *a, const char *path, const pass_options *o, const char *stop,
                         ast_file **ast_out, int *status);
 bool pass_known(const char *name);
+/* "lower, shape, autodiff, ...": the names pass_known accepts, from the
+ * pass table (for messages; a static string) */
+const char *pass_names(void);
 
 /* shape.c: the per-op shape rule (shape_<ID> from ops.def).  Sets n->type
  * from the inputs (keeping the preset dtype/dims of ops whose result type
@@ -61,6 +64,14 @@ int shape_prepare(const ir_graph *g, ir_node *tmp, ir_opcode op, int nin, const 
                   const ir_type *preset, const int64_t *ia, const float *fa,
                   char *err, size_t errlen);
 ir_node *shape_commit(arena *a, ir_graph *g, const ir_node *tmp, src_loc loc, const char *path);
+/* The most elements a tensor may hold, at the graph's batch size (and per
+ * sample): 2^40, 4 TiB of f32.  Beyond any machine, yet small enough that
+ * every byte size, offset and arena total that memplan, codegen and the
+ * runtime derive from it fits int64 with room to spare. */
+#define SHAPE_MAX_NUMEL ((int64_t)1 << 40)
+/* -1 and a message naming the shape when t holds more than
+ * SHAPE_MAX_NUMEL elements per sample or at batch size bmax (<= 1: B = 1) */
+int shape_check_size(const ir_type *t, int64_t bmax, char *err, size_t errlen);
 /* NumPy broadcasting of two types' dims; -1 and a message if impossible */
 int shape_broadcast(const ir_type *a, const ir_type *b, ir_type *out, char *err, size_t errlen);
 

@@ -26,6 +26,23 @@ static const struct { const char *name; prog_pass *run; } pipeline[] = {
 };
 enum { NPASSES = sizeof pipeline / sizeof pipeline[0] };
 
+const char *pass_names(void)
+{
+	/* built once from the table, so that a pass added there is listed */
+	static char buf[256];
+	if (!buf[0]) {
+		size_t len = (size_t)snprintf(buf, sizeof buf, "lower");
+		for (int i = 0; i < NPASSES && len < sizeof buf; i++) {
+			bool dup = false;
+			for (int j = 0; j < i; j++)
+				dup = dup || !strcmp(pipeline[j].name, pipeline[i].name);
+			if (!dup)
+				len += (size_t)snprintf(buf + len, sizeof buf - len, ", %s", pipeline[i].name);
+		}
+	}
+	return buf;
+}
+
 bool pass_known(const char *name)
 {
 	if (!strcmp(name, "lower"))
@@ -49,6 +66,9 @@ ir_module *pass_compile(arena *a, const char *path, const pass_options *o, const
 		*ast_out = f;
 	if (stop && !strcmp(stop, "ast"))
 		return NULL;
+	/* the defs lowering will not instantiate (frontend/check.c); its
+	 * errors do not stop lowering, which reports its own too */
+	ast_check_uncalled_defs(f);
 	ir_module *m = pass_lower(a, f);
 	if (diag_count()) {
 		*status = 1;
@@ -66,15 +86,24 @@ ir_module *pass_compile(arena *a, const char *path, const pass_options *o, const
 	if (stop && !strcmp(stop, "lower"))
 		return m;
 	for (int k = 0; k < NPASSES; k++) {
+		/* a pass runs over every program before the driver stops, so
+		 * that each train block's errors are reported in one run */
+		int failed = 0;
 		for (int i = 0; i < m->nprogs; i++) {
 			if (pipeline[k].run(a, m->progs[i], o) || diag_count()) {
-				*status = diag_count() ? 1 : 2;
-				return NULL;
+				failed = diag_count() ? 1 : 2;
+				if (failed == 2)
+					break;
+				continue;
 			}
 			if (ir_verify_program(m->progs[i], pipeline[k].name)) {
 				*status = 2;
 				return NULL;
 			}
+		}
+		if (failed || diag_count()) {
+			*status = diag_count() ? 1 : 2;
+			return NULL;
 		}
 		if (stop && !strcmp(stop, pipeline[k].name))
 			return m;     /* the first time a pass of that name has run */

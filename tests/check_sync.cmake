@@ -1,0 +1,51 @@
+# check_sync.cmake - frontend/check.c keeps its own copy of the names that
+# passes/lower.c accepts as calls (builtins[] and lower_init's
+# initializers), since lower.c does not export them; this script fails
+# when the copies differ (cmake -DLOWER=... -DCHECK=... -P check_sync.cmake).
+file(READ ${LOWER} lower)
+file(READ ${CHECK} check)
+
+function(names_between text begin end out)
+  string(FIND "${text}" "${begin}" b)
+  string(FIND "${text}" "${end}" e)
+  if(b LESS 0 OR e LESS b)
+    message(FATAL_ERROR "markers '${begin}' / '${end}' not found")
+  endif()
+  math(EXPR len "${e} - ${b}")
+  string(SUBSTRING "${text}" ${b} ${len} part)
+  string(REGEX MATCHALL "\"[a-z0-9_]+\"" q "${part}")
+  list(SORT q)
+  set(${out} "${q}" PARENT_SCOPE)
+endfunction()
+
+# lower.c: { "name", b_fn, ... } rows of builtins[]
+string(REGEX MATCHALL "{ \"[a-z0-9_]+\", b_" rows "${lower}")
+set(lb "")
+foreach(r ${rows})
+  string(REGEX MATCH "\"[a-z0-9_]+\"" n "${r}")
+  list(APPEND lb ${n})
+endforeach()
+list(SORT lb)
+names_between("${check}" "BEGIN builtins" "END builtins" cb)
+if(NOT lb STREQUAL cb)
+  message(FATAL_ERROR "builtins differ\n  passes/lower.c:   ${lb}\n  frontend/check.c: ${cb}")
+endif()
+
+# lower.c: the strcmp(n, "...") chain of lower_init
+string(FIND "${lower}" "static bool lower_init" b)
+if(b LESS 0)
+  message(FATAL_ERROR "lower_init not found in ${LOWER}")
+endif()
+string(SUBSTRING "${lower}" ${b} 3000 part)
+string(REGEX MATCHALL "strcmp\\(n, \"[a-z_]+\"\\)" calls "${part}")
+set(li "")
+foreach(r ${calls})
+  string(REGEX MATCH "\"[a-z_]+\"" n "${r}")
+  list(APPEND li ${n})
+endforeach()
+list(SORT li)
+names_between("${check}" "BEGIN initializers" "END initializers" ci)
+if(NOT li STREQUAL ci)
+  message(FATAL_ERROR "initializers differ\n  passes/lower.c:   ${li}\n  frontend/check.c: ${ci}")
+endif()
+message(STATUS "frontend/check.c: builtins and initializers match passes/lower.c")
