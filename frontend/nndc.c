@@ -1,9 +1,11 @@
 /* nndc.c - the compiler driver.  Compilation is a straight list of passes
  * with the IR verifier between every two (see `pipeline` below); any stage
  * can be printed with `nndc emit --stage ... [--after PASS]`. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "ast.h"
 #include "../passes/passes.h"
@@ -27,7 +29,7 @@ static void usage(FILE *f)
 	fputs("usage: nndc COMMAND MODEL.nnd [OPTIONS]\n"
 	      "\n"
 	      "commands:\n"
-	      "  build MODEL.nnd -o PROGRAM [--target cpu] [-O0..3]\n"
+	      "  build MODEL.nnd -o PROGRAM [--target all|cpu|cuda] [-O0..3]\n"
 	      "                         compile to a native training executable\n"
 	      "  run   MODEL.nnd [-O0..3] [-- PROGRAM-OPTIONS]\n"
 	      "                         compile in memory (LLVM ORC JIT) and run, e.g. -- train --epochs 1\n"
@@ -47,6 +49,9 @@ static void usage(FILE *f)
 	      "\n"
 	      "options:\n"
 	      "  -o FILE                output executable (build)\n"
+	      "  --target all|cpu|cuda  all (default): CPU code and CUDA kernels, --device cpu by\n"
+	      "                         default; cuda: the same, kernels checked by NVRTC at build\n"
+	      "                         time where installed, --device cuda by default; cpu: no kernels\n"
 	      "  -O0 -O1 -O2 -O3        LLVM optimisation level (default -O2); never changes a bit\n"
 	      "  --plan PLAN            reduction plans: seq, blocked:N or tree:F for every\n"
 	      "                         reduction, or GLOB=PLAN,... by instance path (default: seq;\n"
@@ -132,9 +137,8 @@ static void parse_args(int argc, char **argv, opts *o)
 		bad_flag("%s: no MODEL.nnd given", o->cmd);
 	if (!strcmp(o->cmd, "logdiff") && !o->logs[1])
 		bad_flag("%s", "logdiff needs MODEL.nnd A.jsonl B.jsonl");
-	if (o->target && strcmp(o->target, "cpu"))
-		bad_flag("--target %s: this version builds for the cpu only (the CUDA backend is not built yet)",
-		         o->target);
+	if (o->target && strcmp(o->target, "cpu") && strcmp(o->target, "cuda") && strcmp(o->target, "all"))
+		bad_flag("--target %s: expected cpu, cuda or all", o->target);
 }
 
 /* Compiles, or exits with the pipeline's status (1 user error, 2 internal). */
@@ -147,19 +151,55 @@ static ir_module *compile(arena *a, const opts *o, const char *stop, ast_file **
 	return m;
 }
 
+/* --target all (the default): the CPU code and the CUDA kernels' source,
+ * --device cpu by default; cuda: the same, the kernels checked by NVRTC
+ * now where it is installed, and --device cuda by default (a //@device
+ * record); cpu: no kernels, so --device cuda says how to rebuild */
 static cg_module *build_module(arena *a, const opts *o, bool with_main)
 {
 	if (cg_check_target() || cg_cuda_check_env())
 		exit(1);
+	const char *target = o->target ? o->target : "all";
 	ir_module *m = compile(a, o, NULL, NULL);
 	char *manifest = pass_manifest(m);
-	/* every program carries its CUDA kernels' source for --device cuda;
-	 * one that cannot be generated says why when the device is asked for */
 	char err[1024] = "";
-	char *cuda = cg_cuda_source(m, err, sizeof err);
+	char *cuda = NULL;
 	char fallback[1200];
-	if (!cuda)
+	if (!strcmp(target, "cpu"))
+		snprintf(fallback, sizeof fallback, "//@error built with --target cpu; rebuild it with "
+		         "--target all (the default) or cuda\n");
+	else if (!(cuda = cg_cuda_source(m, err, sizeof err))) {
+		if (!strcmp(target, "cuda")) {
+			fprintf(stderr, "nndc: internal error: --target cuda: %s\n", err);
+			exit(2);
+		}
+		/* one that cannot be generated says why when the device is asked for */
 		snprintf(fallback, sizeof fallback, "//@error %s\n", err);
+	}
+	if (cuda && !strcmp(target, "cuda")) {
+		char *out = NULL, *log = NULL, msg[16384];
+		size_t len = 0;
+		if (nnd_cuda_compile(cuda, "compute_80", &out, &len, &log, msg, sizeof msg) == 0)
+			free(out);
+		else if (!strncmp(msg, "no NVRTC", 8))
+			fprintf(stderr, "nndc: note: --target cuda: %s; the kernels are compiled when the program first "
+			        "runs on a GPU\n", msg);
+		else {
+			fprintf(stderr, "nndc: internal error: --target cuda: NVRTC: %s\n", msg);
+			exit(2);
+		}
+		free(log);
+		static const char rec[] = "//@device cuda\n";
+		char *both = malloc(sizeof rec + strlen(cuda));
+		if (!both) {
+			fprintf(stderr, "nndc: internal error: out of memory\n");
+			exit(2);
+		}
+		memcpy(both, rec, sizeof rec - 1);
+		strcpy(both + sizeof rec - 1, cuda);
+		free(cuda);
+		cuda = both;
+	}
 	cg_module *cm = cg_build(m, manifest, cuda ? cuda : fallback, o->opt_level, with_main);
 	free(cuda);
 	free(manifest);
@@ -212,9 +252,11 @@ static int cmd_emit(arena *a, const opts *o)
 	if (strcmp(st, "ast") && strcmp(st, "ir") && strcmp(st, "plans") && strcmp(st, "manifest") &&
 	    strcmp(st, "llvm"))
 		bad_flag("--stage: unknown stage '%s' (expected ast, ir, plans, manifest, llvm, cuda or ptx)", st);
-	if (o->after && (strcmp(st, "ir") || !pass_known(o->after)))
-		bad_flag("--after %s: expected --stage ir and one of lower, shape, autodiff, optimizer, "
-		         "plans, rng, memplan", o->after);
+	if (o->after && (strcmp(st, "ir") || !pass_known(o->after))) {
+		char msg[512];
+		snprintf(msg, sizeof msg, "--after %.100s: expected --stage ir and one of %s", o->after, pass_names());
+		bad_flag("%s", msg);
+	}
 	if (!strcmp(st, "ast")) {
 		ast_file *f;
 		compile(a, o, "ast", &f);
@@ -275,6 +317,45 @@ static int cmd_verify(arena *a, const opts *o)
 	return rc;
 }
 
+static mode_t umask_now(void)
+{
+	mode_t m = umask(0);
+	umask(m);
+	return m;
+}
+
+/* build's object file and executable are temporaries beside PROGRAM
+ * (never PROGRAM.o, which may be the user's): the executable is renamed
+ * onto PROGRAM once linked, so a failed build leaves no half program, and
+ * an -o that cannot be written is found before compiling */
+static void make_temps(const char *output, char *obj, char *exe, size_t n)
+{
+	struct stat st;
+	if (stat(output, &st) == 0 && S_ISDIR(st.st_mode))
+		bad_flag("-o %s: is a directory", output);
+	const char *slash = strrchr(output, '/');
+	int dl = slash ? (int)(slash - output + 1) : 0;
+	const char *base = slash ? slash + 1 : output;
+	if (!*base)
+		bad_flag("-o %s: names a directory", output);
+	if (snprintf(obj, n, "%.*s.%s.XXXXXX.o", dl, output, base) >= (int)n ||
+	    snprintf(exe, n, "%.*s.%s.XXXXXX", dl, output, base) >= (int)n)
+		bad_flag("-o %s: path too long", output);
+	int fo = mkstemps(obj, 2);
+	if (fo < 0) {
+		fprintf(stderr, "nndc: error: -o %s: cannot create a file there: %s\n", output, strerror(errno));
+		exit(1);
+	}
+	close(fo);
+	int fe = mkstemp(exe);
+	if (fe < 0) {
+		fprintf(stderr, "nndc: error: -o %s: cannot create a file there: %s\n", output, strerror(errno));
+		unlink(obj);
+		exit(1);
+	}
+	close(fe);
+}
+
 int main(int argc, char **argv)
 {
 	opts o;
@@ -289,12 +370,18 @@ int main(int argc, char **argv)
 	} else if (!strcmp(o.cmd, "build")) {
 		if (!o.output)
 			bad_flag("%s", "build needs -o PROGRAM");
+		char obj[4096], exe[4096];
+		make_temps(o.output, obj, exe, sizeof obj);
 		cg_module *cm = build_module(a, &o, true);
-		char obj[4096];
-		snprintf(obj, sizeof obj, "%s.o", o.output);
-		if (cg_emit_object(cm, obj) || cg_link_executable(obj, o.output))
+		if (cg_emit_object(cm, obj) || cg_link_executable(obj, exe))
 			rc = 2;
+		else if (chmod(exe, 0777 & ~umask_now()) != 0 || rename(exe, o.output) != 0) {
+			fprintf(stderr, "nndc: error: -o %s: cannot create: %s\n", o.output, strerror(errno));
+			rc = 1;
+		}
 		unlink(obj);
+		if (rc)
+			unlink(exe);
 		cg_free(cm);
 	} else if (!strcmp(o.cmd, "run")) {
 		cg_module *cm = build_module(a, &o, false);

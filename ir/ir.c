@@ -35,12 +35,16 @@ bool ir_type_eq(const ir_type *a, const ir_type *b)
 }
 
 /* A product of dims stays of the form c * B^sym only while at most one
- * factor is B; the shape pass rejects types that would need B^2. */
+ * factor is B; the shape pass rejects types that would need B^2.  The
+ * product saturates at INT64_MAX instead of overflowing, so that a type
+ * written with absurd dimensions reaches the shape pass's size limit
+ * (shape_check_size) rather than wrapping to a small or negative count. */
 ir_dim ir_type_numel(const ir_type *t)
 {
 	ir_dim n = { 1, 0 };
 	for (int i = 0; i < t->rank; i++) {
-		n.c *= t->d[i].c;
+		if (__builtin_mul_overflow(n.c, t->d[i].c, &n.c))
+			n.c = INT64_MAX;
 		n.sym += t->d[i].sym;
 	}
 	return n;
@@ -50,11 +54,12 @@ int64_t ir_dim_eval(ir_dim d, int64_t B)
 {
 	int64_t v = d.c;
 	for (int i = 0; i < d.sym; i++)
-		v *= B;
+		if (__builtin_mul_overflow(v, B, &v))
+			return INT64_MAX;     /* saturates, like ir_type_numel */
 	return v;
 }
 
-static void dim_str(ir_dim d, char *buf, size_t n)
+char *ir_dim_str(ir_dim d, char *buf, size_t n)
 {
 	if (!d.sym)
 		snprintf(buf, n, "%" PRId64, d.c);
@@ -62,6 +67,7 @@ static void dim_str(ir_dim d, char *buf, size_t n)
 		snprintf(buf, n, "B");
 	else
 		snprintf(buf, n, "%" PRId64 "*B", d.c);
+	return buf;
 }
 
 char *ir_type_str(const ir_type *t, char *buf, size_t n)
@@ -69,7 +75,7 @@ char *ir_type_str(const ir_type *t, char *buf, size_t n)
 	size_t len = (size_t)snprintf(buf, n, "%s[", ir_dtype_name(t->dt));
 	for (int i = 0; i < t->rank && len < n; i++) {
 		char d[32];
-		dim_str(t->d[i], d, sizeof d);
+		ir_dim_str(t->d[i], d, sizeof d);
 		len += (size_t)snprintf(buf + len, n - len, "%s%s", i ? ", " : "", d);
 	}
 	if (len < n)

@@ -45,11 +45,14 @@ typedef struct ir_type {
 } ir_type;
 
 bool    ir_type_eq(const ir_type *a, const ir_type *b);
-/* number of elements = c + ... as (const part, whether it scales with B) */
+/* number of elements = c * B^sym as (const part, power of B); c and the
+ * evaluated dim saturate at INT64_MAX instead of overflowing */
 ir_dim  ir_type_numel(const ir_type *t);
 int64_t ir_dim_eval(ir_dim d, int64_t B);
 /* "f32[B, 784]", "f32[64*B]" ... into buf; returns buf */
 char   *ir_type_str(const ir_type *t, char *buf, size_t n);
+/* one dim as in ir_type_str: "784", "B", "3136*B"; returns buf */
+char   *ir_dim_str(ir_dim d, char *buf, size_t n);
 
 /* Reduction plan: the order in which a reduction adds.  A function of the
  * logical shape only (passes/plans.c). */
@@ -106,6 +109,8 @@ typedef struct ir_graph {
 	const char **output_names;    /* "loss", then metric names */
 	int64_t act_c, act_b;         /* activation bytes: act_c + act_b * Bmax */
 	int result;                   /* infer graph: node whose tensor is args.result, else -1 */
+	int64_t bmax;                 /* the batch size the graph is compiled for (0: unknown,
+	                                 taken as 1): the shape pass's size limit evaluates B at it */
 } ir_graph;
 
 typedef enum { IR_INIT_ZEROS, IR_INIT_ONES, IR_INIT_CONSTANT, IR_INIT_UNIFORM,
@@ -148,6 +153,8 @@ typedef struct ir_dataset {
 	int64_t n;                 /* number of samples */
 	ir_type fields[2];         /* row types with leading dim N replaced by B */
 	const char *field_names[2];   /* "images","labels" / "features","labels" */
+	const char **columns;      /* csv: the feature columns' names, in field order */
+	int ncolumns;
 	src_loc loc;
 } ir_dataset;
 
@@ -169,6 +176,10 @@ typedef struct ir_program {
 	ir_schedule sched;
 	int64_t batch, epochs;
 	bool shuffle;
+	/* the first batchnorm of the train graph with one value per channel per
+	 * sample ([N, C]): a train step of one row has no variance there
+	 * (line 0: none) */
+	src_loc bn_rows;
 	ir_graph *train, *eval_g;
 	/* infer: the loss's prediction argument (cross_entropy(mlp(images), ..)
 	 * -> mlp(images)) in evaluation mode; NULL when there is none */

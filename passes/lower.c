@@ -34,6 +34,7 @@ typedef struct binding {
 	value v;
 	src_loc loc;
 	bool is_dim;                /* a symbolic dimension, v.i = c, v.b = sym */
+	const char *from;           /* is_dim: what bound it ("argument 'x'"), for messages */
 } binding;
 
 /* where the calls of one statement get their instance paths */
@@ -60,6 +61,8 @@ typedef struct lctx {
 	ptrvec params, states;      /* ir_tensor* while building */
 	const char *cur_path;       /* path of the statement being lowered: every
 	                               node it creates carries it (dumps, verify) */
+	bool *bad_sig;              /* parallel to f->defs: signature already reported */
+	int expr_depth;             /* lower_expr calls in progress, through def calls */
 } lctx;
 
 static const value poison = { .k = V_POISON };
@@ -401,6 +404,11 @@ static bool eval_type(lctx *c, frame *fr, const ast_type *at, ir_type *out, cons
 				ok = false;
 			}
 			out->d[i] = (ir_dim){ b->v.i, 0 };
+		} else if (b) {
+			if (b->v.k != V_POISON)     /* else its own error was reported */
+				diag_error(d->loc, "dimension '%s' in %s names %s, not a dimension or an int "
+				           "argument", d->sym, what, vkind_name(b->v.k));
+			ok = false;
 		} else {
 			diag_error(d->loc, "unknown dimension '%s' in %s", d->sym, what);
 			ok = false;
@@ -410,9 +418,11 @@ static bool eval_type(lctx *c, frame *fr, const ast_type *at, ir_type *out, cons
 }
 
 /* Unifies a def argument's written type with the actual tensor, binding
- * new symbolic dimensions.  Reports a mismatch naming both shapes. */
+ * new symbolic dimensions (`origin` says what bound them: "argument 'x'").
+ * Reports a mismatch naming both shapes, the expected one with the
+ * symbols bound so far substituted and their bindings explained. */
 static bool unify(lctx *c, frame *fr, const ast_type *at, const ir_type *actual,
-                  src_loc where, const char *what)
+                  src_loc where, const char *what, const char *origin)
 {
 	char ab[128];
 	if (!at->is_tensor) {
@@ -442,24 +452,46 @@ static bool unify(lctx *c, frame *fr, const ast_type *at, const ir_type *actual,
 			goto mismatch;
 		} else {
 			value dv = { .k = V_INT, .i = ad.c, .b = ad.sym != 0 };
-			bind(c, fr, d->sym, dv, d->loc)->is_dim = true;
+			binding *nb = bind(c, fr, d->sym, dv, d->loc);
+			nb->is_dim = true;
+			nb->from = origin;
 		}
 	}
 	return true;
 mismatch:;
-	/* print the written type with what is known of its symbols */
-	char wb[256];
-	size_t len = (size_t)snprintf(wb, sizeof wb, "%s[", at->base);
+	/* the written type with the values of the symbols bound so far, and
+	 * where each value came from where it differs from the symbol's name */
+	char wb[256], nb[512] = "";
+	size_t len = (size_t)snprintf(wb, sizeof wb, "%s[", at->base), nlen = 0;
 	for (int i = 0; i < at->rank && len < sizeof wb; i++) {
 		const ast_dim *d = &at->dims[i];
-		if (d->sym)
-			len += (size_t)snprintf(wb + len, sizeof wb - len, "%s%s", i ? ", " : "", d->sym);
-		else
-			len += (size_t)snprintf(wb + len, sizeof wb - len, "%s%" PRId64, i ? ", " : "", d->val);
+		char v[48];
+		if (!d->sym) {
+			snprintf(v, sizeof v, "%" PRId64, d->val);
+		} else {
+			binding *b = lookup(fr, d->sym);
+			bool seen = false;
+			for (int j = 0; j < i; j++)
+				seen = seen || (at->dims[j].sym && !strcmp(at->dims[j].sym, d->sym));
+			if (b && b->is_dim)
+				ir_dim_str((ir_dim){ b->v.i, b->v.b }, v, sizeof v);
+			else if (b && b->v.k == V_INT)
+				snprintf(v, sizeof v, "%" PRId64, b->v.i);
+			else
+				snprintf(v, sizeof v, "%s", d->sym);
+			if (!seen && strcmp(v, d->sym) && nlen < sizeof nb)
+				nlen += (size_t)snprintf(nb + nlen, sizeof nb - nlen, "%s%s = %s%s%s",
+				                         nlen ? ", " : " (", d->sym, v,
+				                         b && b->is_dim && b->from ? " from " : "",
+				                         b && b->is_dim && b->from ? b->from : "");
+		}
+		len += (size_t)snprintf(wb + len, sizeof wb - len, "%s%s", i ? ", " : "", v);
 	}
 	if (len < sizeof wb)
 		snprintf(wb + len, sizeof wb - len, "]");
-	diag_error(where, "%s: expected %s, found %s", what, wb, ir_type_str(actual, ab, sizeof ab));
+	if (nlen && nlen < sizeof nb)
+		snprintf(nb + nlen, sizeof nb - nlen, ")");
+	diag_error(where, "%s: expected %s%s, found %s", what, wb, nb, ir_type_str(actual, ab, sizeof ab));
 	return false;
 }
 
@@ -551,12 +583,25 @@ static value declare_tensor(lctx *c, frame *fr, const ast_stmt *s, bool is_param
 	snprintf(what, sizeof what, "the type of %s '%s'", kind, s->name);
 	if (!eval_type(c, fr, s->type, &t, what))
 		return poison;
+	/* the optimizer, the initializers and checkpoints work on f32 only:
+	 * an i32 or u8 leaf would be filled with f32 bits and read as integers */
+	if (t.dt != IR_F32) {
+		diag_error(s->type->loc, "%s '%s' is %s: parameters and state must be f32", kind, s->name,
+		           ir_dtype_name(t.dt));
+		return poison;
+	}
 	for (int i = 0; i < t.rank; i++)
 		if (t.d[i].sym) {
 			diag_error(s->type->dims[i].loc, "%s '%s': dimension %d follows the batch size; "
 			           "parameters and state need fixed dimensions", kind, s->name, i);
 			return poison;
 		}
+	char err[512];
+	if (shape_check_size(&t, 1, err, sizeof err)) {
+		/* before fans(), whose products assume a representable size */
+		diag_error(s->type->loc, "%s '%s': %s", kind, s->name, err);
+		return poison;
+	}
 	const char *path = fr->path ? arena_printf(c->a, "%s.%s", fr->path, s->name) : s->name;
 	ptrvec *vec = is_param ? &c->params : &c->states;
 	int idx;
@@ -600,6 +645,10 @@ static value call_def(lctx *c, frame *fr, const ast_def *d, const ast_expr *e)
 
 static value call_def_body(lctx *c, frame *fr, const ast_def *d, const ast_expr *e)
 {
+	for (int i = 0; i < c->f->ndefs; i++)
+		if (c->f->defs[i] == d && c->bad_sig[i])
+			return poison;      /* check_signature reported it; unify would
+			                       only add confusing messages at each call */
 	if (fr->depth > 32) {
 		diag_error(e->loc, "calls nest too deeply (recursive call of def '%s'?)", d->name);
 		return poison;
@@ -654,11 +703,17 @@ static value call_def_body(lctx *c, frame *fr, const ast_def *d, const ast_expr 
 		return poison;
 
 	/* attribute arguments first: tensor types may name them */
+	bool attr_poison = false;
 	for (int j = 0; j < d->nargs; j++) {
 		const ast_arg *a = &d->args[j];
 		value v = args[j];
-		if (a->type->is_tensor || v.k == V_POISON)
+		if (a->type->is_tensor)
 			continue;
+		if (v.k == V_POISON) {
+			/* reported; the body and the tensor types would miss the name */
+			attr_poison = true;
+			continue;
+		}
 		const char *b = a->type->base;
 		bool fits = (!strcmp(b, "int") && v.k == V_INT) ||
 		            (!strcmp(b, "float") && (v.k == V_FLOAT || v.k == V_INT)) ||
@@ -680,6 +735,8 @@ static value call_def_body(lctx *c, frame *fr, const ast_def *d, const ast_expr 
 		}
 		bind(c, &nf, a->name, v, a->loc);
 	}
+	if (attr_poison)
+		return poison;
 	for (int j = 0; j < d->nargs; j++) {
 		const ast_arg *a = &d->args[j];
 		value v = args[j];
@@ -697,7 +754,8 @@ static value call_def_body(lctx *c, frame *fr, const ast_def *d, const ast_expr 
 		}
 		char what[256];
 		snprintf(what, sizeof what, "argument '%s' of %s", a->name, d->name);
-		if (!unify(c, &nf, a->type, vtype(c, v), aloc[j], what))
+		if (!unify(c, &nf, a->type, vtype(c, v), aloc[j], what,
+		           arena_printf(c->a, "argument '%s'", a->name)))
 			ok = false;
 		bind(c, &nf, a->name, v, a->loc);
 	}
@@ -749,7 +807,7 @@ static value call_def_body(lctx *c, frame *fr, const ast_def *d, const ast_expr 
 	if (d->ret) {
 		char what[256];
 		snprintf(what, sizeof what, "the result of %s", d->name);
-		if (!unify(c, &nf, d->ret, vtype(c, ret), e->loc, what))
+		if (!unify(c, &nf, d->ret, vtype(c, ret), e->loc, what, "the result"))
 			return poison;
 	}
 	return tensor(ret.node, e->loc);
@@ -866,7 +924,11 @@ static value b_reshape(lctx *c, frame *fr, const ast_expr *e, value *pos)
 		}
 		if (d.k == V_INT && (d.i > 0 || d.b)) {
 			t.d[i] = (ir_dim){ d.i, d.b ? 1 : 0 };
-			known.c *= d.i;
+			if (__builtin_mul_overflow(known.c, d.i, &known.c)) {
+				/* the shape rule's size limit names the shape; keep
+				 * the -1 inference below from dividing by a wrapped value */
+				known.c = INT64_MAX;
+			}
 			known.sym += d.b ? 1 : 0;
 			continue;
 		}
@@ -1150,6 +1212,21 @@ static src_loc attr_loc(const ast_expr *e, const char *key)
 	return nd ? nd->value->loc : e->loc;
 }
 
+/* The runtime rounds every hyperparameter to binary32 (language.md,
+ * "Optimizers"), and eps attributes become f32 constants: a nonzero value
+ * that becomes 0 or infinity there is an error, not a silently frozen or
+ * exploding run. */
+static bool check_f32_range(const ast_expr *call, const char *key, double v)
+{
+	float f = (float)v;
+	if (v != 0 && (f == 0 || !isfinite(f))) {
+		diag_error(attr_loc(call, key), "%s: %s = %g is outside the range of binary32", call->name,
+		           key, v);
+		return false;
+	}
+	return true;
+}
+
 typedef struct conv_lctx { lctx *c; src_loc loc; } conv_lctx;
 static int conv_emit(void *ctx, ir_opcode op, int nin, const int *in, const ir_type *preset, const int64_t *ia)
 {
@@ -1243,11 +1320,17 @@ static value b_random_crop(lctx *c, frame *fr, const ast_expr *e, value *pos)
 		diag_error(attr_loc(e, "pad"), "random_crop: pad = %" PRId64 " must be >= 0", P);
 		return poison;
 	}
-	int64_t H = xt->d[xt->rank - 2].c, W = xt->d[xt->rank - 1].c;
-	if (S > H + 2 * P || S > W + 2 * P) {
+	int64_t H = xt->d[xt->rank - 2].c, W = xt->d[xt->rank - 1].c, PH, PW;
+	if (__builtin_mul_overflow(P, 2, &PH) || __builtin_add_overflow(H, PH, &PH) ||
+	    __builtin_add_overflow(W, 2 * P, &PW)) {
+		diag_error(attr_loc(e, "pad"), "random_crop: pad = %" PRId64 " is too large for %s (the "
+		           "padded size overflows)", P, ir_type_str(xt, b, sizeof b));
+		return poison;
+	}
+	if (S > PH || S > PW) {
 		diag_error(attr_loc(e, "size"), "random_crop: the %" PRId64 "x%" PRId64 " window does not fit "
 		           "%s padded by %" PRId64 " on each side (%" PRId64 "x%" PRId64 ")", S, S,
-		           ir_type_str(xt, b, sizeof b), P, H + 2 * P, W + 2 * P);
+		           ir_type_str(xt, b, sizeof b), P, PH, PW);
 		return poison;
 	}
 	const char *path = path_for(c, fr, e);
@@ -1255,7 +1338,7 @@ static value b_random_crop(lctx *c, frame *fr, const ast_expr *e, value *pos)
 		/* evaluation: no augmentation; the centre of the padded input */
 		if (S == H && S == W)
 			return x;
-		int64_t ia[4] = { S, P, (H + 2 * P - S) / 2, (W + 2 * P - S) / 2 };
+		int64_t ia[4] = { S, P, (PH - S) / 2, (PW - S) / 2 };
 		return tensor(emit(c, IR_CROP, 1, &x.node, NULL, ia, NULL, e->loc, path), e->loc);
 	}
 	int64_t ia[4] = { S, P, 0, 0 };
@@ -1355,6 +1438,8 @@ static value b_batchnorm(lctx *c, frame *fr, const ast_expr *e, value *pos)
 		diag_error(attr_loc(e, "eps"), "batchnorm: eps = %g must be positive", eps);
 		return poison;
 	}
+	if (!check_f32_range(e, "eps", eps))     /* it becomes an f32 constant */
+		return poison;
 	const ir_type *xt0 = vtype(c, x);
 	ir_type xt = *xt0;
 	char b[128];
@@ -1386,6 +1471,8 @@ static value b_batchnorm(lctx *c, frame *fr, const ast_expr *e, value *pos)
 		ir_dim ne = ir_type_numel(&xt);
 		ir_type st = ir_scalar(IR_F32);
 		int64_t nia[4] = { ne.c / xt.d[1].c, ne.sym, 0, 0 };
+		if (nia[0] == 1 && nia[1] == 1 && !c->p->bn_rows.line)
+			c->p->bn_rows = L;   /* cnt = B: the runtime refuses a step of one row */
 		int cnt = emit(c, IR_NUMEL, 0, NULL, &st, nia, NULL, L, NULL);
 		mean = bin(c, IR_DIV, bn_sum(c, x.node, &xt, L), cnt, L);
 		d = bin(c, IR_SUB, x.node, bn_chan(c, mean, &xt, L), L);
@@ -1425,6 +1512,8 @@ static value b_layernorm(lctx *c, frame *fr, const ast_expr *e, value *pos)
 		diag_error(attr_loc(e, "eps"), "layernorm: eps = %g must be positive", eps);
 		return poison;
 	}
+	if (!check_f32_range(e, "eps", eps))
+		return poison;
 	ir_type xt = *vtype(c, x);
 	char b[128];
 	if (xt.dt != IR_F32 || xt.rank < 1 || xt.d[xt.rank - 1].sym) {
@@ -1631,7 +1720,26 @@ static value lower_call(lctx *c, frame *fr, const ast_expr *e)
 	return poison;
 }
 
+/* The parser bounds one expression's depth (AST_MAX_DEPTH) and lowering
+ * bounds def calls (32 deep), but their product could still exhaust the
+ * stack of this recursion: the whole chain gets one budget. */
+enum { LOWER_MAX_DEPTH = 2048 };
+static value lower_expr_at(lctx *c, frame *fr, const ast_expr *e);
+
 static value lower_expr(lctx *c, frame *fr, const ast_expr *e)
+{
+	if (c->expr_depth >= LOWER_MAX_DEPTH) {
+		diag_error(e->loc, "expressions nest too deeply through def calls (more than %d levels in all)",
+		           LOWER_MAX_DEPTH);
+		return poison;
+	}
+	c->expr_depth++;
+	value v = lower_expr_at(c, fr, e);
+	c->expr_depth--;
+	return v;
+}
+
+static value lower_expr_at(lctx *c, frame *fr, const ast_expr *e)
 {
 	value v = { .loc = e->loc };
 	switch (e->kind) {
@@ -1668,6 +1776,10 @@ static value lower_expr(lctx *c, frame *fr, const ast_expr *e)
 	}
 	case AST_NEG: {
 		value x = lower_expr(c, fr, e->lhs);
+		if (x.k == V_INT && x.i == INT64_MIN) {
+			diag_error(e->loc, "integer overflow: -(%" PRId64 ") does not fit in 64 bits", x.i);
+			return poison;
+		}
 		if (x.k == V_INT) { x.i = -x.i; x.loc = e->loc; return x; }
 		if (x.k == V_FLOAT) { x.f = -x.f; x.loc = e->loc; return x; }
 		if (x.k == V_POISON)
@@ -1682,12 +1794,25 @@ static value lower_expr(lctx *c, frame *fr, const ast_expr *e)
 		if ((a.k == V_INT || a.k == V_FLOAT) && (b.k == V_INT || b.k == V_FLOAT) && e->op != '@') {
 			if (a.k == V_INT && b.k == V_INT && e->op != '/') {
 				v.k = V_INT;
-				v.i = e->op == '+' ? a.i + b.i : e->op == '-' ? a.i - b.i : a.i * b.i;
+				bool ovf = e->op == '+' ? __builtin_add_overflow(a.i, b.i, &v.i) :
+				           e->op == '-' ? __builtin_sub_overflow(a.i, b.i, &v.i) :
+				           __builtin_mul_overflow(a.i, b.i, &v.i);
+				if (ovf) {
+					/* a wrapped value would silently become a dimension
+					 * or an attribute */
+					diag_error(e->loc, "integer overflow: %" PRId64 " %c %" PRId64 " does not fit "
+					           "in 64 bits", a.i, e->op, b.i);
+					return poison;
+				}
 				return v;
 			}
 			double x = a.k == V_INT ? (double)a.i : a.f, y = b.k == V_INT ? (double)b.i : b.f;
 			v.k = V_FLOAT;
 			v.f = e->op == '+' ? x + y : e->op == '-' ? x - y : e->op == '*' ? x * y : x / y;
+			if (!isfinite(v.f)) {
+				diag_error(e->loc, "%g %c %g is not a finite number", x, e->op, y);
+				return poison;
+			}
 			return v;
 		}
 		switch (e->op) {
@@ -1791,6 +1916,13 @@ static ir_dataset *probe_dataset(lctx *c, int i)
 		return NULL;
 	}
 	d->n = nd.n;
+	if (nd.names) {
+		/* recorded in the manifest: the runtime matches CSV columns by name */
+		d->ncolumns = (int)nd.dims[0][0];
+		d->columns = arena_alloc(c->a, sizeof *d->columns * (size_t)d->ncolumns);
+		for (int k = 0; k < d->ncolumns; k++)
+			d->columns[k] = arena_strdup(c->a, nd.names[k]);
+	}
 	for (int f = 0; f < 2; f++) {
 		ir_type t;
 		memset(&t, 0, sizeof t);
@@ -1906,13 +2038,19 @@ static void lower_optimizer(lctx *c, frame *fr, const ast_train *t, ir_program *
 			diag_error(e->loc, "%s: beta1 and beta2 must lie in [0, 1)", e->name);
 		if (!(p->eps > 0))
 			diag_error(e->loc, "%s: eps must be positive", e->name);
+		else
+			check_f32_range(e, "eps", p->eps);
 	}
 	if (!(p->lr > 0))
 		diag_error(e->loc, "%s: lr must be positive", e->name);
+	else
+		check_f32_range(e, "lr", p->lr);
 	if (!(p->momentum >= 0 && p->momentum < 1))
 		diag_error(e->loc, "%s: momentum must lie in [0, 1)", e->name);
 	if (!(p->weight_decay >= 0))
 		diag_error(e->loc, "%s: weight_decay must not be negative", e->name);
+	else
+		check_f32_range(e, "weight_decay", p->weight_decay);
 }
 
 static bool lower_schedule(lctx *c, frame *fr, const ast_expr *e, ir_schedule *s, bool nested)
@@ -1942,7 +2080,12 @@ static bool lower_schedule(lctx *c, frame *fr, const ast_expr *e, ir_schedule *s
 			diag_error(e->loc, "step: every must be a positive number of epochs");
 			return false;
 		}
-		return true;
+		/* the rate must stay positive, as lr must (lower_optimizer) */
+		if (!(s->gamma > 0)) {
+			diag_error(attr_loc(e, "gamma"), "step: gamma = %g must be positive", s->gamma);
+			return false;
+		}
+		return check_f32_range(e, "gamma", s->gamma);
 	}
 	if (!strcmp(e->name, "cosine")) {
 		sp.keys = k_cos;
@@ -2059,6 +2202,7 @@ static void lower_prediction(lctx *c, const ast_train *t, ir_program *p)
 	if (!ls || ls->expr->kind != AST_CALL || ls->expr->nitems < 1 || find_def(c, ls->expr->name))
 		return;
 	ir_graph *g = ir_graph_new(c->a, "infer");
+	g->bmax = p->batch;
 	c->g = g;
 	c->eval_mode = true;
 	frame fr;
@@ -2144,8 +2288,12 @@ static ir_program *lower_train(lctx *c, const ast_train *t)
 	p->sched.kind = IR_SCHED_CONSTANT;
 	if (s)
 		lower_schedule(c, &fr, s->expr, &p->sched, false);
-	if (!setting_int(t, "batch", 32, &p->batch) || !setting_int(t, "epochs", 1, &p->epochs))
-		return NULL;
+	/* a bad setting is reported and replaced by its default, so that the
+	 * loss and metrics below are still checked: every error in one run */
+	if (!setting_int(t, "batch", 32, &p->batch))
+		p->batch = 32;
+	if (!setting_int(t, "epochs", 1, &p->epochs))
+		p->epochs = 1;
 	p->shuffle = true;
 	if ((s = setting(t, "shuffle"))) {
 		if (s->expr->kind != AST_BOOL)
@@ -2162,10 +2310,12 @@ static ir_program *lower_train(lctx *c, const ast_train *t)
 
 	p->field_of_input = arena_alloc(c->a, 2 * sizeof(int));
 	p->train = ir_graph_new(c->a, "train");
+	p->train->bmax = p->batch;
 	int errors = diag_count();
 	lower_objectives(c, t, p, p->train, false, false);
 	bool loss_failed = diag_count() > errors;
 	p->eval_g = ir_graph_new(c->a, "eval");
+	p->eval_g->bmax = p->batch;
 	/* the loss was checked once already: report its errors once */
 	lower_objectives(c, t, p, p->eval_g, true, loss_failed);
 	if (diag_count() > errors)
@@ -2179,6 +2329,10 @@ static ir_program *lower_train(lctx *c, const ast_train *t)
 		p->params[i].offset = p->param_floats;
 		p->param_floats += ir_type_numel(&p->params[i].type).c;
 	}
+	/* each tensor is within SHAPE_MAX_NUMEL; so must their blocks be */
+	if (p->param_floats > SHAPE_MAX_NUMEL)
+		diag_error(t->loc, "train block '%s': its parameters hold %" PRId64 " floats, more than "
+		           "the limit of 2^40", t->name, p->param_floats);
 	p->nstates = c->states.n;
 	p->states = arena_alloc(c->a, (size_t)(p->nstates + 1) * sizeof *p->states);
 	for (int i = 0; i < p->nstates; i++) {
@@ -2186,9 +2340,51 @@ static ir_program *lower_train(lctx *c, const ast_train *t)
 		p->states[i].offset = p->state_floats;
 		p->state_floats += ir_type_numel(&p->states[i].type).c;
 	}
-	if (p->nparams == 0)
+	if (p->state_floats > SHAPE_MAX_NUMEL)
+		diag_error(t->loc, "train block '%s': its state buffers hold %" PRId64 " floats, more "
+		           "than the limit of 2^40", t->name, p->state_floats);
+	if (p->nparams == 0 && p->train->loss >= 0)     /* else the loss's error was reported */
 		diag_error(t->loc, "train block '%s': the loss has no parameters to train", t->name);
 	return p;
+}
+
+/* A dimension name of a tensor type in a def signature must be a symbol
+ * or an int argument: a name that is also a tensor argument, or a float,
+ * str or bool attribute, would be bound as a symbol at one use and read as
+ * that argument at another.  Reports such names; false if there are any. */
+static bool check_sig_type(const ast_def *d, const ast_type *t, const char *what)
+{
+	bool ok = true;
+	for (int k = 0; t && t->is_tensor && k < t->rank; k++) {
+		const ast_dim *dim = &t->dims[k];
+		if (!dim->sym)
+			continue;
+		for (int j = 0; j < d->nargs; j++) {
+			const ast_arg *a = &d->args[j];
+			if (strcmp(a->name, dim->sym) || !strcmp(a->type->base, "int"))
+				continue;
+			if (a->type->is_tensor)
+				diag_error(dim->loc, "dimension '%s' in %s of %s has the name of the tensor argument "
+				           "'%s'; a dimension is a symbol or an int argument", dim->sym, what, d->name,
+				           a->name);
+			else
+				diag_error(dim->loc, "dimension '%s' in %s of %s names the %s argument '%s'; only "
+				           "int arguments can be dimensions", dim->sym, what, d->name, a->type->base,
+				           a->name);
+			ok = false;
+		}
+	}
+	return ok;
+}
+
+static bool check_signature(lctx *c, const ast_def *d)
+{
+	bool ok = true;
+	for (int j = 0; j < d->nargs; j++) {
+		const char *what = arena_printf(c->a, "the type of argument '%s'", d->args[j].name);
+		ok = check_sig_type(d, d->args[j].type, what) && ok;
+	}
+	return check_sig_type(d, d->ret, "the result type") && ok;
 }
 
 ir_module *pass_lower(arena *a, const ast_file *f)
@@ -2201,6 +2397,7 @@ ir_module *pass_lower(arena *a, const ast_file *f)
 	c.m->source_path = f->path;
 	c.dsets = arena_alloc(a, (size_t)(f->ndatasets + 1) * sizeof *c.dsets);
 	c.dset_done = arena_alloc(a, (size_t)(f->ndatasets + 1));
+	c.bad_sig = arena_alloc(a, (size_t)(f->ndefs + 1));
 
 	/* names bound twice at the top level */
 	for (int i = 0; i < f->ndefs; i++)
@@ -2225,6 +2422,7 @@ ir_module *pass_lower(arena *a, const ast_file *f)
 				if (!strcmp(d->args[x].name, d->args[y].name))
 					diag_error(d->args[x].loc, "argument '%s' of %s is declared twice",
 					           d->args[x].name, d->name);
+		c.bad_sig[i] = !check_signature(&c, d);
 	}
 	if (f->ntrains == 0)
 		diag_error((src_loc){ f->path, 1, 1 }, "no train block: nothing to compile");

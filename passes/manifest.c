@@ -41,6 +41,79 @@ static void dataset(FILE *f, const char *role, const ir_dataset *d)
 	fprintf(f, " %" PRId64 "\n", d->n);
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* whether a and b hold the same names, in any order */
+static bool same_names(const char **a, int na, const char **b, int nb)
+{
+	if (na != nb)
+		return false;
+	const char **x = malloc(sizeof *x * (size_t)(na + 1)), **y = malloc(sizeof *y * (size_t)(nb + 1));
+	if (!x || !y)
+		nnd_ice("out of memory");
+	memcpy(x, a, sizeof *x * (size_t)na);
+	memcpy(y, b, sizeof *y * (size_t)nb);
+	qsort(x, (size_t)na, sizeof *x, cmp_str);
+	qsort(y, (size_t)nb, sizeof *y, cmp_str);
+	bool same = true;
+	for (int i = 0; same && i < na; i++)
+		same = strcmp(x[i], y[i]) == 0;
+	free(x);
+	free(y);
+	return same;
+}
+
+/* `columns`: the feature columns a CSV dataset's rows are read from, by
+ * name.  An eval set whose header has the training data's names in
+ * another order is read in the training data's order, so that feature k
+ * is the same column in both; otherwise its own header's order. */
+static void columns(FILE *f, const char *role, const ir_dataset *d, const ir_dataset *data)
+{
+	if (d->kind != 1 || d->ncolumns == 0)
+		return;
+	const ir_dataset *by = d;
+	if (d != data && data->kind == 1 && same_names(d->columns, d->ncolumns, data->columns, data->ncolumns))
+		by = data;
+	fprintf(f, "columns %s %d", role, by->ncolumns);
+	for (int k = 0; k < by->ncolumns; k++) {
+		fputc(' ', f);
+		qstr(f, by->columns[k]);
+	}
+	fputc('\n', f);
+}
+
+/* The number of classes the labels field must respect: the C of every
+ * cross_entropy of the train and eval graphs whose labels are the field
+ * as it is (an input, through integer casts, which keep the values); the
+ * smallest if several; 0 when none (labels computed otherwise are checked
+ * only by the kernels). */
+static int64_t label_classes(const ir_program *p)
+{
+	int64_t classes = 0;
+	const ir_graph *gs[2] = { p->train, p->eval_g };
+	for (int gi = 0; gi < 2; gi++) {
+		const ir_graph *g = gs[gi];
+		for (int i = 0; g && i < g->nnodes; i++) {
+			const ir_node *n = g->nodes[i];
+			if (n->op != IR_CROSS_ENTROPY)
+				continue;
+			const ir_node *x = g->nodes[n->in[0]], *l = g->nodes[n->in[1]];
+			while (l->op == IR_CAST && g->nodes[l->in[0]]->type.dt != IR_F32)
+				l = g->nodes[l->in[0]];
+			if (l->op != IR_INPUT || l->ia[0] < 0 || l->ia[0] >= p->ninputs ||
+			    p->field_of_input[l->ia[0]] != 1 || x->type.rank != 2 || x->type.d[1].sym)
+				continue;
+			int64_t c = x->type.d[1].c;
+			if (classes == 0 || c < classes)
+				classes = c;
+		}
+	}
+	return classes;
+}
+
 static void tensor(FILE *f, const char *kind, int i, const ir_tensor *t, bool has_opt)
 {
 	fprintf(f, "%s %d ", kind, i);
@@ -109,8 +182,11 @@ char *pass_manifest(const ir_module *m)
 		qstr(f, p->train_name);
 		fputc('\n', f);
 		dataset(f, "data", p->data);
-		if (p->eval)
+		columns(f, "data", p->data, p->data);
+		if (p->eval) {
 			dataset(f, "eval", p->eval);
+			columns(f, "eval", p->eval, p->data);
+		}
 		for (int k = 0; k < p->ninputs; k++) {
 			int fi = p->field_of_input[k];
 			const ir_type *t = &p->data->fields[fi];
@@ -119,6 +195,11 @@ char *pass_manifest(const ir_module *m)
 				fprintf(f, " %" PRId64 " %d", t->d[d].c, t->d[d].sym);
 			fputc('\n', f);
 		}
+		int64_t classes = label_classes(p);
+		if (classes > 0)
+			fprintf(f, "classes %" PRId64 "\n", classes);
+		if (p->bn_rows.line)
+			fprintf(f, "min_rows 2 %d %d\n", p->bn_rows.line, p->bn_rows.col);
 		fprintf(f, "batch %" PRId64 "\nepochs %" PRId64 "\nshuffle %d\n", p->batch, p->epochs,
 		        p->shuffle);
 		fprintf(f, "optimizer %s lr %.17g momentum %.17g weight_decay %.17g nesterov %d "

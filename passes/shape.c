@@ -66,6 +66,44 @@ static int numel_ok(const ir_type *t, char *err, size_t errlen)
 	return 0;
 }
 
+int shape_check_size(const ir_type *t, int64_t bmax, char *err, size_t errlen)
+{
+	char b[160];
+	ir_dim n = ir_type_numel(t);      /* saturates at INT64_MAX */
+	if (n.c > SHAPE_MAX_NUMEL) {
+		char cnt[32];
+		if (n.c == INT64_MAX)
+			snprintf(cnt, sizeof cnt, "more than 2^63");
+		else
+			snprintf(cnt, sizeof cnt, "%" PRId64, n.c);
+		FAIL("%s has too many elements: %s%s (the limit is 2^40)", ir_type_str(t, b, sizeof b),
+		     cnt, n.sym ? " per sample" : "");
+	}
+	int64_t at = ir_dim_eval(n, bmax > 1 ? bmax : 1);
+	if (at > SHAPE_MAX_NUMEL)
+		FAIL("%s has too many elements: %" PRId64 " at batch %" PRId64 " (the limit is 2^40)",
+		     ir_type_str(t, b, sizeof b), at, bmax);
+	return 0;
+}
+
+/* n + 2 * pad (a padded image side), or -1 where that overflows int64 */
+static int64_t padded(int64_t n, int64_t pad)
+{
+	int64_t r;
+	if (__builtin_mul_overflow(pad, 2, &r) || __builtin_add_overflow(n, r, &r))
+		return -1;
+	return r;
+}
+
+/* dilation * (k - 1) + 1 (a dilated window's side), or -1 on overflow */
+static int64_t extent(int64_t k, int64_t dil)
+{
+	int64_t r;
+	if (__builtin_mul_overflow(dil, k - 1, &r) || __builtin_add_overflow(r, 1, &r))
+		return -1;
+	return r;
+}
+
 /* ---- leaves and attribute-typed results: the type is set by whoever
  * built the node; only sanity-check it ---- */
 static int keep(const ir_graph *g, ir_node *n, char *err, size_t errlen)
@@ -449,11 +487,14 @@ static int crop_out(const char *name, const ir_type *x, const int64_t *ia, bool 
 	if (S < 1 || P < 0)
 		FAIL("%s: size (%" PRId64 ") must be >= 1 and pad (%" PRId64 ") >= 0", name, S, P);
 	int64_t H = x->d[x->rank - 2].c, W = x->d[x->rank - 1].c;
-	if (S > H + 2 * P || S > W + 2 * P)
+	int64_t PH = padded(H, P), PW = padded(W, P);
+	if (PH < 0 || PW < 0)
+		FAIL("%s: pad = %" PRId64 " is too large for %s (the padded size overflows)", name, P,
+		     ir_type_str(x, b, sizeof b));
+	if (S > PH || S > PW)
 		FAIL("%s: the %" PRId64 "x%" PRId64 " window does not fit the padded %" PRId64 "x%" PRId64
-		     " input of %s (pad %" PRId64 ")", name, S, S, H + 2 * P, W + 2 * P,
-		     ir_type_str(x, b, sizeof b), P);
-	if (fixed && (ia[2] < 0 || ia[3] < 0 || ia[2] > H + 2 * P - S || ia[3] > W + 2 * P - S))
+		     " input of %s (pad %" PRId64 ")", name, S, S, PH, PW, ir_type_str(x, b, sizeof b), P);
+	if (fixed && (ia[2] < 0 || ia[3] < 0 || ia[2] > PH - S || ia[3] > PW - S))
 		FAIL("%s: window offset (%" PRId64 ", %" PRId64 ") outside the padded input", name, ia[2], ia[3]);
 	*out = *x;
 	out->d[x->rank - 2] = (ir_dim){ S, 0 };
@@ -507,8 +548,14 @@ int shape_conv2d(const ir_type *x, const ir_type *w, const int64_t *ia, ir_type 
 	if (w->d[1].c != C / G)
 		FAIL("conv2d: the kernel %s needs C/groups = %" PRId64 " input channels for the input %s",
 		     ir_type_str(w, b, sizeof b), C / G, ir_type_str(x, a, sizeof a));
-	int64_t eh = d * (w->d[2].c - 1) + 1, ew = d * (w->d[3].c - 1) + 1;
-	int64_t H = x->d[2].c + 2 * p, W = x->d[3].c + 2 * p;
+	int64_t eh = extent(w->d[2].c, d), ew = extent(w->d[3].c, d);
+	int64_t H = padded(x->d[2].c, p), W = padded(x->d[3].c, p);
+	if (H < 0 || W < 0)
+		FAIL("conv2d: pad = %" PRId64 " is too large for the input %s (the padded size overflows)",
+		     p, ir_type_str(x, a, sizeof a));
+	if (eh < 0 || ew < 0)
+		FAIL("conv2d: dilation = %" PRId64 " is too large for the kernel %s (the window's size "
+		     "overflows)", d, ir_type_str(w, b, sizeof b));
 	if (eh > H || ew > W)
 		FAIL("conv2d: the %" PRId64 "x%" PRId64 " window (kernel %" PRId64 "x%" PRId64 ", dilation %"
 		     PRId64 ") does not fit the padded %" PRId64 "x%" PRId64 " input of %s", eh, ew,
@@ -517,6 +564,26 @@ int shape_conv2d(const ir_type *x, const ir_type *w, const int64_t *ia, ir_type 
 	out->d[1] = (ir_dim){ O, 0 };
 	out->d[2] = (ir_dim){ (H - eh) / s + 1, 0 };
 	out->d[3] = (ir_dim){ (W - ew) / s + 1, 0 };
+	/* the result and the im2col columns [C, KH, KW, N, OH, OW] conv.c
+	 * builds: named here, rather than as the im2col node's shape */
+	ir_type col = *out;
+	col.rank = 6;
+	col.d[0] = x->d[1];
+	col.d[1] = w->d[2];
+	col.d[2] = w->d[3];
+	col.d[3] = x->d[0];
+	col.d[4] = out->d[2];
+	col.d[5] = out->d[3];
+	if (shape_check_size(out, 1, err, errlen)) {
+		char m[512];
+		snprintf(m, sizeof m, "%s", err);
+		FAIL("conv2d: the result %s", m);
+	}
+	if (shape_check_size(&col, 1, err, errlen)) {
+		char m[512];
+		snprintf(m, sizeof m, "%s", err);
+		FAIL("conv2d: its im2col columns %s", m);
+	}
 	return 0;
 }
 
@@ -545,9 +612,9 @@ static int col_type(const char *what, const ir_type *x, int64_t KH, int64_t KW, 
 	if (s < 1 || p < 0 || d < 1 || KH < 1 || KW < 1)
 		FAIL("%s: stride (%" PRId64 "), dilation (%" PRId64 ") and kernel (%" PRId64 "x%" PRId64
 		     ") must be >= 1 and pad (%" PRId64 ") >= 0", what, s, d, KH, KW, p);
-	int64_t eh = d * (KH - 1) + 1, ew = d * (KW - 1) + 1;
-	int64_t H = x->d[2].c + 2 * p, W = x->d[3].c + 2 * p;
-	if (eh > H || ew > W)
+	int64_t eh = extent(KH, d), ew = extent(KW, d);
+	int64_t H = padded(x->d[2].c, p), W = padded(x->d[3].c, p);
+	if (H < 0 || W < 0 || eh < 0 || ew < 0 || eh > H || ew > W)
 		FAIL("%s: the %" PRId64 "x%" PRId64 " window does not fit the padded input of %s", what, eh, ew,
 		     ir_type_str(x, a, sizeof a));
 	memset(out, 0, sizeof *out);
@@ -642,7 +709,11 @@ static shape_fn *const shape_rules[IR_NUM_OPS] = {
 
 int shape_infer(const ir_graph *g, ir_node *n, char *err, size_t errlen)
 {
-	return shape_rules[n->op](g, n, err, errlen);
+	if (shape_rules[n->op](g, n, err, errlen))
+		return -1;
+	/* every value of every graph, whatever built it, within the size
+	 * limit at the graph's batch size */
+	return shape_check_size(&n->type, g->bmax, err, errlen);
 }
 
 int shape_prepare(const ir_graph *g, ir_node *tmp, ir_opcode op, int nin, const int *in,

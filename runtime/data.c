@@ -1,17 +1,22 @@
 /* data.c - dataset readers: IDX (plain or gzip) and numeric CSV.
  *
- * Both are used by the compiler (probe_only: shapes and sample count) and by
- * the runtime (the whole data set in memory).  Every malformed input gives a
- * precise message naming the file, the offset (IDX) or line and column (CSV)
- * and what was expected; nothing here exits or crashes, and on error all
- * memory is released and *d is left empty.
+ * Both are used by the compiler (probe_only: shapes, sample count and CSV
+ * column names) and by the runtime (the whole data set in memory).  Every
+ * malformed input gives a precise message naming the file, the offset
+ * (IDX) or line and column (CSV) and what was expected; nothing here exits
+ * or crashes, and on error all memory is released and *d is left empty.
+ * In a gzip file an offset is either a "compressed offset" (a byte of the
+ * file: a damaged stream) or a "decoded offset" (a byte of the data it
+ * decodes to: a damaged IDX file inside).
  *
- * A gzip file loaded whole is decoded in one call by libdeflate, 2-3 times
- * faster than zlib's inflate (decoding is most of a training program's
- * start-up).  libdeflate only says "bad data", so whenever it refuses a
- * file, the file is read again through zlib's stream, whose messages say
- * what is wrong and where; header probes also use zlib, which decodes only
- * the bytes they need. */
+ * Files are read sequentially from their first byte, so a pipe, a FIFO or
+ * /dev/stdin works as well as a regular file.  A gzip regular file loaded
+ * whole is decoded in one call by libdeflate, 2-3 times faster than
+ * zlib's inflate (decoding is most of a training program's start-up).
+ * libdeflate only says "bad data", so whenever it refuses a file, the file
+ * is read again through zlib's inflate, whose messages say what is wrong;
+ * header probes and pipes also use zlib, which decodes only the bytes they
+ * need. */
 #include "rt_internal.h"
 
 #include <errno.h>
@@ -47,17 +52,39 @@ static void errf(char *err, size_t errlen, const char *fmt, ...)
 
 /* ---------------------------------------------------------------- IDX */
 
-/* a file read either directly, through zlib (gzip magic 1f 8b), or from
- * memory (a gzip file decoded whole by libdeflate) */
+/* A file read either directly, through zlib's inflate (gzip magic 1f 8b),
+ * or from memory (a gzip file decoded whole by libdeflate).  The file is
+ * read through a buffer of our own, never reopened or rewound (except a
+ * regular file that libdeflate refused), so the bytes looked at to detect
+ * gzip are not lost on a pipe. */
+#define READER_BUF ((size_t)1 << 16)
 typedef struct {
 	const char *path;
-	FILE *f;
-	gzFile gz;
+	int fd;                  /* -1 when closed or decoded whole */
+	bool gz;                 /* gzip: offsets (off) count decoded bytes */
+	uint8_t *in;             /* bytes read from fd: in[pos, len) not consumed yet */
+	size_t pos, len;
+	uint64_t raw;            /* bytes read from fd so far */
+	z_stream z;              /* gzip read through zlib (z_on) */
+	bool z_on, z_done;       /* z_done: the last member ended the file */
 	uint8_t *mem;            /* the decoded file (owned), or NULL */
 	uint64_t mem_len;
 	bool mem_mapped;         /* mem is a mapping of the cache (rt_data_unmap) */
-	uint64_t off;            /* bytes (decompressed) consumed so far */
+	uint64_t off;            /* bytes (decoded) consumed so far */
 } reader;
+
+/* "decoded " before an offset of a gzip file's data: such an offset is
+ * not a byte of the file itself */
+static const char *dec(const reader *r)
+{
+	return r->gz ? "decoded " : "";
+}
+
+/* the file offset of the next byte not consumed (compressed, for gzip) */
+static uint64_t raw_pos(const reader *r)
+{
+	return r->raw - (uint64_t)(r->len - r->pos);
+}
 
 /* deflate expands its input at most 1032 times (a 258-byte match per bit
  * pair): a larger output means the sizes are not what they seem */
@@ -223,10 +250,13 @@ static bool gz_decode_loop(struct libdeflate_decompressor *dec, const uint8_t *i
 		in_pos += used_in;
 		st->out_len += used_out;
 		st->members++;
-		/* as gzread: bytes after a member that do not start another
-		 * one are ignored */
-		if (in_len - in_pos < 2 || in[in_pos] != 0x1f || in[in_pos + 1] != 0x8b)
+		if (in_pos == in_len)
 			return true;
+		/* bytes after a member that do not start another one are an
+		 * error, which zlib's reading of the file reports with its
+		 * offset */
+		if (in_len - in_pos < 2 || in[in_pos] != 0x1f || in[in_pos + 1] != 0x8b)
+			return false;
 	}
 }
 
@@ -303,30 +333,30 @@ void rt_data_unmap(uint8_t *base, size_t len)
 	munmap(base, len);
 }
 
-/* The cached decoded copy of the gzip file open as f, mapped; NULL when
+/* The cached decoded copy of the gzip file open as fd, mapped; NULL when
  * there is none that checks against the source. */
-static uint8_t *cache_load(FILE *f, const char *path, uint64_t *len)
+static uint8_t *cache_load(int fd, const char *path, uint64_t *len)
 {
 	struct stat sb, cs;
 	char cpath[4700], hdr[128];
 	uint32_t crc, isize;
-	if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || !cache_path(path, &sb, cpath, sizeof cpath) ||
-	    !gz_trailer(fileno(f), sb.st_size, &crc, &isize))
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || !cache_path(path, &sb, cpath, sizeof cpath) ||
+	    !gz_trailer(fd, sb.st_size, &crc, &isize))
 		return NULL;
-	int fd = open(cpath, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	int cfd = open(cpath, O_RDONLY | O_CLOEXEC);
+	if (cfd < 0)
 		return NULL;
 	unsigned long long n = 0;
 	unsigned c = 0;
-	ssize_t got = pread(fd, hdr, sizeof hdr - 1, 0);
+	ssize_t got = pread(cfd, hdr, sizeof hdr - 1, 0);
 	hdr[got > 0 ? got : 0] = 0;
-	if (fstat(fd, &cs) != 0 || sscanf(hdr, "nnd-gunzip 1 len %llu crc %x", &n, &c) != 2 || n == 0 ||
+	if (fstat(cfd, &cs) != 0 || sscanf(hdr, "nnd-gunzip 1 len %llu crc %x", &n, &c) != 2 || n == 0 ||
 	    (uint64_t)cs.st_size != CACHE_HDR + n || (uint32_t)n != isize || c != crc) {
-		close(fd);
+		close(cfd);
 		return NULL;
 	}
-	uint8_t *m = mmap(NULL, (size_t)n, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, CACHE_HDR);
-	close(fd);
+	uint8_t *m = mmap(NULL, (size_t)n, PROT_READ, MAP_PRIVATE | MAP_POPULATE, cfd, CACHE_HDR);
+	close(cfd);
 	if (m == MAP_FAILED)
 		return NULL;
 	/* the bytes themselves against the source's trailer (a fault: the
@@ -350,11 +380,11 @@ static uint8_t *cache_load(FILE *f, const char *path, uint64_t *len)
 
 /* Writes the decoded bytes of a one-member gzip file to the cache
  * (temporary file, then rename); silently nothing on any failure. */
-static void cache_store(FILE *f, const char *path, const uint8_t *data, uint64_t len)
+static void cache_store(int src, const char *path, const uint8_t *data, uint64_t len)
 {
 	struct stat sb;
 	char cpath[4700], tpath[4800], hdr[CACHE_HDR];
-	if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || !cache_path(path, &sb, cpath, sizeof cpath))
+	if (fstat(src, &sb) != 0 || !S_ISREG(sb.st_mode) || !cache_path(path, &sb, cpath, sizeof cpath))
 		return;
 	snprintf(tpath, sizeof tpath, "%s.%ld.tmp", cpath, (long)getpid());
 	int fd = open(tpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -378,27 +408,27 @@ static void cache_store(FILE *f, const char *path, const uint8_t *data, uint64_t
 		unlink(tpath);
 }
 
-/* Decodes the gzip file open as f (all its members, as gzread does) into a
+/* Decodes the gzip file open as fd (all its members) into a
  * fresh buffer.  Returns it with its length, or NULL for any failure: the
  * caller then reads the file through zlib, which gives the precise error
  * (or, where zlib accepts what libdeflate refused, the data). */
-static uint8_t *gz_decode_whole(FILE *f, const char *path, uint64_t *len, bool *mapped)
+static uint8_t *gz_decode_whole(int fd, const char *path, uint64_t *len, bool *mapped)
 {
 	*mapped = false;
 	/* before the cache: a mapped entry relies on the handler for the
 	 * whole run, the decoder below for its jump */
 	if (pthread_once(&bus_once, bus_install) != 0 || !bus_ok)
 		return NULL;
-	uint8_t *hit = cache_load(f, path, len);
+	uint8_t *hit = cache_load(fd, path, len);
 	if (hit) {
 		*mapped = true;
 		return hit;
 	}
 	struct stat sb;
-	if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size < 18)
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size < 18)
 		return NULL;
 	size_t in_len = (size_t)sb.st_size;
-	uint8_t *in = mmap(NULL, in_len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fileno(f), 0);
+	uint8_t *in = mmap(NULL, in_len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
 	if (in == MAP_FAILED)
 		return NULL;
 	/* test hook: the file shrinks under the mapping (tests/runtime_core) */
@@ -432,7 +462,7 @@ static uint8_t *gz_decode_whole(FILE *f, const char *path, uint64_t *len, bool *
 	}
 	*len = st.out_len;
 	if (st.members == 1)
-		cache_store(f, path, out, st.out_len);
+		cache_store(fd, path, out, st.out_len);
 	return out;
 }
 
@@ -485,69 +515,175 @@ int rt_data_threads_init(char *err, size_t errlen)
 	return 0;
 }
 
-/* whole: the caller wants the whole file (decoded at once when gzip) */
-static int reader_open(reader *r, const char *path, bool whole, char *err, size_t errlen)
+/* Reads from fd until in[pos, len) holds at least want bytes or the file
+ * ends (filling the buffer as far as it goes). */
+static int fill(reader *r, size_t want, char *err, size_t errlen)
 {
-	memset(r, 0, sizeof *r);
-	r->path = path;
-	r->f = fopen(path, "rb");
-	if (!r->f) {
-		errf(err, errlen, "cannot open %s: %s", path, strerror(errno));
-		return -1;
-	}
-	unsigned char m[2];
-	size_t got = fread(m, 1, 2, r->f);
-	if (got == 2 && m[0] == 0x1f && m[1] == 0x8b) {
-		if (whole && (r->mem = gz_decode_whole(r->f, r->path, &r->mem_len, &r->mem_mapped)) != NULL) {
-			fclose(r->f);
-			r->f = NULL;
-			return 0;
-		}
-		fclose(r->f);
-		r->f = NULL;
-		r->gz = gzopen(path, "rb");
-		if (!r->gz) {
-			errf(err, errlen, "cannot open %s: %s", path,
-			     errno ? strerror(errno) : "out of memory in zlib");
+	if (r->len - r->pos >= want)
+		return 0;
+	memmove(r->in, r->in + r->pos, r->len - r->pos);
+	r->len -= r->pos;
+	r->pos = 0;
+	while (r->len < want) {
+		ssize_t k = read(r->fd, r->in + r->len, READER_BUF - r->len);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			errf(err, errlen, "%s: %soffset %llu: read error: %s", r->path, r->gz ? "compressed " : "",
+			     (unsigned long long)r->raw, strerror(errno));
 			return -1;
 		}
-		gzbuffer(r->gz, 1 << 16);
-	} else {
-		rewind(r->f);
+		if (k == 0)
+			break;
+		r->len += (size_t)k;
+		r->raw += (uint64_t)k;
 	}
 	return 0;
 }
 
 static void reader_close(reader *r)
 {
-	if (r->f)
-		fclose(r->f);
-	if (r->gz)
-		gzclose(r->gz);
+	if (r->fd >= 0)
+		close(r->fd);
+	if (r->z_on)
+		inflateEnd(&r->z);
+	free(r->in);
 	if (r->mem_mapped)
 		rt_data_unmap(r->mem, (size_t)r->mem_len);
 	else
 		free(r->mem);
-	r->f = NULL;
-	r->gz = NULL;
+	r->fd = -1;
+	r->z_on = false;
+	r->in = NULL;
 	r->mem = NULL;
 }
 
-/* zlib's message for the stream's error, without the "PATH: " prefix
- * gzerror puts in front of it */
-static const char *gz_msg(reader *r, int *code)
+/* whole: the caller wants the whole file (decoded at once when gzip) */
+static int reader_open(reader *r, const char *path, bool whole, char *err, size_t errlen)
 {
-	const char *msg = gzerror(r->gz, code);
-	if (!msg || !*msg)
-		return "unknown zlib error";
-	size_t n = strlen(r->path);
-	if (strncmp(msg, r->path, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ')
-		msg += n + 2;
-	return msg;
+	memset(r, 0, sizeof *r);
+	r->path = path;
+	r->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (r->fd < 0) {
+		errf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	r->in = malloc(READER_BUF);
+	if (!r->in) {
+		errf(err, errlen, "%s: out of memory", path);
+		goto fail;
+	}
+	if (fill(r, 2, err, errlen) < 0)
+		goto fail;
+	if (r->len < 2 || r->in[0] != 0x1f || r->in[1] != 0x8b)
+		return 0;   /* plain: the bytes looked at are read first */
+	r->gz = true;
+	struct stat sb;
+	if (whole && fstat(r->fd, &sb) == 0 && S_ISREG(sb.st_mode)) {
+		r->mem = gz_decode_whole(r->fd, path, &r->mem_len, &r->mem_mapped);
+		if (r->mem) {
+			close(r->fd);
+			r->fd = -1;
+			return 0;
+		}
+		/* refused: zlib reads it again from the start, for its message */
+		if (lseek(r->fd, 0, SEEK_SET) != 0) {
+			errf(err, errlen, "%s: cannot read it again from its start: %s", path, strerror(errno));
+			goto fail;
+		}
+		r->pos = r->len = 0;
+		r->raw = 0;
+	}
+	/* gzip only (15 + 16): the magic was seen */
+	if (inflateInit2(&r->z, 15 + 16) != Z_OK) {
+		errf(err, errlen, "%s: zlib cannot start decoding (out of memory)", path);
+		goto fail;
+	}
+	r->z_on = true;
+	return 0;
+
+fail:
+	reader_close(r);
+	return -1;
 }
 
-/* Reads up to n bytes; returns the count read, or -1 with err set for an
- * I/O or decompression error (zlib's message). */
+/* After a gzip member: the end of the file, or the next member (zlib
+ * starts over); anything else is an error at its compressed offset. */
+static int gz_next_member(reader *r, char *err, size_t errlen)
+{
+	if (fill(r, 4, err, errlen) < 0)
+		return -1;
+	size_t have = r->len - r->pos;
+	if (have == 0) {
+		r->z_done = true;
+		return 0;
+	}
+	const uint8_t *b = r->in + r->pos;
+	if (have >= 2 && b[0] == 0x1f && b[1] == 0x8b) {
+		inflateReset(&r->z);
+		return 0;
+	}
+	char shown[16] = "";
+	for (size_t i = 0, o = 0; i < have && i < 4; i++)
+		o += (size_t)snprintf(shown + o, sizeof shown - o, i ? " %02x" : "%02x", b[i]);
+	errf(err, errlen, "%s: compressed offset %llu: expected the end of the file or another gzip member "
+	     "after the gzip data, found bytes %s%s (trailing garbage)", r->path, (unsigned long long)raw_pos(r),
+	     shown, have > 4 ? " ..." : "");
+	return -1;
+}
+
+/* what zlib's message for a failed check of a member's trailer means:
+ * the offset is where the check failed, not where the damage is */
+static const char *gz_hint(const char *msg)
+{
+	if (!strcmp(msg, "incorrect data check"))
+		return " (the decoded bytes do not match the CRC-32 in the gzip member's trailer: the damage may "
+		       "lie anywhere in the member)";
+	if (!strcmp(msg, "incorrect length check"))
+		return " (the decoded size does not match the gzip member's trailer)";
+	return "";
+}
+
+/* Up to n decoded bytes through zlib; a damaged stream is an error at
+ * the compressed offset where zlib found it. */
+static int64_t gz_read(reader *r, unsigned char *p, uint64_t n, char *err, size_t errlen)
+{
+	uint64_t done = 0;
+	while (done < n && !r->z_done) {
+		if (r->pos == r->len) {
+			if (fill(r, 1, err, errlen) < 0)
+				return -1;
+			if (r->pos == r->len) {
+				errf(err, errlen, "%s: compressed offset %llu: corrupt gzip data: unexpected end of file "
+				     "(the gzip stream is cut short)", r->path, (unsigned long long)r->raw);
+				return -1;
+			}
+		}
+		uInt chunk = n - done > (1u << 30) ? 1u << 30 : (uInt)(n - done);
+		r->z.next_in = r->in + r->pos;
+		r->z.avail_in = (uInt)(r->len - r->pos);
+		r->z.next_out = p + done;
+		r->z.avail_out = chunk;
+		int rc = inflate(&r->z, Z_NO_FLUSH);
+		done += chunk - r->z.avail_out;
+		r->pos = r->len - r->z.avail_in;
+		if (rc == Z_STREAM_END) {
+			if (gz_next_member(r, err, errlen) < 0)
+				return -1;
+		} else if (rc != Z_OK && rc != Z_BUF_ERROR) {
+			/* Z_BUF_ERROR: no progress on this call, more input is read
+			 * above; anything else is the data's fault (or memory's) */
+			const char *msg = rc == Z_MEM_ERROR ? "out of memory" : r->z.msg ? r->z.msg : zError(rc);
+			errf(err, errlen, "%s: compressed offset %llu: corrupt gzip data: %s%s", r->path,
+			     (unsigned long long)raw_pos(r), msg, gz_hint(msg));
+			return -1;
+		}
+	}
+	return (int64_t)done;
+}
+
+/* Reads up to n bytes; returns the count read (less at the end of the
+ * file), or -1 with err set for an I/O or decompression error. */
 static int64_t reader_read(reader *r, void *buf, uint64_t n, char *err, size_t errlen)
 {
 	uint64_t done = 0;
@@ -555,43 +691,39 @@ static int64_t reader_read(reader *r, void *buf, uint64_t n, char *err, size_t e
 	if (r->mem) {
 		done = n < r->mem_len - r->off ? n : r->mem_len - r->off;
 		memcpy(p, r->mem + r->off, (size_t)done);
-	}
-	while (!r->mem && done < n) {
-		uint64_t chunk = n - done;
-		if (chunk > (1u << 30))
-			chunk = 1u << 30;
-		if (r->gz) {
-			int k = gzread(r->gz, p + done, (unsigned)chunk);
-			if (k < 0) {
-				int code;
-				const char *msg = gz_msg(r, &code);
-				errf(err, errlen, "%s: offset %llu: corrupt gzip data: %s", r->path,
-				     (unsigned long long)(r->off + done), msg);
-				return -1;
-			}
-			done += (uint64_t)k;
-			if ((uint64_t)k < chunk) {
-				/* end of stream, or a stream cut short (zlib reports
-				 * "unexpected end of file" as an error) */
-				int code;
-				const char *msg = gz_msg(r, &code);
-				if (code != Z_OK && code != Z_STREAM_END) {
-					errf(err, errlen, "%s: offset %llu: corrupt gzip data: %s", r->path,
-					     (unsigned long long)(r->off + done), msg);
-					return -1;
-				}
-				break;
-			}
-		} else {
-			size_t k = fread(p + done, 1, (size_t)chunk, r->f);
-			done += k;
-			if (k < chunk) {
-				if (ferror(r->f)) {
+	} else if (r->z_on) {
+		int64_t k = gz_read(r, p, n, err, errlen);
+		if (k < 0)
+			return -1;
+		done = (uint64_t)k;
+	} else {
+		while (done < n) {
+			size_t have = r->len - r->pos;
+			if (have > 0) {
+				size_t k = n - done < have ? (size_t)(n - done) : have;
+				memcpy(p + done, r->in + r->pos, k);
+				r->pos += k;
+				done += k;
+			} else if (n - done >= READER_BUF) {
+				/* a payload: straight into its buffer */
+				size_t chunk = n - done > (1u << 30) ? (size_t)1 << 30 : (size_t)(n - done);
+				ssize_t k = read(r->fd, p + done, chunk);
+				if (k < 0 && errno == EINTR)
+					continue;
+				if (k < 0) {
 					errf(err, errlen, "%s: offset %llu: read error: %s", r->path,
-					     (unsigned long long)(r->off + done), strerror(errno));
+					     (unsigned long long)r->raw, strerror(errno));
 					return -1;
 				}
-				break;
+				if (k == 0)
+					break;
+				r->raw += (uint64_t)k;
+				done += (uint64_t)k;
+			} else {
+				if (fill(r, 1, err, errlen) < 0)
+					return -1;
+				if (r->pos == r->len)
+					break;
 			}
 		}
 	}
@@ -599,9 +731,21 @@ static int64_t reader_read(reader *r, void *buf, uint64_t n, char *err, size_t e
 	return (int64_t)done;
 }
 
-/* true when the file has no more bytes (a trailing byte is an error) */
+/* true when the file has no more bytes (a trailing byte is an error);
+ * for gzip this decodes to the end of the stream, so that its check
+ * values and what follows it are looked at */
 static int reader_at_end(reader *r, char *err, size_t errlen, int *at_end)
 {
+	if (r->mem) {
+		*at_end = r->off >= r->mem_len;
+		return 0;
+	}
+	if (!r->z_on) {
+		if (fill(r, 1, err, errlen) < 0)
+			return -1;
+		*at_end = r->pos == r->len;
+		return 0;
+	}
 	unsigned char c;
 	uint64_t off = r->off;
 	int64_t k = reader_read(r, &c, 1, err, errlen);
@@ -628,29 +772,29 @@ static int idx_header(reader *r, int want_labels, int *ndims, int64_t dims[5],
 	if (k < 0)
 		return -1;
 	if (k < 4) {
-		errf(err, errlen, "%s: offset 0: expected IDX magic 0x%08X, found %lld byte%s (file too short)",
-		     r->path, expect_magic, (long long)k, k == 1 ? "" : "s");
+		errf(err, errlen, "%s: %soffset 0: expected IDX magic 0x%08X, found %lld byte%s (file too short)",
+		     r->path, dec(r), expect_magic, (long long)k, k == 1 ? "" : "s");
 		return -1;
 	}
 	uint32_t magic = be32(h);
 	if (h[0] != 0 || h[1] != 0 || h[2] != 0x08) {
 		if (h[0] == 0 && h[1] == 0 && h[2] != 0x08)
-			errf(err, errlen, "%s: offset 2: expected IDX magic 0x%08X (type 0x08, unsigned bytes), "
-			     "found 0x%08X (type 0x%02X)", r->path, expect_magic, magic, h[2]);
+			errf(err, errlen, "%s: %soffset 2: expected IDX magic 0x%08X (type 0x08, unsigned bytes), "
+			     "found 0x%08X (type 0x%02X)", r->path, dec(r), expect_magic, magic, h[2]);
 		else
-			errf(err, errlen, "%s: offset 0: expected IDX magic 0x%08X, found 0x%08X",
-			     r->path, expect_magic, magic);
+			errf(err, errlen, "%s: %soffset 0: expected IDX magic 0x%08X, found 0x%08X",
+			     r->path, dec(r), expect_magic, magic);
 		return -1;
 	}
 	int nd = h[3];
 	if (want_labels && nd != 1) {
-		errf(err, errlen, "%s: offset 3: expected IDX magic 0x%08X (labels: 1 dimension), "
-		     "found 0x%08X (%d dimensions)", r->path, expect_magic, magic, nd);
+		errf(err, errlen, "%s: %soffset 3: expected IDX magic 0x%08X (labels: 1 dimension), "
+		     "found 0x%08X (%d dimensions)", r->path, dec(r), expect_magic, magic, nd);
 		return -1;
 	}
 	if (!want_labels && (nd < 2 || nd > 5)) {
-		errf(err, errlen, "%s: offset 3: expected IDX magic 0x%08X (images: 2 to 5 dimensions), "
-		     "found 0x%08X (%d dimension%s)", r->path, expect_magic, magic, nd, nd == 1 ? "" : "s");
+		errf(err, errlen, "%s: %soffset 3: expected IDX magic 0x%08X (images: 2 to 5 dimensions), "
+		     "found 0x%08X (%d dimension%s)", r->path, dec(r), expect_magic, magic, nd, nd == 1 ? "" : "s");
 		return -1;
 	}
 	unsigned char db[20];
@@ -658,15 +802,15 @@ static int idx_header(reader *r, int want_labels, int *ndims, int64_t dims[5],
 	if (k < 0)
 		return -1;
 	if (k < 4 * nd) {
-		errf(err, errlen, "%s: offset 4: expected %d bytes of dimensions, found %lld",
-		     r->path, 4 * nd, (long long)k);
+		errf(err, errlen, "%s: %soffset 4: expected %d bytes of dimensions, found %lld",
+		     r->path, dec(r), 4 * nd, (long long)k);
 		return -1;
 	}
 	for (int i = 0; i < nd; i++) {
 		dims[i] = be32(db + 4 * i);
 		if (dims[i] == 0) {
-			errf(err, errlen, "%s: offset %d: expected dimension %d to be at least 1, found 0",
-			     r->path, 4 + 4 * i, i);
+			errf(err, errlen, "%s: %soffset %d: expected dimension %d to be at least 1, found 0",
+			     r->path, dec(r), 4 + 4 * i, i);
 			return -1;
 		}
 	}
@@ -692,7 +836,7 @@ static int idx_payload(reader *r, uint64_t n, const char *what, uint8_t **out, u
 	} else {
 		buf = malloc(n ? (size_t)n : 1);
 		if (!buf) {
-			errf(err, errlen, "%s: offset %llu: cannot allocate %llu bytes of %s data", r->path,
+			errf(err, errlen, "%s: %soffset %llu: cannot allocate %llu bytes of %s data", r->path, dec(r),
 			     (unsigned long long)start, (unsigned long long)n, what);
 			return -1;
 		}
@@ -701,7 +845,7 @@ static int idx_payload(reader *r, uint64_t n, const char *what, uint8_t **out, u
 			goto fail;
 	}
 	if ((uint64_t)k < n) {
-		errf(err, errlen, "%s: offset %llu: expected %llu bytes of %s data, found %lld", r->path,
+		errf(err, errlen, "%s: %soffset %llu: expected %llu bytes of %s data, found %lld", r->path, dec(r),
 		     (unsigned long long)start, (unsigned long long)n, what, (long long)k);
 		goto fail;
 	}
@@ -709,8 +853,8 @@ static int idx_payload(reader *r, uint64_t n, const char *what, uint8_t **out, u
 	if (reader_at_end(r, err, errlen, &at_end) < 0)
 		goto fail;
 	if (!at_end) {
-		errf(err, errlen, "%s: offset %llu: expected end of file after %llu bytes of %s data, "
-		     "found more bytes", r->path, (unsigned long long)r->off, (unsigned long long)n, what);
+		errf(err, errlen, "%s: %soffset %llu: expected end of file after %llu bytes of %s data, "
+		     "found more bytes", r->path, dec(r), (unsigned long long)r->off, (unsigned long long)n, what);
 		goto fail;
 	}
 	*out = buf;
@@ -748,8 +892,8 @@ int nnd_data_load_idx(const char *images, const char *labels, bool probe_only,
 			break;
 	}
 	if (row > NND_DATA_MAX_BYTES || (uint64_t)di[0] > NND_DATA_MAX_BYTES / row) {
-		errf(err, errlen, "%s: offset 4: expected at most 2^40 bytes of image data, "
-		     "found dimensions that need more", images);
+		errf(err, errlen, "%s: %soffset 4: expected at most 2^40 bytes of image data, "
+		     "found dimensions that need more", images, dec(&ri));
 		goto fail_i;
 	}
 	uint64_t total = row * (uint64_t)di[0];
@@ -786,12 +930,20 @@ int nnd_data_load_idx(const char *images, const char *labels, bool probe_only,
 	if (idx_header(&rl, 1, &ndl, dl, err, errlen) < 0)
 		goto fail_l;
 	if (dl[0] != di[0]) {
-		errf(err, errlen, "%s: offset 4: expected %lld labels (the number of images in %s), found %lld",
-		     labels, (long long)di[0], images, (long long)dl[0]);
+		errf(err, errlen, "%s: %soffset 4: expected %lld labels (the number of images in %s), found %lld",
+		     labels, dec(&rl), (long long)di[0], images, (long long)dl[0]);
 		goto fail_l;
 	}
 	if (!probe_only && idx_payload(&rl, (uint64_t)dl[0], "label", &d->buf[1], &d->alloc[1], &d->maplen[1], err, errlen) < 0)
 		goto fail_l;
+	if (!probe_only) {
+		d->lab_path = strdup(labels);
+		d->lab_gz = rl.gz;
+		if (!d->lab_path) {
+			errf(err, errlen, "%s: out of memory", labels);
+			goto fail_l;
+		}
+	}
 	reader_close(&rl);
 	return 0;
 
@@ -871,10 +1023,136 @@ static void quote_field(const char *f, char *out, size_t outlen)
 		snprintf(out, outlen, "%s", f);
 }
 
-/* label_optional (inference input): the label column may be missing; when
- * present it is skipped unread; the labels field is zeros either way. */
-static int load_csv(const char *path, const char *label_col, bool label_optional, bool probe_only,
-                    nnd_data *d, char *err, size_t errlen)
+/* a list of names for a message, cut short after about 200 bytes */
+static void name_list(char *const *names, int n, char *out, size_t outlen)
+{
+	size_t o = 0;
+	out[0] = '\0';
+	for (int i = 0; i < n && o < outlen; i++) {
+		if (o > 200) {
+			snprintf(out + o, outlen - o, ", ... (%d names)", n);
+			return;
+		}
+		int k = snprintf(out + o, outlen - o, "%s'%s'", i ? ", " : "", names[i]);
+		if (k < 0)
+			return;
+		o += (size_t)k;
+	}
+}
+
+/* one header column: its name and position */
+typedef struct { const char *name; int i; } named;
+
+static int by_name(const void *a, const void *b)
+{
+	const named *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+	return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+/* Maps the header's columns hdr[0..ncols) to the features named
+ * want[0..nwant) (those of the compiled program): feat[c] is the feature
+ * that column c holds, -1 for the label column.  A name that appears
+ * several times is matched in order: its k-th column is its k-th feature.
+ * A wanted name the header lacks, and a column that is neither wanted nor
+ * the label, are errors. */
+static int match_columns(const char *path, long lineno, char **hdr, int ncols, int label_idx, const char *label_col,
+                         char *const *want, int nwant, bool infer, int *feat, char *err, size_t errlen)
+{
+	int nf = ncols - (label_idx >= 0 ? 1 : 0);
+	/* the usual case, in one pass: the same names in the same order */
+	bool same = nf == nwant;
+	for (int c = 0, k = 0; c < ncols; c++) {
+		if (c == label_idx) {
+			feat[c] = -1;
+			continue;
+		}
+		same = same && strcmp(hdr[c], want[k]) == 0;
+		feat[c] = k++;
+	}
+	if (same)
+		return 0;
+	named *h = malloc(sizeof *h * (size_t)(ncols + 1)), *w = malloc(sizeof *w * (size_t)(nwant + 1));
+	if (!h || !w) {
+		free(h);
+		free(w);
+		errf(err, errlen, "%s: out of memory", path);
+		return -1;
+	}
+	int nh = 0;
+	for (int c = 0; c < ncols; c++) {
+		feat[c] = -1;
+		if (c != label_idx)
+			h[nh++] = (named){ hdr[c], c };
+	}
+	for (int k = 0; k < nwant; k++)
+		w[k] = (named){ want[k], k };
+	qsort(h, (size_t)nh, sizeof *h, by_name);
+	qsort(w, (size_t)nwant, sizeof *w, by_name);
+	/* both sorted by (name, position): equal names pair up in order; the
+	 * first feature missing and the first column unknown are reported */
+	int missing = INT_MAX, unknown = INT_MAX;
+	for (int i = 0, j = 0; i < nh || j < nwant;) {
+		int c = i == nh ? 1 : j == nwant ? -1 : strcmp(h[i].name, w[j].name);
+		if (c == 0) {
+			feat[h[i++].i] = w[j++].i;
+		} else if (c < 0) {
+			unknown = h[i].i < unknown ? h[i].i : unknown;
+			i++;
+		} else {
+			missing = w[j].i < missing ? w[j].i : missing;
+			j++;
+		}
+	}
+	free(h);
+	free(w);
+	char shown[64], list[300];
+	const char *rebuild = infer ? "" : "; rebuild the program for this data";
+	if (missing != INT_MAX) {
+		quote_field(want[missing], shown, sizeof shown);
+		errf(err, errlen, "%s:%ld: expected a column named '%s' (feature %d of %s), found none%s", path,
+		     lineno, shown, missing + 1, infer ? "the training data" : "the data the program was compiled for",
+		     rebuild);
+		return -1;
+	}
+	if (unknown != INT_MAX) {
+		quote_field(hdr[unknown], shown, sizeof shown);
+		name_list(want, nwant, list, sizeof list);
+		errf(err, errlen, "%s:%ld: column %d: expected one of the feature columns %s (those of %s)%s%s%s, "
+		     "found '%s'%s", path, lineno, unknown + 1, list,
+		     infer ? "the training data" : "the data the program was compiled for", infer ? " or the label column '" : "",
+		     infer ? label_col : "", infer ? "'" : "", shown, rebuild);
+		return -1;
+	}
+	return 0;
+}
+
+/* names[0..n) copied into one allocation (one free) */
+static char **names_block(char *const *names, int n)
+{
+	size_t total = sizeof(char *) * (size_t)(n > 0 ? n : 1);
+	for (int i = 0; i < n; i++)
+		total += strlen(names[i]) + 1;
+	char **v = malloc(total);
+	if (!v)
+		return NULL;
+	char *s = (char *)(v + (n > 0 ? n : 1));
+	for (int i = 0; i < n; i++) {
+		size_t k = strlen(names[i]) + 1;
+		memcpy(s, names[i], k);
+		v[i] = s;
+		s += k;
+	}
+	return v;
+}
+
+/* want (nwant names, or NULL): the feature columns, matched by name;
+ * NULL takes every column but the label in file order.  infer (inference
+ * input): the label column may be missing; when present it is skipped
+ * unread; the labels field is zeros either way; a file without rows is
+ * an error. */
+static int load_csv(const char *path, const char *label_col, char *const *want, int nwant, bool infer,
+                    bool probe_only, nnd_data *d, char *err, size_t errlen)
 {
 	memset(d, 0, sizeof *d);
 	FILE *f = fopen(path, "rb");
@@ -884,12 +1162,15 @@ static int load_csv(const char *path, const char *label_col, bool label_optional
 	}
 	char *line = NULL;
 	size_t cap = 0;
-	char **fields = NULL;
+	char **fields = NULL, **hdr = NULL;
+	int *feat_of = NULL;
+	char *header = NULL;
 	float *feat = NULL;
 	int32_t *lab = NULL;
 	size_t rows_cap = 0;
-	int64_t nrows = 0;
-	long lineno = 0;
+	int64_t nrows = 0, line0 = 0;
+	long lineno = 0, hdr_line;
+	bool gap = false;            /* a blank line after the first row */
 	int ncols = 0, label_idx = -1;
 
 	/* header */
@@ -906,23 +1187,29 @@ static int load_csv(const char *path, const char *label_col, bool label_optional
 			     path, lineno);
 		goto fail;
 	}
+	hdr_line = lineno;
 	ncols = count_fields(line);
 	if (ncols > 1000000) {
 		errf(err, errlen, "%s:%ld: expected at most 1000000 columns, found %d", path, lineno, ncols);
 		goto fail;
 	}
+	/* the header is kept (its names are matched and recorded); the
+	 * rows reuse line */
+	header = strdup(line);
 	fields = malloc(sizeof *fields * (size_t)ncols);
-	if (!fields) {
+	hdr = malloc(sizeof *hdr * (size_t)ncols);
+	feat_of = malloc(sizeof *feat_of * (size_t)ncols);
+	if (!header || !fields || !hdr || !feat_of) {
 		errf(err, errlen, "%s: out of memory", path);
 		goto fail;
 	}
-	split(line, fields, ncols);
+	split(header, hdr, ncols);
 	for (int i = 0; i < ncols; i++) {
-		char *name = trim(fields[i], 1);
-		if (strcmp(name, label_col) == 0 && label_idx < 0)
+		hdr[i] = trim(hdr[i], 1);
+		if (strcmp(hdr[i], label_col) == 0 && label_idx < 0)
 			label_idx = i;
 	}
-	if (label_idx < 0 && !label_optional) {
+	if (label_idx < 0 && !infer) {
 		errf(err, errlen, "%s:%ld: expected a column named '%s' in the header, found none",
 		     path, lineno, label_col);
 		goto fail;
@@ -932,13 +1219,36 @@ static int load_csv(const char *path, const char *label_col, bool label_optional
 		     path, lineno, label_col);
 		goto fail;
 	}
-	const int nf = ncols - (label_idx >= 0 ? 1 : 0);
+	int nf = ncols - (label_idx >= 0 ? 1 : 0);
+	if (want) {
+		if (match_columns(path, lineno, hdr, ncols, label_idx, label_col, want, nwant, infer, feat_of, err,
+		                  errlen) < 0)
+			goto fail;
+		nf = nwant;
+	} else {
+		for (int c = 0, k = 0; c < ncols; c++) {
+			feat_of[c] = c == label_idx ? -1 : k;
+			if (c != label_idx)
+				hdr[k++] = hdr[c];   /* the feature names, in file order */
+		}
+	}
+	d->names = names_block(want ? want : hdr, nf);
+	if (!d->names) {
+		errf(err, errlen, "%s: out of memory", path);
+		goto fail;
+	}
 
 	while ((len = getline(&line, &cap, f)) >= 0) {
 		lineno++;
 		chomp(line);
-		if (blank(line))
+		if (blank(line)) {
+			gap = nrows > 0;
 			continue;
+		}
+		if (nrows == 0)
+			line0 = lineno;
+		else if (gap)
+			line0 = -1;
 		if (probe_only) {
 			nrows++;
 			continue;
@@ -970,14 +1280,14 @@ static int load_csv(const char *path, const char *label_col, bool label_optional
 			rows_cap = nc;
 		}
 		float *frow = feat + (size_t)nrows * (size_t)nf;
-		int fi = 0;
+		lab[nrows] = 0;
 		for (int c = 0; c < ncols; c++) {
 			char *s = trim(fields[c], 0);
 			char *end = NULL;
 			char shown[64];
 			errno = 0;
-			if (c == label_idx && label_optional) {
-				lab[nrows] = 0;
+			if (c == label_idx && infer) {
+				/* not read: inference has no labels */
 			} else if (c == label_idx) {
 				double v = strtod(s, &end);
 				if (*s == '\0' || *end != '\0') {
@@ -1009,7 +1319,7 @@ static int load_csv(const char *path, const char *label_col, bool label_optional
 					     "(binary32), found '%s'", path, lineno, c + 1, shown);
 					goto fail;
 				}
-				frow[fi++] = v;
+				frow[feat_of[c]] = v;
 			}
 		}
 		nrows++;
@@ -1018,9 +1328,11 @@ static int load_csv(const char *path, const char *label_col, bool label_optional
 		errf(err, errlen, "%s:%ld: read error: %s", path, lineno, strerror(errno));
 		goto fail;
 	}
-	if (label_idx < 0 && !probe_only && nrows > 0) {
-		/* no label column: lab was grown with the rows, zero it */
-		memset(lab, 0, (size_t)nrows * sizeof *lab);
+	if (infer && nrows == 0) {
+		/* as an IDX file of no images: there is nothing to infer */
+		errf(err, errlen, "%s:%ld: expected a row of data after the header, found the end of the file", path,
+		     hdr_line);
+		goto fail;
 	}
 
 	d->kind = 1;
@@ -1038,18 +1350,28 @@ static int load_csv(const char *path, const char *label_col, bool label_optional
 		d->buf[1] = lab ? (uint8_t *)lab : malloc(1);
 		feat = NULL;
 		lab = NULL;
-		if (!d->buf[0] || !d->buf[1]) {
+		if (!infer)
+			d->lab_path = strdup(path);
+		d->lab_col = label_idx + 1;
+		d->lab_line0 = line0;
+		if (!d->buf[0] || !d->buf[1] || (!infer && !d->lab_path)) {
 			errf(err, errlen, "%s: out of memory", path);
 			goto fail;
 		}
 	}
 	free(fields);
+	free(hdr);
+	free(feat_of);
+	free(header);
 	free(line);
 	fclose(f);
 	return 0;
 
 fail:
 	free(fields);
+	free(hdr);
+	free(feat_of);
+	free(header);
 	free(line);
 	free(feat);
 	free(lab);
@@ -1061,17 +1383,84 @@ fail:
 int nnd_data_load_csv(const char *path, const char *label_col, bool probe_only,
                       nnd_data *d, char *err, size_t errlen)
 {
-	return load_csv(path, label_col, false, probe_only, d, err, errlen);
+	return load_csv(path, label_col, NULL, 0, false, probe_only, d, err, errlen);
 }
 
-int rt_data_load_csv_features(const char *path, const char *label_col, nnd_data *d, char *err, size_t errlen)
+int rt_data_load_csv(const char *path, const char *label_col, char *const *names, int nnames, bool infer,
+                     nnd_data *d, char *err, size_t errlen)
 {
-	return load_csv(path, label_col, true, false, d, err, errlen);
+	return load_csv(path, label_col, names, nnames, infer, false, d, err, errlen);
 }
 
 int rt_data_load_idx_images(const char *images, nnd_data *d, char *err, size_t errlen)
 {
 	return nnd_data_load_idx(images, NULL, false, d, err, errlen);
+}
+
+/* The line of the CSV file's sample i, counted again (the file has blank
+ * lines between its rows); -1 when it cannot be read again (only regular
+ * files are: a pipe has been read). */
+static long csv_line_of(const char *path, int64_t i)
+{
+	struct stat sb;
+	if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
+		return -1;
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return -1;
+	char *line = NULL;
+	size_t cap = 0;
+	long lineno = 0, found = -1;
+	int64_t row = -1;            /* -1: the header is next */
+	while (getline(&line, &cap, f) >= 0) {
+		lineno++;
+		chomp(line);
+		if (blank(line))
+			continue;
+		if (row++ == i) {
+			found = lineno;
+			break;
+		}
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
+bool rt_data_where(const nnd_data *d, int64_t i, char *buf, size_t n)
+{
+	if (!d || !d->lab_path || i < 0 || i >= d->n)
+		return false;
+	if (d->kind == 0) {
+		snprintf(buf, n, "%s: %soffset %lld", d->lab_path, d->lab_gz ? "decoded " : "", (long long)(8 + i));
+		return true;
+	}
+	long line = d->lab_line0 >= 0 ? (long)(d->lab_line0 + i) : csv_line_of(d->lab_path, i);
+	if (line >= 0)
+		snprintf(buf, n, "%s:%ld: column %d", d->lab_path, line, d->lab_col);
+	else
+		snprintf(buf, n, "%s: data row %lld, column %d", d->lab_path, (long long)(i + 1), d->lab_col);
+	return true;
+}
+
+int rt_data_check_labels(const nnd_data *d, int64_t n, int64_t classes, char *err, size_t errlen)
+{
+	if (!d->buf[1] || classes <= 0)
+		return 0;
+	if (n > d->n)
+		n = d->n;
+	for (int64_t i = 0; i < n; i++) {
+		int64_t v = d->dtype[1] == 2 ? (int64_t)d->buf[1][i] : (int64_t)((const int32_t *)d->buf[1])[i];
+		if (v >= 0 && v < classes)
+			continue;
+		char where[600];
+		if (!rt_data_where(d, i, where, sizeof where))
+			snprintf(where, sizeof where, "sample %lld", (long long)i);
+		errf(err, errlen, "%s: label %lld of sample %lld is outside [0, %lld) (the classes of the loss's "
+		     "cross_entropy)", where, (long long)v, (long long)i, (long long)classes);
+		return -1;
+	}
+	return 0;
 }
 
 void nnd_data_free(nnd_data *d)
@@ -1084,5 +1473,7 @@ void nnd_data_free(nnd_data *d)
 		else
 			free(d->alloc[i] ? d->alloc[i] : d->buf[i]);
 	}
+	free(d->names);
+	free(d->lab_path);
 	memset(d, 0, sizeof *d);
 }

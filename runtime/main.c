@@ -15,11 +15,14 @@
 #include "rt_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static const char *progname = "nnd-program";
 static jmp_buf *die_jmp;
@@ -45,17 +48,28 @@ _Noreturn void rt_die(int code, const char *fmt, ...)
 	exit(code);
 }
 
+/* Running out of memory is the size of the model, batch or data against
+ * the machine's, not nnd's bug: a user error (1), in words one can act on. */
+static _Noreturn void out_of_memory(double bytes)
+{
+	static const char *unit[] = { "bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+	int u = 0;
+	while (bytes >= 1024.0 && u < 6) { bytes /= 1024.0; u++; }
+	rt_die(1, "out of memory: cannot allocate %.*f %s (the parameters, the batch's activations or the "
+	       "data need more memory than this machine gives; a smaller batch or model needs less)", u ? 1 : 0, bytes, unit[u]);
+}
+
 void *rt_xmalloc(size_t n)
 {
 	void *p = malloc(n ? n : 1);
-	if (!p) rt_die(2, "out of memory (%zu bytes)", n);
+	if (!p) out_of_memory((double)n);
 	return p;
 }
 
 void *rt_xcalloc(size_t n, size_t sz)
 {
 	void *p = calloc(n ? n : 1, sz ? sz : 1);
-	if (!p) rt_die(2, "out of memory (%zu x %zu bytes)", n, sz);
+	if (!p) out_of_memory((double)n * (double)sz);
 	return p;
 }
 
@@ -72,8 +86,8 @@ void *rt_aligned_zalloc(size_t bytes)
 	/* 64 bytes: a cache line and the widest vector generated code uses */
 	size_t n = (bytes + 63) & ~(size_t)63;
 	if (n == 0) n = 64;
-	void *p = aligned_alloc(64, n);
-	if (!p) rt_die(2, "out of memory (%zu bytes)", n);
+	void *p = n >= bytes ? aligned_alloc(64, n) : NULL;   /* n < bytes: the rounding wrapped */
+	if (!p) out_of_memory((double)bytes);
 	memset(p, 0, n);
 	return p;
 }
@@ -129,7 +143,7 @@ static const char *usage_train =
 	"Train the model (deterministically: same bits on every run).\n"
 	"  --train NAME       train block to run (default: the first)\n"
 	"  --threads N        worker threads (results do not depend on it)\n"
-	"  --device cpu|cuda  backend (default cpu); cuda gives the same bits (docs/cuda.md)\n"
+	"  --device cpu|cuda  backend (default cpu; cuda when built with --target cuda); same bits\n"
 	"  --cudnn            with --device cuda: convolutions through cuDNN (pinned\n"
 	"                     deterministic algorithms: same bits run to run on one GPU\n"
 	"                     model and cuDNN version, not the CPU's bits)\n"
@@ -257,10 +271,14 @@ static int opt_index(const optdef *defs, const char *name)
 
 /* --device cuda: the run's blocks move to the GPU once they hold their
  * initial (or loaded) values; batches of up to `rows` rows */
+/* the device when --device is not given: cuda for a program built with
+ * --target cuda (its kernels' source begins with a //@device record) */
+static bool default_cuda;
+
 static bool want_cuda(const parsed *P, const optdef *defs)
 {
 	int k = opt_index(defs, "device"), c = opt_index(defs, "cudnn");
-	bool cuda = P->set[k] && !strcmp(P->val[k], "cuda");
+	bool cuda = P->set[k] ? !strcmp(P->val[k], "cuda") : default_cuda;
 	if (c >= 0 && P->set[c] && !cuda)
 		rt_die(1, "--cudnn: needs --device cuda (cuDNN runs on the GPU)");
 	return cuda;
@@ -303,6 +321,24 @@ static void setup_run(rt_run *r, const nnd_model *model, const rt_manifest *m, c
 	r->epochs = p->epochs;
 }
 
+/* --save DIR is checked before the first step, not after the last: a
+ * directory that cannot be written fails in a second, not after the run */
+static void check_save_dir(const char *dir)
+{
+	struct stat st;
+	if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+		rt_die(1, "--save %s: cannot create the directory: %s", dir, strerror(errno));
+	if (stat(dir, &st) != 0) rt_die(1, "--save %s: %s", dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode)) rt_die(1, "--save %s: not a directory", dir);
+	char probe[4096];
+	if (snprintf(probe, sizeof probe, "%s/.nnd-save-probe-%ld", dir, (long)getpid()) >= (int)sizeof probe)
+		rt_die(1, "--save %s: path too long", dir);
+	int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	if (fd < 0) rt_die(1, "--save %s: cannot write in the directory: %s", dir, strerror(errno));
+	close(fd);
+	unlink(probe);
+}
+
 static int cmd_train(int argc, char **argv, const nnd_model *model, const rt_manifest *m)
 {
 	const optdef *D = train_opts;
@@ -327,6 +363,7 @@ static int cmd_train(int argc, char **argv, const nnd_model *model, const rt_man
 	if (o.debug && !o.log) rt_die(1, "--debug-digests: needs --log FILE (the digests are written there)");
 
 	const rt_program *p = select_program(m, o.train);
+	if (o.save) check_save_dir(o.save);
 	uint64_t seed = o.have_seed ? o.seed : m->seed;
 	if (o.resume) {
 		uint64_t saved = rt_ckpt_seed(o.resume);
@@ -347,7 +384,7 @@ static int cmd_train(int argc, char **argv, const nnd_model *model, const rt_man
 	rt_run_alloc(&r);
 	rt_init_params(&r);
 	if (o.resume) rt_ckpt_resume(&r, o.resume);
-	if (want_cuda(&P, D)) start_device(&r, &P, D, p->batch);
+	if (want_cuda(&P, D)) start_device(&r, &P, D, r.bmax);
 	int rc = rt_train(&r, &o);
 	rt_run_free(&r);
 	live_run = NULL;
@@ -388,7 +425,7 @@ static int cmd_eval(int argc, char **argv, const nnd_model *model, const rt_mani
 	r.have_eval = true;
 	rt_run_alloc(&r);
 	rt_load_weights(&r, weights);
-	if (want_cuda(&P, D)) start_device(&r, &P, D, p->batch);
+	if (want_cuda(&P, D)) start_device(&r, &P, D, r.bmax);
 	const rt_graph *G = &p->graphs[RT_GRAPH_EVAL];
 	double *out = rt_xcalloc((size_t)G->nout, sizeof(double));
 	rt_evaluate(&r, &r.eval, out);
@@ -424,6 +461,8 @@ static int cmd_infer(int argc, char **argv, const nnd_model *model, const rt_man
 	live_run = &r;
 	rt_load_infer_input(p, input, &r.data);
 	r.have_data = true;
+	if (batch > r.data.n)   /* the same lines at any --batch: no buffers beyond the input */
+		batch = r.data.n > 0 ? r.data.n : 1;
 	rt_run_alloc(&r);
 	rt_load_weights(&r, weights);
 	if (want_cuda(&P, D)) start_device(&r, &P, D, batch);
@@ -499,6 +538,7 @@ static int real_main(int argc, char **argv, const nnd_model *model)
 		}
 
 	if (!model || !model->manifest) rt_die(2, "no manifest in this program");
+	default_cuda = model->cuda && !strncmp(model->cuda, "//@device cuda\n", 15);
 	rt_manifest_parse(model->manifest, &man);
 	if (man.nprogs != model->nprogs)
 		rt_die(2, "the manifest names %d train blocks, the program has %d step functions", man.nprogs, (int)model->nprogs);
@@ -515,7 +555,8 @@ static int real_main(int argc, char **argv, const nnd_model *model)
 		rc = 0;
 	}
 	rt_manifest_free(&man);
-	if (fflush(stdout) != 0) rt_die(1, "stdout: %s", strerror(errno));
+	/* an earlier fflush may have failed already (its error stays set) */
+	if (fflush(stdout) != 0 || ferror(stdout)) rt_die(1, "standard output: cannot write: %s", strerror(errno));
 	return rc;
 }
 

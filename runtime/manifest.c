@@ -69,6 +69,10 @@ static void lex(lexline *L, const char *line, size_t len)
 			t->str = false;
 		}
 		buf[o] = 0;
+		/* down to the token's size: a long line of many tokens (a CSV's
+		 * `columns`) must not cost its length once per token */
+		char *fit = realloc(buf, o + 1);
+		if (fit) t->s = fit;
 		if (i < len) {
 			if (line[i] != ' ') bad(L, "expected a space after a string");
 			i++;
@@ -395,6 +399,34 @@ void rt_manifest_parse(const char *text, rt_manifest *m)
 			int *slot = d->role ? &p->eval_ds : &p->data_ds;
 			if (*slot >= 0) bad(&L, "second dataset with this role");
 			*slot = p->ndatasets - 1;
+		} else if (!strcmp(kw, "columns")) {
+			const char *role = word(&L, 1);
+			int slot = -1;
+			if (!strcmp(role, "data")) slot = p->data_ds;
+			else if (!strcmp(role, "eval")) slot = p->eval_ds;
+			else bad(&L, "expected data|eval");
+			if (slot < 0) bad(&L, "`columns` before the `dataset` record of its role");
+			rt_dataset *d = &p->datasets[slot];
+			if (d->kind != 1) bad(&L, "`columns` of a dataset that is not csv");
+			if (d->cols) bad(&L, "second `columns` record of a dataset");
+			int64_t n = nonneg(&L, 2);
+			if (n < 1 || n > 1000000) bad(&L, "expected 1 to 1000000 columns");
+			expect_end(&L, 3 + (int)n);
+			d->cols = rt_xcalloc((size_t)n, sizeof *d->cols);
+			d->ncols = (int)n;
+			for (int k = 0; k < d->ncols; k++) d->cols[k] = str(&L, 3 + k);
+		} else if (!strcmp(kw, "min_rows")) {
+			expect_end(&L, 4);
+			if (p->min_rows) bad(&L, "second `min_rows` record");
+			p->min_rows = nonneg(&L, 1);
+			p->min_rows_line = (int)nonneg(&L, 2);
+			p->min_rows_col = (int)nonneg(&L, 3);
+			if (p->min_rows < 2) bad(&L, "expected at least 2 rows");
+		} else if (!strcmp(kw, "classes")) {
+			expect_end(&L, 2);
+			if (p->classes) bad(&L, "second `classes` record");
+			p->classes = nonneg(&L, 1);
+			if (p->classes < 1) bad(&L, "expected a positive number of classes");
 		} else if (!strcmp(kw, "field")) {
 			if (p->nfields == RT_MAX_FIELDS) bad(&L, "too many fields");
 			rt_field *f = &p->fields[p->nfields];
@@ -588,6 +620,8 @@ void rt_manifest_free(rt_manifest *m)
 		free(p->name);
 		for (int d = 0; d < p->ndatasets; d++) {
 			free(p->datasets[d].name); free(p->datasets[d].path1); free(p->datasets[d].path2);
+			for (int k = 0; k < p->datasets[d].ncols; k++) free(p->datasets[d].cols[k]);
+			free(p->datasets[d].cols);
 		}
 		free(p->datasets);
 		free_tensors(p->params, p->nparams);
@@ -637,7 +671,14 @@ void rt_manifest_print(const rt_manifest *m, FILE *f)
 			else
 				fprintf(f, "  %-5s %s: csv %s label %s (%" PRId64 " samples)\n",
 				        ds->role ? "eval" : "data", ds->name, ds->path1, ds->path2, ds->n);
+			if (ds->ncols) {
+				fprintf(f, "        feature columns:");
+				for (int k = 0; k < ds->ncols && k < 32; k++) fprintf(f, " %s", ds->cols[k]);
+				if (ds->ncols > 32) fprintf(f, " ... (%d)", ds->ncols);
+				fprintf(f, "\n");
+			}
 		}
+		if (p->classes) fprintf(f, "  labels in [0, %" PRId64 ") (the classes of the loss's cross_entropy)\n", p->classes);
 		for (int k = 0; k < p->nfields; k++) {
 			const rt_field *fl = &p->fields[k];
 			fprintf(f, "  input %d: dataset field %d (%s), %s[", k, fl->f, fl->f ? "labels" : "features",

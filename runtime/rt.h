@@ -159,9 +159,22 @@ typedef struct nnd_data {
 	                              * instead of buf[i] */
 	size_t maplen[2];            /* alloc[i] is a mapping of this many bytes (a decoded
 	                              * dataset from the cache), unmapped instead of freed */
+	/* csv: the names of the feature columns, one per feature in field
+	 * order (dims[0][0] of them; also when probed); NULL for idx */
+	char **names;
+	/* where sample i's label lies, for messages (set when loaded with
+	 * labels, see rt_data_where): the IDX labels file (offset 8 + i, of
+	 * the decoded bytes when lab_gz) or the CSV file (line lab_line0 + i,
+	 * column lab_col; lab_line0 -1: blank lines between the rows) */
+	char *lab_path;              /* NULL: no labels file */
+	bool lab_gz;
+	int lab_col;
+	int64_t lab_line0;
 } nnd_data;
 /* Reads a dataset (or with probe_only, its headers/shape only).  On error
- * writes "FILE: offset N: expected ..., found ..." into err and returns -1. */
+ * writes "FILE: offset N: expected ..., found ..." into err and returns -1;
+ * a gzip file's offsets read "compressed offset N" (a byte of the file) or
+ * "decoded offset N" (a byte of the data it decodes to). */
 int  nnd_data_load_idx(const char *images, const char *labels, bool probe_only,
                        nnd_data *d, char *err, size_t errlen);
 int  nnd_data_load_csv(const char *path, const char *label_col, bool probe_only,
@@ -190,9 +203,15 @@ void nnd_sha256_end(nnd_sha256_ctx *c, uint8_t out[32]);
  *   program INDEX "TRAIN_NAME"                 -- starts a train block's records
  *   dataset data|eval "NAME" idx "IMAGES" "LABELS" N
  *   dataset data|eval "NAME" csv "PATH" "LABELCOL" N
+ *   columns data|eval N "NAME" ...             -- (after a csv dataset) the names
+ *        of its N feature columns in field order; the runtime matches the
+ *        file's columns (and infer --input's, against data's) by these names
  *   field K F DTYPE RANK C0 S0 C1 S1 ...       -- args.inputs[K] is dataset
  *        field F (0 images/features, 1 labels); row type dims (c, sym) with
  *        the leading batch dim included as "1 1"
+ *   classes C                                  -- (optional) the loss's
+ *        cross_entropy takes the labels field as it is: every label of the
+ *        data and eval sets must lie in [0, C) (checked when they are used)
  *   batch N
  *   epochs N
  *   shuffle 0|1

@@ -44,6 +44,9 @@ typedef struct rt_dataset {
 	char *path2;                 /* idx: labels; csv: label column */
 	int64_t n;                   /* samples when compiled (informative) */
 	int line;
+	/* csv: the feature columns the program was compiled for, by name, in
+	 * field order (a `columns` record; NULL in an older manifest: file order) */
+	char **cols; int ncols;
 } rt_dataset;
 
 typedef struct rt_field {
@@ -107,6 +110,12 @@ typedef struct rt_program {
 	int64_t n_params, n_states, n_opt;   /* `sizes` */
 	rt_graph graphs[RT_NGRAPHS];
 	rt_plan *plans; int nplans;
+	/* `classes`: the loss's cross_entropy takes the labels field as they
+	 * are, so every label must be in [0, classes); 0 when unknown */
+	int64_t classes;
+	/* `min_rows`: a train step needs at least min_rows rows (a batchnorm
+	 * over [N, C] at source line:col has no variance from one); 0 none */
+	int64_t min_rows; int min_rows_line, min_rows_col;
 } rt_program;
 
 /* The node record of (graph, id), NULL when the manifest has none. */
@@ -171,6 +180,8 @@ typedef struct rt_run {
 	nnd_data data, eval;
 	bool have_data, have_eval;
 	int64_t n;                   /* training samples used (after --limit) */
+	int64_t bmax;                /* rows of the batch buffers (rt_run_alloc): the batch, or fewer
+	                                when no dataset of the run has that many samples */
 	int64_t epochs;              /* epochs to run */
 	int64_t steps_per_epoch;
 	/* position: what a checkpoint saves */
@@ -179,6 +190,10 @@ typedef struct rt_run {
 	int64_t pos;                 /* next batch within the epoch */
 	double epoch_loss_sum;       /* sum of B * loss over the epoch's batches so far */
 	int64_t epoch_samples;
+	bool ckpt_cudnn;             /* --resume: the saved run computed convolutions with
+	                              * cuDNN (checked by rt_ckpt_begin) */
+	char *data_digests;          /* "SHA256 PATH" lines of the training files, for
+	                              * checkpoints (checkpoint.c); NULL until needed */
 } rt_run;
 
 /* Loads dataset `ds` of the run's program into d, checking the row types
@@ -229,7 +244,15 @@ void rt_dev_manifest(const rt_run *r, struct cJSON *run);
 
 /* ---- checkpoints (checkpoint.c) ---- */
 void rt_ckpt_save(const rt_run *r, const char *dir);
+/* Checks everything the resumed run must share with the saved one (source,
+ * train block, reduction plans, training data, position invariants, the
+ * state's digest), loads the state and the params, and finishes a save that
+ * was killed after its commit point (see checkpoint.c). */
 void rt_ckpt_resume(rt_run *r, const char *dir);
+/* At the start of rt_train, once the device is open.  resume: the run must
+ * compute its convolutions as the saved run did (cuDNN or nnd's kernels).
+ * save: records the training files' digests before the first step. */
+void rt_ckpt_begin(rt_run *r, const char *resume, const char *save);
 /* The seed a checkpoint was trained with (read before the run's streams are
  * keyed, so that a conflicting --seed is rejected up front). */
 uint64_t rt_ckpt_seed(const char *dir);
@@ -291,11 +314,31 @@ void rt_digests_sort(rt_digests *t);
 /* ---- log comparison (logdiff.c): `PROGRAM logdiff A B` ---- */
 int rt_logdiff(const rt_manifest *m, const char *a, const char *b);
 
-/* ---- infer inputs (data.c) ----
- * As nnd_data_load_idx/csv, for inference: the IDX images file alone, or a
- * CSV whose label column may be missing; labels (field 1) are zeros. */
+/* ---- datasets and infer inputs (data.c) ----
+ * As nnd_data_load_idx, for inference: the IDX images file alone; labels
+ * (field 1) are zeros. */
 int rt_data_load_idx_images(const char *images, nnd_data *d, char *err, size_t errlen);
-int rt_data_load_csv_features(const char *path, const char *label_col, nnd_data *d, char *err, size_t errlen);
+/* As nnd_data_load_csv, with the feature columns matched by name against
+ * names[0..nnames) (the `columns` the program was compiled for; NULL: every
+ * column but the label, in file order): feature k is the column named
+ * names[k], wherever it is; a name the file lacks, or a column that is
+ * neither a feature nor the label, is an error.  infer: an inference
+ * input, whose label column may be missing (labels are zeros) and which
+ * must hold at least one row. */
+int rt_data_load_csv(const char *path, const char *label_col, char *const *names, int nnames, bool infer,
+                     nnd_data *d, char *err, size_t errlen);
+/* Where sample i's label lies in its file: "FILE: offset N" (IDX; "decoded
+ * offset" in a gzip file) or "FILE:LINE: column C" (CSV); false when d
+ * has no labels file. */
+bool rt_data_where(const nnd_data *d, int64_t i, char *buf, size_t n);
+/* Checks that the labels of samples [0, n) of d lie in [0, classes): 0,
+ * or -1 with err naming the first that does not, its file and offset or
+ * line. */
+int rt_data_check_labels(const nnd_data *d, int64_t n, int64_t classes, char *err, size_t errlen);
+/* The label of row `row` of the batch being computed, described for
+ * nnd_rt_bad_label (train.c): its sample and where its label lies; false
+ * when no batch is being computed. */
+bool rt_batch_row_where(int64_t row, char *buf, size_t n);
 /* Makes the dataset readers safe to run on several threads at once; call
  * it on one thread before they start.  0, or -1 with err set. */
 int rt_data_threads_init(char *err, size_t errlen);

@@ -103,7 +103,7 @@ static void check_rows(const rt_program *p, nnd_data *d, const char *const files
 static int dataset_read(const rt_dataset *ds, nnd_data *d, char *err, size_t errlen)
 {
 	return ds->kind == 0 ? nnd_data_load_idx(ds->path1, ds->path2, false, d, err, errlen)
-	                     : nnd_data_load_csv(ds->path1, ds->path2, false, d, err, errlen);
+	                     : rt_data_load_csv(ds->path1, ds->path2, ds->cols, ds->ncols, false, d, err, errlen);
 }
 
 static void dataset_accept(const rt_program *p, const rt_dataset *ds, nnd_data *d, int rc, const char *err)
@@ -176,8 +176,9 @@ void rt_load_infer_input(const rt_program *p, const char *path, nnd_data *d)
 {
 	const rt_dataset *ds = &p->datasets[p->data_ds];
 	char err[1024] = "";
+	/* a CSV's feature columns are those of the training data, by name */
 	int rc = ds->kind == 0 ? rt_data_load_idx_images(path, d, err, sizeof err)
-	                       : rt_data_load_csv_features(path, ds->path2, d, err, sizeof err);
+	                       : rt_data_load_csv(path, ds->path2, ds->cols, ds->ncols, true, d, err, sizeof err);
 	if (rc != 0) rt_die(1, "--input: %s", err[0] ? err : "cannot be read");
 	const char *files[2] = { path, path };
 	check_rows(p, d, files, ds->kind == 0 ? "infer --input takes an IDX images file shaped like the training images"
@@ -187,7 +188,12 @@ void rt_load_infer_input(const rt_program *p, const char *path, nnd_data *d)
 void rt_run_alloc(rt_run *r)
 {
 	const rt_program *p = r->prog;
-	int64_t Bmax = p->batch;
+	/* a batch larger than every dataset only ever holds a dataset's rows:
+	 * buffers for `batch 1000000` on 50 samples would be memory for nothing
+	 * (and the layout of the rows, not their values, depends on Bmax) */
+	int64_t most = r->data.n > (r->have_eval ? r->eval.n : 0) ? r->data.n : (r->have_eval ? r->eval.n : 0);
+	r->bmax = most > 0 && most < p->batch ? most : p->batch;
+	int64_t Bmax = r->bmax;
 	r->params = rt_aligned_zalloc((size_t)p->n_params * sizeof(float));
 	r->grads = rt_aligned_zalloc((size_t)p->n_params * sizeof(float));
 	r->opt = rt_aligned_zalloc((size_t)p->n_opt * sizeof(float));
@@ -221,6 +227,8 @@ void rt_run_free(rt_run *r)
 	free(r->acts); free(r->outputs); free(r->keys);
 	if (r->have_data) nnd_data_free(&r->data);
 	if (r->have_eval) nnd_data_free(&r->eval);
+	free(r->data_digests);
+	r->data_digests = NULL;
 	r->params = r->grads = r->opt = r->state = r->outputs = NULL;
 	r->acts = NULL; r->keys = NULL;
 	r->have_data = r->have_eval = false;
@@ -348,11 +356,6 @@ static void batch_alloc_rows(batchbuf *bb, const rt_program *p, const nnd_data *
 	bb->idx = rt_xcalloc((size_t)rows, sizeof(int64_t));
 }
 
-static void batch_alloc(batchbuf *bb, const rt_program *p, const nnd_data *d)
-{
-	batch_alloc_rows(bb, p, d, p->batch);
-}
-
 static void batch_free(batchbuf *bb, const rt_program *p)
 {
 	for (int k = 0; k < p->nfields; k++) free(bb->buf[k]);
@@ -369,13 +372,68 @@ static void gather(batchbuf *bb, const rt_program *p, const nnd_data *d, const i
 	memcpy(bb->idx, rows, (size_t)B * sizeof(int64_t));
 }
 
-/* one graph: the generated step function, or its kernels on the device */
-static void run_graph(rt_run *r, int graph, nnd_step_fn fn, nnd_step_args *a)
+/* The batch being computed, for the message of a label outside the
+ * classes: the kernels that find one know only its row in the batch
+ * (nnd_rt_bad_label).  Set by the thread that runs the step before the
+ * pool's threads see it. */
+static struct { const nnd_data *d; const int64_t *rows; int64_t B; } cur_batch;
+
+bool rt_batch_row_where(int64_t row, char *buf, size_t n)
 {
+	if (!cur_batch.d || row < 0 || row >= cur_batch.B)
+		return false;
+	int64_t s = cur_batch.rows[row];
+	char where[600];
+	if (rt_data_where(cur_batch.d, s, where, sizeof where))
+		snprintf(buf, n, "sample %" PRId64 ", whose label is at %s", s, where);
+	else
+		snprintf(buf, n, "sample %" PRId64, s);
+	return true;
+}
+
+/* one graph over a batch of d: the generated step function, or its
+ * kernels on the device */
+static void run_graph(rt_run *r, int graph, nnd_step_fn fn, nnd_step_args *a, const nnd_data *d)
+{
+	cur_batch.d = d;
+	cur_batch.rows = a->sample_idx;
+	cur_batch.B = a->B;
 	if (r->dev)
 		rt_dev_step(r, graph, a);
 	else
 		fn(a);
+	cur_batch.d = NULL;
+}
+
+/* The labels of samples [0, n) of d against the classes of the loss's
+ * cross_entropy, when the program records them: a bad label is reported
+ * with its file and offset or line before any step, not by the kernel in
+ * the middle of an epoch (or, in an eval set, after one). */
+static void check_labels(const rt_program *p, const nnd_data *d, int64_t n)
+{
+	char err[1024] = "";
+	if (p->classes > 0 && rt_data_check_labels(d, n, p->classes, err, sizeof err) != 0)
+		rt_die(1, "%s", err);
+}
+
+/* A batchnorm over [N, C] divides by N - 1 for its running variance, so a
+ * train step of one row has none: refused before the first step (as
+ * PyTorch refuses it), not left to turn the running variance into NaN. */
+static void check_step_rows(const rt_run *r)
+{
+	const rt_program *p = r->prog;
+	int64_t last = r->n % p->batch ? r->n % p->batch : p->batch;
+	int64_t rows = last < p->batch ? last : p->batch;
+	if (!p->min_rows || rows >= p->min_rows)
+		return;
+	char where[64];
+	if (last < p->batch)
+		snprintf(where, sizeof where, "the last batch of each epoch holds %" PRId64, last);
+	else
+		snprintf(where, sizeof where, "each batch holds %" PRId64, rows);
+	rt_die(1, "%s:%d:%d: batchnorm needs at least %" PRId64 " samples per train step for a variance, and %s "
+	       "(%" PRId64 " samples in batches of %" PRId64 "); use another batch size or --limit",
+	       r->man->source_path, p->min_rows_line, p->min_rows_col, p->min_rows, where, r->n, p->batch);
 }
 
 static void fill_args(nnd_step_args *a, rt_run *r, batchbuf *bb, int64_t B)
@@ -391,7 +449,7 @@ static void fill_args(nnd_step_args *a, rt_run *r, batchbuf *bb, int64_t B)
 	a->keys = r->keys;
 	a->outputs = r->outputs;
 	a->B = B;
-	a->Bmax = r->prog->batch;
+	a->Bmax = r->bmax;
 	a->step = r->step + 1;
 	a->epoch = r->epoch;
 }
@@ -405,9 +463,10 @@ void rt_evaluate(rt_run *r, const nnd_data *d, double *out)
 	if (!G->present || !fn) rt_die(1, "train block %s has no eval graph", p->name);
 	for (int k = 0; k < G->nout; k++) out[k] = 0.0;
 	if (d->n == 0) return;
+	check_labels(p, d, d->n);
 	batchbuf bb;
-	batch_alloc(&bb, p, d);
-	int64_t *rows = rt_xcalloc((size_t)p->batch, sizeof(int64_t));
+	batch_alloc_rows(&bb, p, d, r->bmax);
+	int64_t *rows = rt_xcalloc((size_t)r->bmax, sizeof(int64_t));
 	for (int64_t start = 0; start < d->n; start += p->batch) {
 		int64_t B = d->n - start < p->batch ? d->n - start : p->batch;
 		for (int64_t i = 0; i < B; i++) rows[i] = start + i;
@@ -419,7 +478,7 @@ void rt_evaluate(rt_run *r, const nnd_data *d, double *out)
 			a.debug |= 2;
 			rt_prof_step_begin();
 		}
-		run_graph(r, RT_GRAPH_EVAL, fn, &a);
+		run_graph(r, RT_GRAPH_EVAL, fn, &a, d);
 		for (int k = 0; k < G->nout; k++) out[k] += (double)r->outputs[k] * (double)B;
 	}
 	for (int k = 0; k < G->nout; k++) out[k] /= (double)d->n;
@@ -447,8 +506,13 @@ int rt_train(rt_run *r, const rt_opts *o)
 	if (!train) rt_die(2, "train block %s has no train step function", p->name);
 	bool do_eval = r->have_eval && p->graphs[RT_GRAPH_EVAL].present && r->model->eval && r->model->eval[pi];
 	const rt_graph *EG = &p->graphs[RT_GRAPH_EVAL];
+	/* the samples this run can use (--limit), and the eval set */
+	check_step_rows(r);
+	check_labels(p, &r->data, r->n);
+	if (do_eval) check_labels(p, &r->eval, r->eval.n);
 	double *evals = rt_xcalloc((size_t)(EG->nout + 1), sizeof(double));
 
+	rt_ckpt_begin(r, o->resume, o->save);
 	rt_log lg = { 0 };
 	if (o->log) rt_log_open(&lg, o->log, r);
 	/* --debug-digests: this step's node digests, for the log (static: an
@@ -459,7 +523,7 @@ int rt_train(rt_run *r, const rt_opts *o)
 
 	int64_t *perm = rt_xcalloc((size_t)(r->n ? r->n : 1), sizeof(int64_t));
 	batchbuf bb;
-	batch_alloc(&bb, p, &r->data);
+	batch_alloc_rows(&bb, p, &r->data, r->bmax);
 
 	/* samples this invocation will process, for the progress ETA */
 	int64_t total_steps = r->epochs * r->steps_per_epoch;
@@ -495,7 +559,7 @@ int rt_train(rt_run *r, const rt_opts *o)
 				a.debug |= 2;
 				rt_prof_step_begin();
 			}
-			run_graph(r, RT_GRAPH_TRAIN, train, &a);
+			run_graph(r, RT_GRAPH_TRAIN, train, &a, &r->data);
 			step_seconds += now_seconds() - t0;
 			float loss = r->outputs[0];
 			if (!isfinite(loss)) {
@@ -525,10 +589,12 @@ int rt_train(rt_run *r, const rt_opts *o)
 			r->epoch_samples = 0;
 			continue;
 		}
+		/* evaluated before anything is printed: an eval that fails leaves
+		 * no half line on stdout */
+		if (do_eval) rt_evaluate(r, &r->eval, evals);
 		printf("epoch %" PRId64 " train_loss %.4f", r->epoch + 1,
 		       r->epoch_samples ? r->epoch_loss_sum / (double)r->epoch_samples : 0.0);
 		if (do_eval) {
-			rt_evaluate(r, &r->eval, evals);
 			printf(" eval_loss %.4f", evals[0]);
 			for (int k = 1; k < EG->nout; k++) printf(" %s %.4f", EG->outs[k], evals[k]);
 		}
@@ -590,7 +656,7 @@ void rt_infer(rt_run *r, const nnd_data *d, int64_t Bn, FILE *out, const char *o
 		a.Bmax = Bn;
 		a.step = r->step;   /* no optimizer step is taken */
 		a.result = res;
-		run_graph(r, RT_GRAPH_INFER, fn, &a);
+		run_graph(r, RT_GRAPH_INFER, fn, &a, d);
 		for (int64_t i = 0; i < B; i++) {
 			for (int64_t j = 0; j < row; j++)
 				fprintf(out, j ? " %.9g" : "%.9g", (double)res[i * row + j]);

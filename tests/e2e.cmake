@@ -1,6 +1,6 @@
 # e2e.cmake - source to running program (tests/e2e/run.sh).
 foreach(case mlp_ci cnn_ci tiny_same_bits truncated_idx corrupt_idx missing_file nan_loss bad_label
-             threads resume kill_in_save batch_invariance layer_add verify profile cpu_levels fuse)
+             infer_pipe csv_names threads resume kill_in_save batch_invariance layer_add verify profile cpu_levels fuse)
   add_test(NAME e2e_${case}
     COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/e2e/run.sh $<TARGET_FILE:nndc>
       ${CMAKE_CURRENT_BINARY_DIR}/e2e/${case} ${case})

@@ -92,7 +92,7 @@ static float cross_entropy(const nnd_step_args *a, const float *x, float *dx)
 	float sum = 0.0f;
 	float g = 1.0f / (float)a->B;
 	for (int64_t i = 0; i < a->B; i++) {
-		if (lab[i] < 0 || lab[i] >= C) nnd_rt_bad_label(a->sample_idx[i], lab[i], C);
+		if (lab[i] < 0 || lab[i] >= C) nnd_rt_bad_label(i, lab[i], C);
 		const float *xi = x + i * C;
 		float m = xi[0];
 		for (int c = 1; c < C; c++) m = (xi[c] > m || xi[c] != xi[c]) ? xi[c] : m;

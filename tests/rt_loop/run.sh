@@ -4,6 +4,7 @@
 # each works in its own fresh WORKDIR.  Exit 0 pass, 1 fail.
 set -u
 P=$1; W=$2; CASE=$3
+ST=$(cd "$(dirname "$0")" && pwd)/st_edit.py   # edits safetensors files
 rm -rf "$W" && mkdir -p "$W" && cd "$W" || exit 1
 "$P" gen-data train.csv 50 1 >/dev/null || exit 1
 "$P" gen-data test.csv 20 2 >/dev/null || exit 1
@@ -220,6 +221,134 @@ infer)
 	FAKE_NO_INFER=1 run 1 e3 infer --weights ck/params.safetensors --input test.csv; has e3.err 'has no infer graph'
 	run 1 e4 infer --input test.csv; has e4.err 'weights'
 	run 1 e5 infer --weights ck/params.safetensors --input test.csv --batch 0; has e5.err 'positive integer'
+	;;
+safetensors)
+	# the reader accepts only well-formed files: the tensors cover the data
+	# exactly, no key twice, integers written as integers (eval and resume)
+	command -v python3 >/dev/null || { echo "skipped: no python3"; exit 77; }
+	run 0 part train --steps 10 --save ck
+	run 0 ev0 eval --weights ck/params.safetensors
+	bad() {   # bad NAME MESSAGE EDIT...: the edited params file is refused by eval and resume
+		local name=$1 msg=$2; shift 2
+		python3 "$ST" ck/params.safetensors $name.safetensors "$@" || fail "st_edit.py $*"
+		run 1 $name eval --weights $name.safetensors
+		grep -qF -- "$(basename "$P"): error: $name.safetensors: $msg" $name.err || { cat $name.err >&2; fail "$name: expected '$msg'"; }
+		rm -rf ck_$name && cp -r ck ck_$name && cp $name.safetensors ck_$name/params.safetensors
+		run 1 $name.r train --resume ck_$name
+		grep -qF -- "ck_$name/params.safetensors: $msg" $name.r.err || { cat $name.r.err >&2; fail "$name (resume): expected '$msg'"; }
+	}
+	# lin.w [0,48], lin.b [48,60], lin.count [60,64]
+	bad overlap "tensor 'lin.w' (data_offsets [0, 48]) overlaps tensor 'lin.b' (data_offsets [0, 12])" \
+		sub '"data_offsets":[48,60]' '"data_offsets":[0,12]'
+	bad hole "data bytes 60 to 64 belong to no tensor (a hole before tensor 'lin.count')" \
+		sub '"data_offsets":[60,64]' '"data_offsets":[64,68]' append 4
+	bad trailing "the last 4 bytes of the data belong to no tensor (after tensor 'lin.count', which ends at byte 64)" append 4
+	bad dup "tensor 'lin.b' appears twice in the header" \
+		sub '"lin.b":{' '"lin.b":{"dtype":"F32","shape":[3],"data_offsets":[48,60]},"lin.b":{'
+	bad dupkey "tensor 'lin.b': key \"shape\" appears twice" sub '"shape":[3],' '"shape":[3],"shape":[3],'
+	bad dupmeta "__metadata__: key \"format\" appears twice" sub '"format":"pt"' '"format":"pt","format":"pt"'
+	bad float "tensor 'lin.count': data_offsets: '64.0' is not an integer" sub '[60,64]' '[60,64.0]'
+	bad expo "tensor 'lin.count': data_offsets: '6e1' is not an integer" sub '[60,64]' '[6e1,64]'
+	bad fshape "tensor 'lin.b': shape: '3.0' is not an integer" sub '"shape":[3]' '"shape":[3.0]'
+	bad negative "tensor 'lin.b': data_offsets: '-48' is not an integer" sub '[48,60]' '[-48,60]'
+	bad metanum "__metadata__ \"step\" is not a string" sub '"step":"10"' '"step":10'
+	bad after "the safetensors header has bytes after its JSON object" sub '"format":"pt"}}' '"format":"pt"}}x'
+	bad span "tensor 'lin.b': data_offsets span 8 bytes, its shape needs 12" sub '[48,60]' '[48,56]' sub '[60,64]' '[56,64]' append 4
+	# the good file, rewritten the same way, still loads
+	python3 "$ST" ck/params.safetensors same.safetensors || fail "st_edit.py"
+	run 0 ev1 eval --weights same.safetensors
+	cmp -s ev0 ev1 || fail "a rewritten file evaluates differently"
+	;;
+state_integrity)
+	# train_state.safetensors carries state_sha256 over its metadata and
+	# the opt bytes; the position fields must agree with each other
+	command -v python3 >/dev/null || { echo "skipped: no python3"; exit 77; }
+	run 0 part train --steps 10 --save ck   # 7 batches per epoch: epoch 1, pos 3
+	run 0 full train
+	edit() {   # edit NAME EDIT...: a copy of ck with an edited train state
+		local name=$1; shift
+		rm -rf $name && cp -r ck $name
+		python3 "$ST" ck/train_state.safetensors $name/train_state.safetensors "$@" || fail "st_edit.py $*"
+	}
+	digest_msg='train_state.safetensors: the contents do not match state_sha256'
+	for kv in pos=4 step=11 epoch=0 seed=43 epoch_samples=32 samples=49 epoch_loss_sum_bits=0x4033420e68000001 train=other; do
+		edit e_${kv%%=*} meta ${kv%%=*} ${kv#*=}
+		run 1 e_${kv%%=*}.out train --resume e_${kv%%=*}
+		has e_${kv%%=*}.out.err "e_${kv%%=*}/$digest_msg"
+	done
+	edit flip flip 5
+	run 1 flip.out train --resume flip; has flip.out.err "flip/$digest_msg"
+	# the seed is read first (main.c): the digest is checked there too
+	run 1 seed.out train --resume e_seed --seed 43; has seed.out.err "e_seed/$digest_msg"
+	# edits that keep the digest right: the invariants catch them
+	edit r_pos meta pos 4 resign
+	run 1 r_pos.out train --resume r_pos
+	has r_pos.out.err 'r_pos/train_state.safetensors: inconsistent position: step 10 is not epoch 1 \* 7 batches per epoch + batch 4'
+	edit r_step meta step 9 resign
+	run 1 r_step.out train --resume r_step; has r_step.out.err 'inconsistent position: step 9 is not'
+	edit r_es meta epoch_samples 20 resign
+	run 1 r_es.out train --resume r_es
+	has r_es.out.err 'r_es/train_state.safetensors: inconsistent position: 20 samples into the epoch after 3 batches of 8'
+	edit r_nan meta epoch_loss_sum_bits 0x7ff8000000000000 resign
+	run 1 r_nan.out train --resume r_nan; has r_nan.out.err 'epoch_loss_sum_bits 0x7ff8000000000000 is not the loss sum of 3 batches'
+	edit r_ver meta state_version 1 resign
+	run 1 r_ver.out train --resume r_ver
+	has r_ver.out.err 'r_ver/train_state.safetensors: train state version 1; this program resumes version 2 only'
+	edit r_par meta params_sha256 0000000000000000000000000000000000000000000000000000000000000000 resign
+	run 1 r_par.out train --resume r_par; has r_par.out.err 'r_par/params.safetensors does not belong to r_par/train_state.safetensors'
+	edit r_hex meta params_sha256 ../../etc/passwd resign
+	run 1 r_hex.out train --resume r_hex; has r_hex.out.err "bad params_sha256 '../../etc/passwd'"
+	edit r_cu meta cudnn 2 resign
+	run 1 r_cu.out train --resume r_cu; has r_cu.out.err '"cudnn": expected 0 or 1'
+	# a run whose convolutions cuDNN computed goes on with cuDNN only
+	edit r_cu1 meta cudnn 1 resign
+	run 1 r_cu1.out train --resume r_cu1
+	has r_cu1.out.err "r_cu1/train_state.safetensors: the saved run computed its convolutions with cuDNN, this run with nnd's kernels"
+	# at an epoch's end the running sums are zero
+	run 0 end train --steps 7 --save ck7
+	rm -rf r_sum && cp -r ck7 r_sum
+	python3 "$ST" ck7/train_state.safetensors r_sum/train_state.safetensors meta epoch_loss_sum_bits 0x3ff0000000000000 resign || fail "st_edit.py"
+	run 1 r_sum.out train --resume r_sum; has r_sum.out.err 'is not the loss sum of 0 batches'
+	# a re-signed but otherwise unchanged state still resumes to the same end
+	edit same resign
+	run 0 same.out train --resume same
+	[ "$(sha same.out)" = "$(sha full)" ] || fail "an unchanged, re-signed state resumes to other bits"
+	;;
+identity)
+	# a resume refuses what changes the bits (other reduction plans, other
+	# training data) and allows what does not (threads, --steps, --epochs)
+	run 0 part train --steps 10 --save ck
+	run 0 full train --threads 1
+	FAKE_RACY=1 run 1 racy train --resume ck
+	has racy.err 'ck/train_state.safetensors: saved by a program built with other reduction plans: '
+	has racy.err 'train 13 sum fake.racy racy'
+	cp train.csv train.csv.orig
+	"$P" gen-data train.csv 50 9 >/dev/null || fail "gen-data"
+	run 1 data train --resume ck
+	has data.err "ck/train_state.safetensors: the saved run trained on other data: $W/train.csv has sha256 [0-9a-f]\{64\}, the saved run's file had [0-9a-f]\{64\}"
+	cp train.csv.orig train.csv
+	# another eval set is not training data
+	"$P" gen-data test2.csv 20 5 >/dev/null || fail "gen-data"
+	FAKE_EVAL=$W/test2.csv run 0 ev train --resume ck --threads 2
+	[ "$(sha ev)" = "$(sha full)" ] || fail "resume with another eval set changed the parameters"
+	run 0 t3 train --resume ck --threads 3
+	[ "$(sha t3)" = "$(sha full)" ] || fail "resume at 3 threads differs"
+	run 0 s15 train --steps 15 --threads 2
+	run 0 r15 train --resume ck --steps 15 --threads 2
+	[ "$(sha r15)" = "$(sha s15)" ] || fail "resume with --steps differs"
+	run 0 e4 train --epochs 4
+	run 0 r4 train --resume ck --epochs 4
+	[ "$(sha r4)" = "$(sha e4)" ] || fail "resume with --epochs differs"
+	# permissions: 0666 less the umask, as for any file the program makes
+	for u in 022 077 002; do
+		(umask $u && "$P" train --steps 3 --save m$u >/dev/null 2>&1) || fail "save with umask $u"
+		want=$(printf '%o' $((0666 & ~0$u)))
+		for f in params.safetensors train_state.safetensors; do
+			[ "$(stat -c %a m$u/$f)" = "$want" ] || fail "umask $u: $f has mode $(stat -c %a m$u/$f), expected $want"
+		done
+	done
+	# a completed save leaves the two files and nothing else
+	[ "$(ls -A ck | tr '\n' ' ')" = "params.safetensors train_state.safetensors " ] || fail "ck holds: $(ls -A ck)"
 	;;
 *) fail "unknown case" ;;
 esac

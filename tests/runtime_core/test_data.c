@@ -2,6 +2,7 @@
  * each failing load returns -1 with the expected message and leaves the
  * nnd_data empty.  Files are written into a fresh temporary directory. */
 #include "runtime/rt.h"
+#include "runtime/rt_internal.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -142,7 +143,7 @@ static void test_idx(void)
 		int rc = nnd_data_load_idx(tmp("trunc"), tmp("lab"), false, &d, err, sizeof err);
 		expect_err(rc, &d, err, fmt("%s: offset 16: expected 60 bytes of image data, found 20", tmp("trunc")), __LINE__);
 		rc = nnd_data_load_idx(tmp("trunc.gz"), tmp("lab"), false, &d, err, sizeof err);
-		expect_err(rc, &d, err, fmt("%s: offset 16: expected 60 bytes of image data, found 20", tmp("trunc.gz")), __LINE__);
+		expect_err(rc, &d, err, fmt("%s: decoded offset 16: expected 60 bytes of image data, found 20", tmp("trunc.gz")), __LINE__);
 		rc = nnd_data_load_idx(tmp("trunc"), tmp("lab"), true, &d, err, sizeof err);
 		CHECK(rc == 0 && d.n == 5);
 		nnd_data_free(&d);
@@ -179,7 +180,7 @@ static void test_idx(void)
 		int rc = nnd_data_load_idx(tmp("badmagic"), tmp("lab"), false, &d, err, sizeof err);
 		expect_err(rc, &d, err, fmt("%s: offset 0: expected IDX magic 0x00000803, found 0x12340803", tmp("badmagic")), __LINE__);
 		rc = nnd_data_load_idx(tmp("badmagic.gz"), tmp("lab"), true, &d, err, sizeof err);
-		expect_err(rc, &d, err, fmt("%s: offset 0: expected IDX magic 0x00000803, found 0x12340803", tmp("badmagic.gz")), __LINE__);
+		expect_err(rc, &d, err, fmt("%s: decoded offset 0: expected IDX magic 0x00000803, found 0x12340803", tmp("badmagic.gz")), __LINE__);
 		/* images and labels swapped */
 		rc = nnd_data_load_idx(tmp("lab"), tmp("img"), false, &d, err, sizeof err);
 		expect_err(rc, &d, err, "images: 2 to 5 dimensions), found 0x00000801 (1 dimension)", __LINE__);
@@ -332,8 +333,7 @@ static void test_gzip_whole(void)
 	}
 
 	/* one member; three whose last is the smallest (the trailer's size is
-	 * the last member's, so the buffer must grow); trailing bytes that do
-	 * not start a member (ignored, as gzread does); a header CRC */
+	 * the last member's, so the buffer must grow); a header CRC */
 	size_t n1 = 0, n3 = 0, nj, nh = 0;
 	gz_member(img, ni, 0, gz, sizeof gz, &n1);
 	write_file(tmp("big.gz"), gz, n1, 0);
@@ -341,13 +341,9 @@ static void test_gzip_whole(void)
 	gz_member(img + 1000, ni - 1100, 0, multi, sizeof multi, &n3);
 	gz_member(img + ni - 100, 100, 0, multi, sizeof multi, &n3);
 	write_file(tmp("multi.gz"), multi, n3, 0);
-	memcpy(c, gz, n1);
-	memcpy(c + n1, "junk\n", 5);
-	nj = n1 + 5;
-	write_file(tmp("junk.gz"), c, nj, 0);
 	gz_member(img, ni, 1, c, sizeof c, &nh);
 	write_file(tmp("hcrc.gz"), c, nh, 0);
-	const char *same[] = { "big.gz", "multi.gz", "junk.gz", "hcrc.gz" };
+	const char *same[] = { "big.gz", "multi.gz", "hcrc.gz" };
 	for (size_t i = 0; i < sizeof same / sizeof *same; i++) {
 		nnd_data d;
 		rc = nnd_data_load_idx(tmp(same[i]), tmp("biglab.gz"), false, &d, err, sizeof err);
@@ -360,44 +356,217 @@ static void test_gzip_whole(void)
 		CHECK(empty(&d));
 	}
 
-	/* damaged files: libdeflate refuses them, zlib says what and where */
+	/* damaged files: libdeflate refuses them, zlib says what and where:
+	 * the compressed offset at which the damage shows (a failed CRC
+	 * shows in the trailer) */
+	char want[200];
 	memcpy(c, gz, n1);
 	c[n1 / 2] ^= 0x55;
-	load_damaged("mid.gz", c, n1, "offset 16: corrupt gzip data: incorrect data check", __LINE__);
+	snprintf(want, sizeof want, "compressed offset %zu: corrupt gzip data: incorrect data check (the decoded bytes "
+	         "do not match the CRC-32", n1 - 4);
+	load_damaged("mid.gz", c, n1, want, __LINE__);
 	/* a trailer size that is too small (the buffer grows, then the size
 	 * check fails), and one too large */
 	memcpy(c, gz, n1);
 	c[n1 - 2] ^= 0x01;
-	load_damaged("small.gz", c, n1, "offset 16: corrupt gzip data: incorrect length check", __LINE__);
+	snprintf(want, sizeof want, "compressed offset %zu: corrupt gzip data: incorrect length check", n1);
+	load_damaged("small.gz", c, n1, want, __LINE__);
 	c[n1 - 2] ^= 0x01;
 	c[n1 - 1] = 0xff;
-	load_damaged("large.gz", c, n1, "offset 16: corrupt gzip data: incorrect length check", __LINE__);
-	/* a later member damaged, and one cut short */
+	load_damaged("large.gz", c, n1, want, __LINE__);
+	/* a later member damaged, and one cut short: the file's end */
 	memcpy(c, multi, n3);
 	c[n3 - 6] ^= 0x01;
-	load_damaged("multicrc.gz", c, n3, "offset 16: corrupt gzip data: incorrect data check", __LINE__);
-	load_damaged("multicut.gz", multi, n3 - 30, "offset 235165: corrupt gzip data: unexpected end of file", __LINE__);
+	snprintf(want, sizeof want, "compressed offset %zu: corrupt gzip data: incorrect data check", n3 - 4);
+	load_damaged("multicrc.gz", c, n3, want, __LINE__);
+	snprintf(want, sizeof want, "compressed offset %zu: corrupt gzip data: unexpected end of file", n3 - 30);
+	load_damaged("multicut.gz", multi, n3 - 30, want, __LINE__);
+	/* a deflate stream damaged near its start: found there, not at the
+	 * end, and not reported as an offset of the decoded data */
+	{
+		memcpy(c, gz, n1);
+		for (size_t i = 12; i < 20; i++)
+			c[i] ^= 0x5a;
+		write_file(tmp("early.gz"), c, n1, 0);
+		nnd_data d;
+		char e[512] = "";
+		rc = nnd_data_load_idx(tmp("early.gz"), tmp("biglab"), false, &d, e, sizeof e);
+		const char *at = strstr(e, "compressed offset ");
+		CHECK(rc == -1 && at && strtoull(at + 18, NULL, 10) < 100 && strstr(e, "corrupt gzip data: ") && empty(&d));
+	}
+	/* bytes after a member that do not start another: an error at their
+	 * offset (a later member still works: multi.gz above) */
+	snprintf(want, sizeof want, "compressed offset %zu: expected the end of the file or another gzip member after "
+	         "the gzip data, found bytes 6a 75 6e 6b ... (trailing garbage)", n1);
+	memcpy(c, gz, n1);
+	memcpy(c + n1, "junk\n", 5);
+	nj = n1 + 5;
+	load_damaged("junk.gz", c, nj, want, __LINE__);
+	memcpy(c + n1, "\0", 1);
+	snprintf(want, sizeof want, "compressed offset %zu: expected the end of the file or another gzip member after "
+	         "the gzip data, found bytes 00 (trailing garbage)", n1);
+	load_damaged("zero.gz", c, n1 + 1, want, __LINE__);
 	/* bytes after a member that start another, which is not one */
 	memcpy(c, gz, n1);
 	memcpy(c + n1, "\x1f\x8bjunk", 6);
-	load_damaged("junkgz.gz", c, n1 + 6, "offset 235216: corrupt gzip data: unknown compression method", __LINE__);
+	snprintf(want, sizeof want, "compressed offset %zu: corrupt gzip data: unknown compression method", n1 + 4);
+	load_damaged("junkgz.gz", c, n1 + 6, want, __LINE__);
 	/* a header CRC that does not match (libdeflate would not notice) */
 	memcpy(c, gz, n1);
 	nh = 0;
 	gz_member(img, ni, 1, c, sizeof c, &nh);
 	c[10] ^= 0x01;
-	load_damaged("badhcrc.gz", c, nh, "offset 0: corrupt gzip data: header crc mismatch", __LINE__);
-	/* decoded whole, the IDX checks are the same */
+	load_damaged("badhcrc.gz", c, nh, "compressed offset 12: corrupt gzip data: header crc mismatch", __LINE__);
+	/* decoded whole, the IDX checks are the same, at decoded offsets */
 	n1 = 0;
 	gz_member(img, ni - 5, 0, gz, sizeof gz, &n1);
-	load_damaged("short.gz", gz, n1, "offset 16: expected 235200 bytes of image data, found 235195", __LINE__);
+	load_damaged("short.gz", gz, n1, "decoded offset 16: expected 235200 bytes of image data, found 235195", __LINE__);
 	memcpy(c, img, ni);
 	c[ni] = 7;
 	n1 = 0;
 	gz_member(c, ni + 1, 0, gz, sizeof gz, &n1);
-	load_damaged("longer.gz", gz, n1, "offset 235216: expected end of file after 235200 bytes of image data, "
+	load_damaged("longer.gz", gz, n1, "decoded offset 235216: expected end of file after 235200 bytes of image data, "
 	             "found more bytes", __LINE__);
 	nnd_data_free(&plain);
+}
+
+/* the bytes of a file (exits on failure); free() them */
+static uint8_t *read_whole(const char *path, size_t *n)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *b = NULL;
+	if (!f || fseek(f, 0, SEEK_END) != 0 || (*n = (size_t)ftell(f), fseek(f, 0, SEEK_SET)) != 0 ||
+	    !(b = malloc(*n + 1)) || fread(b, 1, *n, f) != *n) {
+		fprintf(stderr, "cannot read %s\n", path);
+		exit(2);
+	}
+	fclose(f);
+	return b;
+}
+
+/* A pipe that a child process fills with data[0..n): its read end named
+ * /dev/fd/N, as bash's <(...) names one.  Opening that path gives the
+ * same pipe, which can be read once, from its start, and not rewound. */
+typedef struct { int fd; pid_t pid; char path[64]; } piped;
+
+static void pipe_of(piped *p, const void *data, size_t n)
+{
+	int fds[2];
+	if (pipe(fds) != 0) {
+		perror("pipe");
+		exit(2);
+	}
+	fflush(NULL);
+	p->pid = fork();
+	if (p->pid < 0) {
+		perror("fork");
+		exit(2);
+	}
+	if (p->pid == 0) {
+		close(fds[0]);
+		const uint8_t *b = data;
+		for (size_t o = 0; o < n;) {
+			ssize_t k = write(fds[1], b + o, n - o);
+			if (k <= 0)
+				_exit(0);   /* the reader stopped early (an error it found) */
+			o += (size_t)k;
+		}
+		_exit(0);
+	}
+	close(fds[1]);
+	p->fd = fds[0];
+	snprintf(p->path, sizeof p->path, "/dev/fd/%d", fds[0]);
+}
+
+static void pipe_done(piped *p)
+{
+	close(p->fd);
+	waitpid(p->pid, NULL, 0);
+}
+
+/* Files that cannot be rewound (pipes): the bytes looked at to detect
+ * gzip are not lost; plain and gzip, whole and probed, images and labels,
+ * and the messages of a damaged gzip stream (uses test_gzip_whole's
+ * files). */
+static void test_pipes(void)
+{
+	size_t ni, nl, ngi, ngl;
+	uint8_t *img = read_whole(tmp("big"), &ni), *lab = read_whole(tmp("biglab"), &nl);
+	uint8_t *gimg = read_whole(tmp("big.gz"), &ngi), *glab = read_whole(tmp("biglab.gz"), &ngl);
+	nnd_data plain, d;
+	char err[512] = "";
+	CHECK(nnd_data_load_idx(tmp("big"), tmp("biglab"), false, &plain, err, sizeof err) == 0);
+	for (int gz = 0; gz < 2; gz++)
+		for (int probe = 0; probe < 2; probe++) {
+			piped pi, pl;
+			pipe_of(&pi, gz ? gimg : img, gz ? ngi : ni);
+			pipe_of(&pl, gz ? glab : lab, gz ? ngl : nl);
+			int rc = nnd_data_load_idx(pi.path, pl.path, probe, &d, err, sizeof err);
+			if (rc != 0 || d.n != plain.n || d.row_bytes[0] != plain.row_bytes[0] ||
+			    (!probe && !same_data(&d, &plain))) {
+				fprintf(stderr, "test_data.c:%d: %s through a pipe%s: got %d '%s'\n", __LINE__,
+				        gz ? "gzip" : "plain", probe ? ", probed" : "", rc, rc ? err : "other data");
+				fails++;
+			}
+			CHECK(probe || rc != 0 || (d.lab_path && !strcmp(d.lab_path, pl.path) && d.lab_gz == gz));
+			nnd_data_free(&d);
+			pipe_done(&pi);
+			pipe_done(&pl);
+		}
+	/* infer --input <(cat images.gz) */
+	{
+		piped pi;
+		pipe_of(&pi, gimg, ngi);
+		int rc = rt_data_load_idx_images(pi.path, &d, err, sizeof err);
+		CHECK(rc == 0 && d.n == plain.n && !memcmp(d.buf[0], plain.buf[0], (size_t)(d.n * d.row_bytes[0])));
+		CHECK(rc != 0 || (d.buf[1][0] == 0 && d.lab_path == NULL));
+		nnd_data_free(&d);
+		pipe_done(&pi);
+	}
+	/* a gzip stream cut short, and trailing garbage, through a pipe: the
+	 * compressed offset (the pipe's bytes) */
+	{
+		char want[300];
+		piped pi;
+		pipe_of(&pi, gimg, 1000);
+		int rc = rt_data_load_idx_images(pi.path, &d, err, sizeof err);
+		snprintf(want, sizeof want, "%s: compressed offset 1000: corrupt gzip data: unexpected end of file", pi.path);
+		expect_err(rc, &d, err, want, __LINE__);
+		pipe_done(&pi);
+		uint8_t *t = malloc(ngi + 3);
+		memcpy(t, gimg, ngi);
+		memcpy(t + ngi, "abc", 3);
+		pipe_of(&pi, t, ngi + 3);
+		rc = rt_data_load_idx_images(pi.path, &d, err, sizeof err);
+		snprintf(want, sizeof want, "%s: compressed offset %zu: expected the end of the file or another gzip "
+		         "member after the gzip data, found bytes 61 62 63 (trailing garbage)", pi.path, ngi);
+		expect_err(rc, &d, err, want, __LINE__);
+		pipe_done(&pi);
+		free(t);
+		/* a plain file through a pipe, cut short: its offsets are plain */
+		pipe_of(&pi, img, 100);
+		rc = rt_data_load_idx_images(pi.path, &d, err, sizeof err);
+		snprintf(want, sizeof want, "%s: offset 16: expected 235200 bytes of image data, found 84", pi.path);
+		expect_err(rc, &d, err, want, __LINE__);
+		pipe_done(&pi);
+	}
+	/* a CSV through a pipe */
+	{
+		const char *csv = "b,a,y\n1,2,0\n3,4,1\n";
+		char *names[2] = { "a", "b" };
+		piped pc;
+		pipe_of(&pc, csv, strlen(csv));
+		int rc = rt_data_load_csv(pc.path, "y", names, 2, true, &d, err, sizeof err);
+		const float *f = (const float *)d.buf[0];
+		CHECK(rc == 0 && d.n == 2 && f[0] == 2.0f && f[1] == 1.0f && f[2] == 4.0f && f[3] == 3.0f);
+		nnd_data_free(&d);
+		pipe_done(&pc);
+	}
+	nnd_data_free(&plain);
+	free(img);
+	free(lab);
+	free(gimg);
+	free(glab);
 }
 
 static int load_csv(const char *name, const char *label, bool probe, nnd_data *d, char *err, size_t n)
@@ -496,6 +665,131 @@ static void test_csv(void)
 		CHECK(fe[2 * 4999] == 4999.0f && fe[2 * 4999 + 1] == -4999.25f && l[4999] == 9);
 	}
 	nnd_data_free(&d);
+}
+
+/* a CSV's features matched by name against the columns a program was
+ * compiled for (rt_data_load_csv): in any order, several of one name in
+ * order, the label column optional for inference; every mismatch named */
+static void test_csv_names(void)
+{
+	nnd_data d;
+	char err[512] = "";
+	int rc;
+	char *abc[3] = { "a", "b", "c" };
+	write_text(tmp("names.csv"), "b, y ,a,\"c\"\n1,0,2,3\n\n4,1,5,6\n");
+	/* probed: the names in file order, the label left out */
+	rc = nnd_data_load_csv(tmp("names.csv"), "y", true, &d, err, sizeof err);
+	CHECK(rc == 0 && d.names && !strcmp(d.names[0], "b") && !strcmp(d.names[1], "a") && !strcmp(d.names[2], "c"));
+	nnd_data_free(&d);
+	for (int infer = 0; infer < 2; infer++) {
+		rc = rt_data_load_csv(tmp("names.csv"), "y", abc, 3, infer, &d, err, sizeof err);
+		CHECK(rc == 0 && d.n == 2 && d.dims[0][0] == 3);
+		if (rc) {
+			fprintf(stderr, "%s\n", err);
+			continue;
+		}
+		const float *f = (const float *)d.buf[0];
+		const int32_t *l = (const int32_t *)d.buf[1];
+		CHECK(f[0] == 2 && f[1] == 1 && f[2] == 3 && f[3] == 5 && f[4] == 4 && f[5] == 6);
+		CHECK(infer ? l[0] == 0 && l[1] == 0 : l[0] == 0 && l[1] == 1);
+		CHECK(!strcmp(d.names[0], "a") && !strcmp(d.names[2], "c"));
+		nnd_data_free(&d);
+	}
+	/* the same order: as in the file */
+	char *bac[3] = { "b", "a", "c" };
+	rc = rt_data_load_csv(tmp("names.csv"), "y", bac, 3, false, &d, err, sizeof err);
+	CHECK(rc == 0 && ((const float *)d.buf[0])[0] == 1 && ((const float *)d.buf[0])[1] == 2);
+	nnd_data_free(&d);
+	/* a name of several columns: its k-th column is its k-th feature */
+	write_text(tmp("dup.csv"), "x,lab,x,z\n1,0,2,3\n");
+	char *zxx[3] = { "z", "x", "x" };
+	rc = rt_data_load_csv(tmp("dup.csv"), "lab", zxx, 3, false, &d, err, sizeof err);
+	CHECK(rc == 0 && ((const float *)d.buf[0])[0] == 3 && ((const float *)d.buf[0])[1] == 1 &&
+	      ((const float *)d.buf[0])[2] == 2);
+	nnd_data_free(&d);
+	/* missing and unknown names */
+	char *abz[3] = { "a", "b", "z" };
+	rc = rt_data_load_csv(tmp("names.csv"), "y", abz, 3, true, &d, err, sizeof err);
+	expect_err(rc, &d, err, fmt("%s:1: expected a column named 'z' (feature 3 of the training data), found none",
+	                            tmp("names.csv")), __LINE__);
+	rc = rt_data_load_csv(tmp("names.csv"), "y", abz, 3, false, &d, err, sizeof err);
+	expect_err(rc, &d, err, "names.csv:1: expected a column named 'z' (feature 3 of the data the program was "
+	           "compiled for), found none; rebuild the program for this data", __LINE__);
+	char *ab[2] = { "a", "b" };
+	rc = rt_data_load_csv(tmp("names.csv"), "y", ab, 2, true, &d, err, sizeof err);
+	expect_err(rc, &d, err, "names.csv:1: column 4: expected one of the feature columns 'a', 'b' (those of the "
+	           "training data) or the label column 'y', found 'c'", __LINE__);
+	rc = rt_data_load_csv(tmp("names.csv"), "y", ab, 2, false, &d, err, sizeof err);
+	expect_err(rc, &d, err, "names.csv:1: column 4: expected one of the feature columns 'a', 'b' (those of the "
+	           "data the program was compiled for), found 'c'; rebuild the program for this data", __LINE__);
+	/* inference: no label column is fine, a label that is not a number
+	 * is not read; a header without rows is an error (nothing to infer) */
+	write_text(tmp("nolab.csv"), "c,b,a\n3,2,1\n");
+	rc = rt_data_load_csv(tmp("nolab.csv"), "y", abc, 3, true, &d, err, sizeof err);
+	CHECK(rc == 0 && d.n == 1 && ((const float *)d.buf[0])[0] == 1 && ((const float *)d.buf[0])[2] == 3);
+	nnd_data_free(&d);
+	write_text(tmp("qlab.csv"), "a,b,c,y\n1,2,3,?\n");
+	rc = rt_data_load_csv(tmp("qlab.csv"), "y", abc, 3, true, &d, err, sizeof err);
+	CHECK(rc == 0 && d.n == 1);
+	nnd_data_free(&d);
+	rc = rt_data_load_csv(tmp("nolab.csv"), "y", abc, 3, false, &d, err, sizeof err);
+	expect_err(rc, &d, err, "nolab.csv:1: expected a column named 'y' in the header, found none", __LINE__);
+	write_text(tmp("hdronly.csv"), "\na,b,c,y\n\n");
+	rc = rt_data_load_csv(tmp("hdronly.csv"), "y", abc, 3, true, &d, err, sizeof err);
+	expect_err(rc, &d, err, "hdronly.csv:2: expected a row of data after the header, found the end of the file",
+	           __LINE__);
+	rc = rt_data_load_csv(tmp("hdronly.csv"), "y", NULL, 0, true, &d, err, sizeof err);
+	expect_err(rc, &d, err, "hdronly.csv:2: expected a row of data after the header", __LINE__);
+	/* a data set may have no rows (its training is empty) */
+	rc = rt_data_load_csv(tmp("hdronly.csv"), "y", abc, 3, false, &d, err, sizeof err);
+	CHECK(rc == 0 && d.n == 0);
+	nnd_data_free(&d);
+}
+
+/* Labels against the classes of a program (rt_data_check_labels), and
+ * where a sample's label lies (rt_data_where): the IDX byte offset (of
+ * the decoded bytes in a gzip file), the CSV line and column (counted
+ * again when blank lines lie between the rows). */
+static void test_labels(void)
+{
+	static uint8_t img[4096], lab[256];
+	const uint32_t idims[3] = { 5, 3, 4 }, ldims[1] = { 5 };
+	size_t ni = make_idx(img, 3, idims, 60), nl = make_idx(lab, 1, ldims, 5);   /* labels 1 8 15 22 29 */
+	write_file(tmp("limg"), img, ni, 0);
+	write_file(tmp("llab"), lab, nl, 0);
+	write_file(tmp("llab.gz"), lab, nl, 1);
+	nnd_data d;
+	char err[512] = "", where[600];
+	CHECK(nnd_data_load_idx(tmp("limg"), tmp("llab"), false, &d, err, sizeof err) == 0);
+	CHECK(rt_data_check_labels(&d, d.n, 30, err, sizeof err) == 0);
+	CHECK(rt_data_check_labels(&d, 3, 20, err, sizeof err) == 0);   /* --limit 3 */
+	CHECK(rt_data_check_labels(&d, d.n, 20, err, sizeof err) == -1 &&
+	      !strcmp(err, fmt("%s: offset 11: label 22 of sample 3 is outside [0, 20) (the classes of the loss's "
+	                       "cross_entropy)", tmp("llab"))));
+	CHECK(rt_data_where(&d, 4, where, sizeof where) && !strcmp(where, fmt("%s: offset 12", tmp("llab"))));
+	CHECK(!rt_data_where(&d, 5, where, sizeof where));
+	nnd_data_free(&d);
+	CHECK(nnd_data_load_idx(tmp("limg"), tmp("llab.gz"), false, &d, err, sizeof err) == 0);
+	CHECK(rt_data_check_labels(&d, d.n, 2, err, sizeof err) == -1 &&
+	      strstr(err, fmt("%s: decoded offset 9: label 8 of sample 1 is outside [0, 2)", tmp("llab.gz"))));
+	nnd_data_free(&d);
+	/* images alone (inference): no labels file to name */
+	CHECK(rt_data_load_idx_images(tmp("limg"), &d, err, sizeof err) == 0);
+	CHECK(!rt_data_where(&d, 0, where, sizeof where));
+	nnd_data_free(&d);
+	/* CSV: ok.csv's rows are on lines 2, 4 and 5 (a blank line between) */
+	CHECK(load_csv("ok.csv", "label", false, &d, err, sizeof err) == 0 && d.lab_line0 == -1);
+	CHECK(rt_data_check_labels(&d, d.n, 5, err, sizeof err) == -1 &&
+	      strstr(err, "ok.csv:5: column 2: label -7 of sample 2 is outside [0, 5)"));
+	CHECK(rt_data_where(&d, 1, where, sizeof where) && strstr(where, "ok.csv:4: column 2"));
+	nnd_data_free(&d);
+	CHECK(load_csv("many.csv", "label", false, &d, err, sizeof err) == 0 && d.lab_line0 == 2);
+	CHECK(rt_data_check_labels(&d, d.n, 9, err, sizeof err) == -1 &&
+	      strstr(err, "many.csv:11: column 3: label 9 of sample 9 is outside [0, 9)"));
+	CHECK(rt_data_check_labels(&d, d.n, 10, err, sizeof err) == 0);
+	nnd_data_free(&d);
+	/* no batch is being computed: the kernels' message has no sample */
+	CHECK(!rt_batch_row_where(0, where, sizeof where));
 }
 
 /* the one cache entry in dir c (its path into out); false if none or several */
@@ -633,9 +927,12 @@ int main(int argc, char **argv)
 	setenv("NND_CACHE_DIR", "off", 1);
 	test_idx();
 	test_gzip_whole();
+	test_pipes();
 	test_gzip_shrinks();
 	test_cache();
 	test_csv();
+	test_csv_names();
+	test_labels();
 	cleanup();
 	if (fails)
 		fprintf(stderr, "test_data: %d failure(s)\n", fails);
