@@ -1,8 +1,8 @@
 /* ast.h - the syntax tree of a .nnd file, as the parser builds it.
  * Every node carries its source location; all memory lives in one arena.
  * The AST is purely syntactic: names are not resolved, shapes not checked
- * (passes/lower.c does that while lowering to the IR; check.c checks the
- * bodies of defs no train block calls). */
+ * (passes/lower.c does that while lowering to the IR; passes/check.c
+ * checks the bodies of defs no train block calls). */
 #ifndef NND_AST_H
 #define NND_AST_H
 
@@ -134,11 +134,6 @@ typedef struct ast_file {
 ast_file *ast_parse_file(arena *a, const char *path);
 ast_file *ast_parse_string(arena *a, const char *path, const char *text);
 
-/* check.c: checks the defs that no train block reaches (lowering checks
- * the others when it instantiates them): names bound before use, called
- * functions and initializers exist, single assignment, a return at the
- * end.  Reports through diag_error; returns the number of errors. */
-int ast_check_uncalled_defs(const ast_file *f);
 
 /* Canonical text dump (nndc emit --stage ast), deterministic. */
 void ast_print(const ast_file *f, FILE *out);

@@ -524,6 +524,23 @@ static void fans(const ir_type *t, int64_t *fi, int64_t *fo)
 	*fo = t->d[0].c * rf;
 }
 
+static const struct { const char *name; ir_init_kind kind; } inits[] = {
+	{ "zeros", IR_INIT_ZEROS }, { "ones", IR_INIT_ONES }, { "constant", IR_INIT_CONSTANT },
+	{ "uniform", IR_INIT_UNIFORM }, { "normal", IR_INIT_NORMAL },
+	{ "xavier_uniform", IR_INIT_XAVIER_UNIFORM }, { "kaiming_uniform", IR_INIT_KAIMING_UNIFORM },
+	{ "kaiming_normal", IR_INIT_KAIMING_NORMAL },
+};
+
+static int init_index(const char *name)
+{
+	for (size_t i = 0; i < sizeof inits / sizeof inits[0]; i++)
+		if (!strcmp(inits[i].name, name))
+			return (int)i;
+	return -1;
+}
+
+bool lower_is_initializer(const char *name) { return init_index(name) >= 0; }
+
 static bool lower_init(lctx *c, frame *fr, const ast_expr *e, ir_tensor *t)
 {
 	static const char *const no_keys[] = { NULL };
@@ -536,15 +553,12 @@ static bool lower_init(lctx *c, frame *fr, const ast_expr *e, ir_tensor *t)
 	}
 	const char *n = e->name;
 	argspec s = { 0, 0, no_keys };
-	if (!strcmp(n, "zeros")) t->init = IR_INIT_ZEROS;
-	else if (!strcmp(n, "ones")) t->init = IR_INIT_ONES;
-	else if (!strcmp(n, "constant")) { t->init = IR_INIT_CONSTANT; s.keys = k_const; }
-	else if (!strcmp(n, "uniform")) { t->init = IR_INIT_UNIFORM; s.keys = k_unif; }
-	else if (!strcmp(n, "normal")) { t->init = IR_INIT_NORMAL; s.keys = k_norm; }
-	else if (!strcmp(n, "xavier_uniform")) t->init = IR_INIT_XAVIER_UNIFORM;
-	else if (!strcmp(n, "kaiming_uniform")) t->init = IR_INIT_KAIMING_UNIFORM;
-	else if (!strcmp(n, "kaiming_normal")) t->init = IR_INIT_KAIMING_NORMAL;
-	else {
+	int k = init_index(n);
+	if (k >= 0) {
+		t->init = inits[k].kind;
+		s.keys = inits[k].kind == IR_INIT_CONSTANT ? k_const : inits[k].kind == IR_INIT_UNIFORM ? k_unif
+		       : inits[k].kind == IR_INIT_NORMAL ? k_norm : no_keys;
+	} else {
 		diag_error(e->loc, "unknown initializer '%s' (expected zeros, ones, constant, uniform, "
 		           "normal, xavier_uniform, kaiming_uniform or kaiming_normal)", n);
 		return false;
@@ -1682,6 +1696,14 @@ static const builtin builtins[] = {
 	{ "random_crop", b_random_crop, { 1, 1, k_crop } },
 	{ "broadcast", b_broadcast, { 1, 1, k_shape } },
 };
+
+bool lower_is_builtin(const char *name)
+{
+	for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++)
+		if (!strcmp(builtins[i].name, name))
+			return true;
+	return false;
+}
 
 /* ops of language.md that this compiler does not lower yet (none at
  * present: a name listed here is refused with "not supported yet") */

@@ -46,6 +46,15 @@ int pass_memplan(ir_program *p);
 ir_module *pass_compile(arena *a, const char *path, const pass_options *o, const char *stop,
                         ast_file **ast_out, int *status);
 bool pass_known(const char *name);
+/* check.c: checks the defs that no train block reaches (lowering checks
+ * the others when it instantiates them): names bound before use, called
+ * functions and initializers exist, single assignment, a return at the
+ * end.  Reports through diag_error; returns the number of errors. */
+int pass_check_uncalled_defs(const ast_file *f);
+/* lower.c: whether name is a builtin op, or an initializer, that a call
+ * may name (the one table lowering itself uses) */
+bool lower_is_builtin(const char *name);
+bool lower_is_initializer(const char *name);
 /* "lower, shape, autodiff, ...": the names pass_known accepts, from the
  * pass table (for messages; a static string) */
 const char *pass_names(void);

@@ -66,9 +66,9 @@ ir_module *pass_compile(arena *a, const char *path, const pass_options *o, const
 		*ast_out = f;
 	if (stop && !strcmp(stop, "ast"))
 		return NULL;
-	/* the defs lowering will not instantiate (frontend/check.c); its
-	 * errors do not stop lowering, which reports its own too */
-	ast_check_uncalled_defs(f);
+	/* the defs lowering will not instantiate (check.c); its errors do
+	 * not stop lowering, which reports its own too */
+	pass_check_uncalled_defs(f);
 	ir_module *m = pass_lower(a, f);
 	if (diag_count()) {
 		*status = 1;

@@ -56,10 +56,3 @@ add_test(NAME frontend_diag_positions
     -P ${_fe_dir}/golden.cmake
   WORKING_DIRECTORY ${_fe_dir}/err)
 set_tests_properties(frontend_diag_positions PROPERTIES LABELS frontend)
-
-# frontend/check.c's copy of the names lowering accepts as calls must
-# match passes/lower.c (builtins[], lower_init).
-add_test(NAME frontend_check_builtins_sync
-  COMMAND ${CMAKE_COMMAND} -DLOWER=${CMAKE_SOURCE_DIR}/passes/lower.c
-    -DCHECK=${CMAKE_SOURCE_DIR}/frontend/check.c -P ${CMAKE_CURRENT_SOURCE_DIR}/check_sync.cmake)
-set_tests_properties(frontend_check_builtins_sync PROPERTIES LABELS frontend)

@@ -11,44 +11,12 @@
  * reported twice; shapes are checked at instantiation only (language.md).
  *
  * The walks recurse over expressions: the parser bounds their depth
- * (AST_MAX_DEPTH). */
+ * (AST_MAX_DEPTH).  The names of the builtins and initializers are
+ * lowering's own (lower_is_builtin, lower_is_initializer). */
 #include <stdlib.h>
 #include <string.h>
 
-#include "ast.h"
-
-/* The names lowering accepts as calls.  They mirror passes/lower.c
- * (builtins[] and lower_init), which does not export them; the test
- * check_builtins_in_sync (tests/frontend.cmake) compares the lists, so
- * they cannot drift apart silently.  BEGIN/END mark the list for it. */
-static const char *const check_builtins[] = {
-	/* BEGIN builtins */
-	"exp", "log", "sqrt", "tanh", "sigmoid", "relu", "gelu", "neg", "add",
-	"sub", "mul", "div", "pow", "maximum", "minimum", "where", "matmul",
-	"f32", "i32", "reshape", "flatten", "transpose", "sum", "mean", "max",
-	"argmax", "softmax", "log_softmax", "cross_entropy", "accuracy", "mse",
-	"dropout", "conv2d", "max_pool2d", "avg_pool2d", "batchnorm",
-	"layernorm", "slice", "concat", "one_hot", "embedding", "random_flip",
-	"random_crop", "broadcast",
-	/* END builtins */
-	NULL,
-};
-
-static const char *const check_inits[] = {
-	/* BEGIN initializers */
-	"zeros", "ones", "constant", "uniform", "normal", "xavier_uniform",
-	"kaiming_uniform", "kaiming_normal",
-	/* END initializers */
-	NULL,
-};
-
-static bool in_list(const char *const *list, const char *name)
-{
-	for (int i = 0; list[i]; i++)
-		if (!strcmp(list[i], name))
-			return true;
-	return false;
-}
+#include "passes.h"
 
 static const ast_def *check_find_def(const ast_file *f, const char *name)
 {
@@ -130,7 +98,7 @@ static int check_expr(check_scope *s, const ast_expr *e)
 		}
 		return errors;
 	case AST_CALL:
-		if (!check_find_def(s->f, e->name) && !in_list(check_builtins, e->name)) {
+		if (!check_find_def(s->f, e->name) && !lower_is_builtin(e->name)) {
 			diag_error(e->loc, "unknown function '%s'", e->name);
 			errors++;
 		}
@@ -156,7 +124,7 @@ static int check_init(check_scope *s, const ast_expr *e)
 		diag_error(e->loc, "expected an initializer call like zeros() or kaiming_uniform()");
 		return 1;
 	}
-	if (!in_list(check_inits, e->name)) {
+	if (!lower_is_initializer(e->name)) {
 		diag_error(e->loc, "unknown initializer '%s' (expected zeros, ones, constant, uniform, "
 			   "normal, xavier_uniform, kaiming_uniform or kaiming_normal)", e->name);
 		return 1;
@@ -217,7 +185,7 @@ static int check_def(const ast_file *f, const ast_def *d)
 	return errors;
 }
 
-int ast_check_uncalled_defs(const ast_file *f)
+int pass_check_uncalled_defs(const ast_file *f)
 {
 	if (!f || f->ndefs == 0)
 		return 0;
