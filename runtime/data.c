@@ -976,6 +976,13 @@ static int blank(const char *s)
 }
 
 /* trims spaces/tabs (and one pair of double quotes, for header names) */
+/* strtod and strtof read C's hexadecimal forms too ("0x10" is 16): a
+ * CSV cell that holds one is a mistake more likely than a number */
+static bool hex_number(const char *s)
+{
+	return strchr(s, 'x') || strchr(s, 'X');
+}
+
 static char *trim(char *s, int unquote)
 {
 	while (*s == ' ' || *s == '\t')
@@ -1290,7 +1297,7 @@ static int load_csv(const char *path, const char *label_col, char *const *want, 
 				/* not read: inference has no labels */
 			} else if (c == label_idx) {
 				double v = strtod(s, &end);
-				if (*s == '\0' || *end != '\0') {
+				if (*s == '\0' || *end != '\0' || hex_number(s)) {
 					quote_field(s, shown, sizeof shown);
 					errf(err, errlen, "%s:%ld: column %d: expected a number, found '%s'",
 					     path, lineno, c + 1, shown);
@@ -1307,7 +1314,7 @@ static int load_csv(const char *path, const char *label_col, char *const *want, 
 				/* features are f32: strtof rounds the decimal once, directly
 				 * to binary32 (strtod then a cast would round twice) */
 				float v = strtof(s, &end);
-				if (*s == '\0' || *end != '\0') {
+				if (*s == '\0' || *end != '\0' || hex_number(s)) {
 					quote_field(s, shown, sizeof shown);
 					errf(err, errlen, "%s:%ld: column %d: expected a number, found '%s'",
 					     path, lineno, c + 1, shown);

@@ -5,7 +5,7 @@
  * in order.  Within the first step where anything differs the report names,
  * in this order of preference: the first node in graph order whose digest
  * differs (both logs written with --debug-digests), else the loss bits,
- * else the parameter digest.  With the same step lines everywhere, the
+ * else the learning rate, else the parameter digest.  With the same step lines everywhere, the
  * final lines' parameter digests are compared when both logs end at the
  * same step.  Output: `same: N steps compared[, node by node]` (exit 0) or
  * `differ: step S, graph G, node %N (OP) at PATH: A vs B` plus a detail
@@ -22,6 +22,8 @@
 typedef struct lstep {
 	int64_t step;
 	char loss_bits[16];
+	bool has_lr;
+	double lr;                   /* the step's learning rate, as logged */
 	char *sha;                   /* NULL: not logged at this step */
 	cJSON *nodes;                /* NULL: no node digests */
 	cJSON *line;                 /* owns nodes */
@@ -112,6 +114,9 @@ static void llog_read(llog *L, const char *path)
 			e->step = sn;
 			strcpy(e->loss_bits, lb->valuestring);
 			e->sha = dup_str(o, "params_sha256");
+			const cJSON *lr = cJSON_GetObjectItemCaseSensitive(o, "lr");
+			e->has_lr = cJSON_IsNumber(lr);
+			e->lr = e->has_lr ? lr->valuedouble : 0.0;
 			e->line = o;
 			cJSON *nodes = cJSON_GetObjectItemCaseSensitive(o, "nodes");
 			e->nodes = cJSON_IsObject(nodes) ? nodes : NULL;
@@ -237,6 +242,13 @@ static int logdiff(const rt_manifest *m, const char *pa, const char *pb)
 			printf("differ: step %" PRId64 ", loss: %s vs %s\n", a->step, pa, pb);
 			printf("  loss_bits %s vs %s%s\n", a->loss_bits, b->loss_bits,
 			       a->nodes && b->nodes ? "" : " (log with --debug-digests to find the node)");
+			return 1;
+		}
+		/* the same loss under another learning rate (a schedule or lr
+		 * mistake): named at its step, not a step later through the loss */
+		if (a->has_lr && b->has_lr && a->lr != b->lr) {
+			printf("differ: step %" PRId64 ", learning rate: %s vs %s\n", a->step, pa, pb);
+			printf("  lr %.9g vs %.9g\n", a->lr, b->lr);
 			return 1;
 		}
 		if (a->sha && b->sha && strcmp(a->sha, b->sha)) {

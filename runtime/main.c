@@ -384,6 +384,9 @@ static int cmd_train(int argc, char **argv, const nnd_model *model, const rt_man
 	rt_run_alloc(&r);
 	rt_init_params(&r);
 	if (o.resume) rt_ckpt_resume(&r, o.resume);
+	if (o.resume && o.steps >= 0 && r.step >= o.steps)   /* --steps counts from the start of the original run */
+		fprintf(stderr, "%s: note: --steps %" PRId64 ": the run saved in %s has taken %" PRId64 " steps already; "
+		        "no step is taken\n", progname, o.steps, o.resume, r.step);
 	if (want_cuda(&P, D)) start_device(&r, &P, D, r.bmax);
 	int rc = rt_train(&r, &o);
 	rt_run_free(&r);

@@ -426,14 +426,17 @@ static void check_step_rows(const rt_run *r)
 	int64_t rows = last < p->batch ? last : p->batch;
 	if (!p->min_rows || rows >= p->min_rows)
 		return;
-	char where[64];
-	if (last < p->batch)
-		snprintf(where, sizeof where, "the last batch of each epoch holds %" PRId64, last);
+	char where[128];
+	if (r->n < p->batch)
+		snprintf(where, sizeof where, "each epoch is one batch of %" PRId64 " (the samples there are)", r->n);
+	else if (last < p->batch)
+		snprintf(where, sizeof where, "the last batch of each epoch holds %" PRId64 " (%" PRId64 " samples in "
+		         "batches of %" PRId64 ")", last, r->n, p->batch);
 	else
 		snprintf(where, sizeof where, "each batch holds %" PRId64, rows);
-	rt_die(1, "%s:%d:%d: batchnorm needs at least %" PRId64 " samples per train step for a variance, and %s "
-	       "(%" PRId64 " samples in batches of %" PRId64 "); use another batch size or --limit",
-	       r->man->source_path, p->min_rows_line, p->min_rows_col, p->min_rows, where, r->n, p->batch);
+	rt_die(1, "%s:%d:%d: batchnorm needs at least %" PRId64 " samples per train step for a variance, and %s; "
+	       "use another batch size or --limit", r->man->source_path, p->min_rows_line, p->min_rows_col, p->min_rows,
+	       where);
 }
 
 static void fill_args(nnd_step_args *a, rt_run *r, batchbuf *bb, int64_t B)

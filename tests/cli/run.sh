@@ -99,6 +99,10 @@ save_early)
 	run 0 ok.out ./prog train --steps 1 --save newdir
 	[ -f newdir/params.safetensors ] || fail "no checkpoint in newdir"
 	[ -z "$(ls -A newdir | grep probe)" ] || fail "the write probe was left: $(ls -A newdir)"
+	# --steps below the saved step: said, not silently ignored
+	run 0 r.out ./prog train --resume newdir --steps 0
+	has r.out.err 'note: --steps 0: the run saved in newdir has taken 1 steps already; no step is taken'
+	[ "$(sha r.out)" = "$(sha ok.out)" ] || fail "resume with nothing to do changed the parameters"
 	;;
 big_batch)
 	# a batch larger than the data trains as one batch of all of it, with

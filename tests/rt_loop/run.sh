@@ -175,7 +175,10 @@ logdiff)
 	run 0 s logdiff a.jsonl b.jsonl; has s '^same: 21 steps compared$'
 	FAKE_LR=0.2 run 0 c train --log c.jsonl
 	run 1 d logdiff a.jsonl c.jsonl
-	grep -qx 'differ: step 2, loss: a.jsonl vs c.jsonl' d || { cat d >&2; fail "lr change not found at step 2"; }
+	# named at the first step, where the learning rates differ (the
+	# losses differ only from step 2)
+	grep -qx 'differ: step 1, learning rate: a.jsonl vs c.jsonl' d || { cat d >&2; fail "lr change not named at step 1"; }
+	has d '^  lr 0.0500000007 vs 0.100000001$'
 	# a resumed run's log covers the later steps only
 	run 0 p train --steps 10 --save ck; run 0 r train --resume ck --log r.jsonl
 	run 0 s2 logdiff a.jsonl r.jsonl; has s2 '^same: 11 steps compared$'

@@ -617,6 +617,17 @@ static void test_csv(void)
 	CHECK(rc == 0 && d.n == 2);
 	nnd_data_free(&d);
 
+	/* C's hexadecimal forms are not CSV numbers, in a feature or a label */
+	write_text(tmp("hex.csv"), "a,b,c\n1,2,3\n1,0x10,3\n");
+	rc = load_csv("hex.csv", "a", false, &d, err, sizeof err);
+	expect_err(rc, &d, err, fmt("%s:3: column 2: expected a number, found '0x10'", tmp("hex.csv")), __LINE__);
+	rc = load_csv("hex.csv", "b", false, &d, err, sizeof err);
+	expect_err(rc, &d, err, fmt("%s:3: column 2: expected a number, found '0x10'", tmp("hex.csv")), __LINE__);
+	write_text(tmp("intlab.csv"), "a,y\n1,3.0\n2,2e0\n");
+	rc = load_csv("intlab.csv", "y", false, &d, err, sizeof err);
+	CHECK(rc == 0 && d.n == 2 && ((const int32_t *)d.buf[1])[0] == 3 && ((const int32_t *)d.buf[1])[1] == 2);
+	nnd_data_free(&d);
+
 	write_text(tmp("empty.csv"), "a,b,c\n1,,3\n");
 	rc = load_csv("empty.csv", "a", false, &d, err, sizeof err);
 	expect_err(rc, &d, err, "empty.csv:2: column 2: expected a number, found ''", __LINE__);
