@@ -98,6 +98,14 @@ static void check_rows(const rt_program *p, nnd_data *d, const char *const files
 	}
 }
 
+/* epochs * steps and the like: `epochs 9223372036854775807` is legal
+ * (a run stopped by --steps), so products saturate instead of wrapping */
+static int64_t mul_sat(int64_t a, int64_t b)
+{
+	int64_t r;
+	return __builtin_mul_overflow(a, b, &r) ? INT64_MAX : r;
+}
+
 /* Loading a dataset is split into reading it, which may run on a thread
  * of its own (no rt_die), and reporting its error or checking its rows. */
 static int dataset_read(const rt_dataset *ds, nnd_data *d, char *err, size_t errlen)
@@ -315,7 +323,7 @@ float rt_schedule_lr(const rt_run *r, int64_t t, int64_t epoch)
 		return (float)(base * powi(p->sched.gamma, epoch / p->sched.every));
 	case RT_SCHED_COSINE: {
 		int64_t T = p->sched.epochs > 0 ? p->sched.epochs : r->epochs;
-		int64_t S = T * r->steps_per_epoch;
+		int64_t S = mul_sat(T, r->steps_per_epoch);
 		if (S <= 0) return (float)base;
 		int64_t tt = t < S ? t : S;
 		return (float)(base * 0.5 * (1.0 + nnd_rt_cos(RT_PI * (double)tt / (double)S)));
@@ -529,9 +537,9 @@ int rt_train(rt_run *r, const rt_opts *o)
 	batch_alloc_rows(&bb, p, &r->data, r->bmax);
 
 	/* samples this invocation will process, for the progress ETA */
-	int64_t total_steps = r->epochs * r->steps_per_epoch;
+	int64_t total_steps = mul_sat(r->epochs, r->steps_per_epoch);
 	if (o->steps >= 0 && o->steps < total_steps) total_steps = o->steps;
-	int64_t todo = total_steps > r->step ? (total_steps - r->step) * p->batch : 0;
+	int64_t todo = total_steps > r->step ? mul_sat(total_steps - r->step, p->batch) : 0;
 	rt_progress pg;
 	rt_progress_begin(&pg, todo);
 	int64_t done = 0;

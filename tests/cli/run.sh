@@ -119,6 +119,17 @@ big_batch)
 	run 0 i2 ./pbig infer --weights w/params.safetensors --input tiny.csv --batch 1000000000000
 	cmp -s i1 i2 || fail "infer --batch 1e12 differs"
 	;;
+huge_epochs)
+	# epochs at the int64 limit, with a cosine schedule as long: a run
+	# stopped by --steps, its step totals saturating (UBSan would see a
+	# wrap) and its learning rates those of an endless schedule
+	tiny_model
+	sed -i 's/  epochs 3;/  epochs 9223372036854775807;\n  schedule cosine(epochs = 9223372036854775807);/' tiny.nnd
+	grep -q 'cosine(epochs = 9223372036854775807)' tiny.nnd || fail "the model was not rewritten"
+	run 0 a.out "$NNDC" run tiny.nnd -- train --steps 3 --log a.jsonl
+	[ -n "$(sha a.out)" ] || fail "no sha256"
+	grep -q '"lr":0.100000001' a.jsonl || fail "step 1's learning rate is not lr: $(head -2 a.jsonl | tail -1)"
+	;;
 out_of_memory)
 	# parameters larger than any machine: a user error naming the size
 	cp "$SRC/data/tiny.csv" .
