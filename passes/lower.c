@@ -63,7 +63,14 @@ typedef struct lctx {
 	                               node it creates carries it (dumps, verify) */
 	bool *bad_sig;              /* parallel to f->defs: signature already reported */
 	int expr_depth;             /* lower_expr calls in progress, through def calls */
+	int64_t ninstances;         /* def instances lowered so far, every graph */
+	bool too_many;              /* LOWER_MAX_INSTANCES reported */
 } lctx;
+
+/* Each call of a def is an instance of its own (its code, and in a def its
+ * parameters), so defs that call another twice, 25 deep, make 2^25 of
+ * them: the compiler would run for days.  No real model comes near. */
+enum { LOWER_MAX_INSTANCES = 10000 };
 
 static const value poison = { .k = V_POISON };
 
@@ -665,6 +672,13 @@ static value call_def_body(lctx *c, frame *fr, const ast_def *d, const ast_expr 
 			                       only add confusing messages at each call */
 	if (fr->depth > 32) {
 		diag_error(e->loc, "calls nest too deeply (recursive call of def '%s'?)", d->name);
+		return poison;
+	}
+	if (++c->ninstances > LOWER_MAX_INSTANCES) {
+		if (!c->too_many)
+			diag_error(e->loc, "more than %d def instances in all (this call of '%s' is one more): "
+			           "defs that call others several times multiply", LOWER_MAX_INSTANCES, d->name);
+		c->too_many = true;
 		return poison;
 	}
 	frame nf;
