@@ -311,8 +311,8 @@ static void cached_register(uint8_t *base, size_t len, const char *cpath, const 
 	for (int i = 0; i < MAX_CACHED_MAPS; i++)
 		if (!atomic_load(&cached_maps[i].base)) {
 			int k = snprintf(cached_maps[i].msg, sizeof cached_maps[i].msg,
-			                 "nnd: error: %s: its decoded copy %s shrank while in use; run again, or with "
-			                 "NND_CACHE_DIR=off\n", src, cpath);
+			                 "%s: error: %s: its decoded copy %s shrank while in use; run again, or with "
+			                 "NND_CACHE_DIR=off\n", rt_progname(), src, cpath);
 			cached_maps[i].msglen = k < 0 ? 0 : (size_t)k < sizeof cached_maps[i].msg ? (size_t)k
 			                                                                     : sizeof cached_maps[i].msg - 1;
 			cached_maps[i].len = len;
@@ -1213,8 +1213,14 @@ static int load_csv(const char *path, const char *label_col, char *const *want, 
 	split(header, hdr, ncols);
 	for (int i = 0; i < ncols; i++) {
 		hdr[i] = trim(hdr[i], 1);
-		if (strcmp(hdr[i], label_col) == 0 && label_idx < 0)
-			label_idx = i;
+		if (strcmp(hdr[i], label_col) != 0)
+			continue;
+		if (label_idx >= 0) {   /* which one holds the labels? */
+			errf(err, errlen, "%s:%ld: the label column '%s' appears twice in the header (columns %d and %d)",
+			     path, lineno, label_col, label_idx + 1, i + 1);
+			goto fail;
+		}
+		label_idx = i;
 	}
 	if (label_idx < 0 && !infer) {
 		errf(err, errlen, "%s:%ld: expected a column named '%s' in the header, found none",

@@ -378,7 +378,9 @@ static int cmd_train(int argc, char **argv, const nnd_model *model, const rt_man
 	rt_load_train_eval(&r, p->eval_ds >= 0 && p->graphs[RT_GRAPH_EVAL].present);
 	r.n = r.data.n;
 	if (o.limit >= 0 && o.limit < r.n) r.n = o.limit;
-	if (r.n == 0) rt_die(1, "dataset %s has no samples", p->datasets[p->data_ds].name);
+	if (r.n == 0)
+		rt_die(1, "%s: dataset %s has no samples%s", p->datasets[p->data_ds].path1, p->datasets[p->data_ds].name,
+		       o.limit == 0 ? " (--limit 0)" : "");
 	if (r.n > (int64_t)UINT32_MAX) rt_die(1, "dataset %s: more than 2^32 samples are not supported", p->datasets[p->data_ds].name);
 	r.steps_per_epoch = (r.n + p->batch - 1) / p->batch;
 	rt_run_alloc(&r);

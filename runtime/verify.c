@@ -171,7 +171,7 @@ static int verify_body(void *ctx)
 	if (!c->model->train[p->index]) rt_die(2, "train block %s has no train step function", p->name);
 	rt_load_dataset(p, &p->datasets[p->data_ds], &c->data);
 	c->have_data = true;
-	if (c->data.n == 0) rt_die(1, "dataset %s has no samples", p->datasets[p->data_ds].name);
+	if (c->data.n == 0) rt_die(1, "%s: dataset %s has no samples", p->datasets[p->data_ds].path1, p->datasets[p->data_ds].name);
 	if (c->data.n > (int64_t)UINT32_MAX) rt_die(1, "dataset %s: more than 2^32 samples are not supported", p->datasets[p->data_ds].name);
 
 	c->nruns = c->nthreads + 1;

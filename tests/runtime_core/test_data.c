@@ -623,6 +623,10 @@ static void test_csv(void)
 	expect_err(rc, &d, err, fmt("%s:3: column 2: expected a number, found '0x10'", tmp("hex.csv")), __LINE__);
 	rc = load_csv("hex.csv", "b", false, &d, err, sizeof err);
 	expect_err(rc, &d, err, fmt("%s:3: column 2: expected a number, found '0x10'", tmp("hex.csv")), __LINE__);
+	write_text(tmp("duplab.csv"), "y,b,y\n0,2,1\n");
+	rc = load_csv("duplab.csv", "y", false, &d, err, sizeof err);
+	expect_err(rc, &d, err, fmt("%s:1: the label column 'y' appears twice in the header (columns 1 and 3)",
+	                            tmp("duplab.csv")), __LINE__);
 	write_text(tmp("intlab.csv"), "a,y\n1,3.0\n2,2e0\n");
 	rc = load_csv("intlab.csv", "y", false, &d, err, sizeof err);
 	CHECK(rc == 0 && d.n == 2 && ((const int32_t *)d.buf[1])[0] == 3 && ((const int32_t *)d.buf[1])[1] == 2);
