@@ -459,7 +459,8 @@ static int cmd_infer(int argc, char **argv, const nnd_model *model, const rt_man
 	if (!input) rt_die(1, "infer: --input FILE is required");
 	const rt_program *p = select_program(m, OPT_VAL(P, D, "train"));
 	if (!p->graphs[RT_GRAPH_INFER].present || !model->infer || !model->infer[p->index])
-		rt_die(1, "infer: train block %s has no infer graph (rebuild the program with a compiler that emits one)", p->name);
+		rt_die(1, "infer: train block %s has no infer graph: its loss is not one call of a built-in loss whose first "
+		       "argument, the prediction, is one f32 row per sample (as in cross_entropy(mlp(images), labels))", p->name);
 	int64_t batch = OPT_SET(P, D, "batch") ? OPT_NUM(P, D, "batch") : p->batch;
 	static rt_run r;
 	setup_run(&r, model, m, p, m->seed);
