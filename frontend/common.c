@@ -1,5 +1,6 @@
 /* common.c - arena, checked allocation, file reading and diagnostics. */
 #include "common.h"
+#include "../runtime/rt.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -302,30 +303,6 @@ static void diag_index_lines(diag_src *s)
 			s->lines[s->nlines++] = i + 1;
 }
 
-/* Length of a well-formed UTF-8 sequence at p (at most n bytes), or 0.
- * C1 controls (U+0080..U+009F) count as malformed: some terminals obey
- * them like ESC sequences. */
-static size_t diag_utf8_len(const unsigned char *p, size_t n)
-{
-	size_t k;
-	uint32_t cp;
-	if (p[0] >= 0xC2 && p[0] <= 0xDF) { k = 2; cp = p[0] & 0x1Fu; }
-	else if (p[0] >= 0xE0 && p[0] <= 0xEF) { k = 3; cp = p[0] & 0x0Fu; }
-	else if (p[0] >= 0xF0 && p[0] <= 0xF4) { k = 4; cp = p[0] & 0x07u; }
-	else return 0;
-	if (k > n)
-		return 0;
-	for (size_t i = 1; i < k; i++) {
-		if ((p[i] & 0xC0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3Fu);
-	}
-	if ((k == 3 && cp < 0x800) || (k == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-	    (cp >= 0xD800 && cp <= 0xDFFF) || cp <= 0x9F)
-		return 0;
-	return k;
-}
-
 /* One glyph of a quoted line: how many bytes of the source it covers, and
  * what is printed for it (at most 4 bytes: one UTF-8 character, or "\xHH"
  * for a control character or a stray byte, so that no byte of the file can
@@ -340,7 +317,9 @@ static size_t diag_glyph(const unsigned char *p, size_t n, char out[8],
 		*width = 1;
 		return 1;
 	}
-	size_t k = c >= 0x80 ? diag_utf8_len(p, n) : 0;
+	size_t k = c >= 0x80 ? nnd_utf8_len(p, n) : 0;
+	if (k == 2 && c == 0xC2 && p[1] <= 0x9F)
+		k = 0;   /* C1 controls (U+0080..U+009F): some terminals obey them like ESC */
 	if (k) {
 		memcpy(out, p, k);
 		*outlen = k;

@@ -66,18 +66,18 @@ static void add_dataset(cJSON *arr, const rt_dataset *ds)
 	cJSON_AddItemToArray(arr, o);
 }
 
-/* the length of the well-formed UTF-8 sequence at s (RFC 3629: no
- * overlong forms, no surrogates, at most U+10FFFF), 0 if there is none */
-static int utf8_len(const unsigned char *s)
+size_t nnd_utf8_len(const unsigned char *p, size_t n)
 {
-	unsigned c = s[0];
+	if (n == 0) return 0;
+	unsigned c = p[0];
 	if (c < 0x80) return 1;
-	int n = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
-	for (int i = 1; i < n; i++)
-		if ((s[i] & 0xC0) != 0x80) return 0;
-	if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] > 0x9F) || (c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] > 0x8F))
+	size_t k = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+	if (k == 0 || k > n) return 0;
+	for (size_t i = 1; i < k; i++)
+		if ((p[i] & 0xC0) != 0x80) return 0;
+	if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] > 0x9F) || (c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] > 0x8F))
 		return 0;
-	return n;
+	return k;
 }
 
 /* JSON text must be UTF-8, and a path may hold any bytes: each byte of a
@@ -85,19 +85,16 @@ static int utf8_len(const unsigned char *s)
  * written as U+FFFD, so the line stays valid JSON */
 static void put_line(rt_log *lg, const char *s)
 {
-	int bad = 0;
-	for (const unsigned char *u = (const unsigned char *)s; *u && !bad; ) {
-		int n = utf8_len(u);
-		bad = n == 0;
-		u += n;
-	}
-	if (bad) {
-		size_t len = strlen(s);
+	const unsigned char *u0 = (const unsigned char *)s;
+	size_t len = strlen(s), i = 0, n;
+	while (i < len && (n = nnd_utf8_len(u0 + i, len - i)) != 0)
+		i += n;
+	if (i < len) {
 		char *t = rt_xmalloc(3 * len + 1), *o = t;
-		for (const unsigned char *u = (const unsigned char *)s; *u; ) {
-			int n = utf8_len(u);
-			if (n) { memcpy(o, u, (size_t)n); o += n; u += n; }
-			else { memcpy(o, "\xEF\xBF\xBD", 3); o += 3; u++; }
+		for (i = 0; i < len; ) {
+			n = nnd_utf8_len(u0 + i, len - i);
+			if (n) { memcpy(o, u0 + i, n); o += n; i += n; }
+			else { memcpy(o, "\xEF\xBF\xBD", 3); o += 3; i++; }
 		}
 		*o = 0;
 		int ok = fputs(t, lg->f) != EOF;

@@ -181,6 +181,13 @@ int  nnd_data_load_csv(const char *path, const char *label_col, bool probe_only,
                        nnd_data *d, char *err, size_t errlen);
 void nnd_data_free(nnd_data *d);
 
+/* ---- text ---- */
+/* The length of the well-formed UTF-8 sequence at p, of at most n bytes
+ * (RFC 3629: no overlong forms, no surrogates, at most U+10FFFF; 1 for
+ * ASCII), 0 if there is none: diagnostics and JSON logs must not pass on
+ * what a file's bytes happen to be. */
+size_t nnd_utf8_len(const unsigned char *p, size_t n);
+
 /* ---- hashing ---- */
 void nnd_sha256(const void *data, size_t n, uint8_t out[32]);
 void nnd_sha256_hex(const uint8_t dig[32], char hex[65]);
